@@ -1,0 +1,118 @@
+package asm
+
+import (
+	"math"
+
+	"github.com/marginloss/marginloss/internal/simd"
+)
+
+var (
+	l2NormImpl       = simd.NewTable("L2Norm", l2NormGeneric)
+	scaleImpl        = simd.NewTable("Scale", scaleGeneric)
+	normBackwardImpl = simd.NewTable("NormalizeBackward", normalizeBackwardGeneric)
+)
+
+// L2Norm returns ‖x‖₂. It does not overflow or lose subnormal inputs: when
+// the plain sum of squares leaves the normal float32 range it rescales by
+// max|x_k| first, as gonum's L2Norm does. A NaN or ±Inf element gives a
+// non-finite result (callers use this to detect bad input).
+func L2Norm(x []float32) float32 { return l2NormImpl.Get()(x) }
+
+// l2NormGeneric is the reference:
+//
+//	s := Σ x_k²            (float32, in order)
+//	if s is 0, subnormal-small or +Inf while x has a finite non-zero element:
+//	    a := max|x_k|; return a·sqrt(Σ (x_k/a)²)
+//	return sqrt(s)
+func l2NormGeneric(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += v * v
+	}
+	if s >= minSafeSumSq && s <= maxSafeSumSq {
+		return float32(math.Sqrt(float64(s)))
+	}
+	if s != s { // NaN input
+		return s
+	}
+	return l2NormScaled(x)
+}
+
+// The plain sum of squares is exact enough when it stays inside these
+// bounds; outside them squares may have under- or overflowed.
+const (
+	minSafeSumSq = 0x1p-100
+	maxSafeSumSq = 0x1p+126
+)
+
+// l2NormScaled is the slow, safe path shared by every level.
+func l2NormScaled(x []float32) float32 {
+	var a float32
+	for _, v := range x {
+		if v < 0 {
+			v = -v
+		}
+		if !(v <= a) { // also propagates NaN
+			a = v
+		}
+	}
+	if a == 0 || a != a || a > math.MaxFloat32 {
+		return a // zero row, NaN or Inf
+	}
+	inv := 1 / float64(a)
+	var s float64
+	for _, v := range x {
+		q := float64(v) * inv
+		s += q * q
+	}
+	return float32(float64(a) * math.Sqrt(s))
+}
+
+// Scale writes dst[k] = a·x[k]. It panics when len(dst) < len(x).
+func Scale(dst, x []float32, a float32) {
+	if len(dst) < len(x) {
+		panic("asm: Scale: dst shorter than x")
+	}
+	scaleImpl.Get()(dst[:len(x)], x, a)
+}
+
+// scaleGeneric is the reference: dst[k] = a·x[k]; bit-exact at every level.
+func scaleGeneric(dst, x []float32, a float32) {
+	dst = dst[:len(x)]
+	for k, v := range x {
+		dst[k] = a * v
+	}
+}
+
+// NormalizeBackward is the gradient of x̂ = x/‖x‖ plus a radial term: given
+// dy = ∂L/∂x̂, the row x and inv = 1/‖x‖ (0 for a zero row), it writes
+//
+//	dx = (dy − x̂·(x̂·dy))·inv + radial·x̂,   x̂ = x·inv
+//
+// radial is ∂L/∂‖x‖ for losses whose logits also scale with the norm
+// (SphereFace, L-Softmax); pass 0 otherwise. A zero row (inv = 0) gets dx = 0.
+// It panics when the lengths of dx, dy and x differ.
+func NormalizeBackward(dx, dy, x []float32, inv, radial float32) {
+	if len(dx) != len(x) || len(dy) != len(x) {
+		panic("asm: NormalizeBackward: length mismatch")
+	}
+	normBackwardImpl.Get()(dx, dy, x, inv, radial)
+}
+
+// normalizeBackwardGeneric is the reference:
+//
+//	d := Σ x_k·dy_k                 (float32, in order)
+//	c := (radial − d·inv·inv)·inv   (coefficient of x_k)
+//	dx_k = dy_k·inv + c·x_k
+func normalizeBackwardGeneric(dx, dy, x []float32, inv, radial float32) {
+	dy = dy[:len(x)]
+	dx = dx[:len(x)]
+	var d float32
+	for k, v := range x {
+		d += v * dy[k]
+	}
+	c := (radial - d*inv*inv) * inv
+	for k, v := range x {
+		dx[k] = dy[k]*inv + c*v
+	}
+}

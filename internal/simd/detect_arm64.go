@@ -1,0 +1,14 @@
+//go:build arm64 && !purego
+
+package simd
+
+import "golang.org/x/sys/cpu"
+
+// detect lists NEON when the CPU reports Advanced SIMD (always true on
+// arm64 Linux, but checked rather than assumed).
+func detect() []Level {
+	if cpu.ARM64.HasASIMD {
+		return []Level{NEON}
+	}
+	return nil
+}
