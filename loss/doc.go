@@ -1,0 +1,25 @@
+// Package loss implements margin-based softmax losses (ArcFace, CosFace,
+// the combined margin, SphereFace and L-Softmax), focal losses and center
+// loss, forward and backward, for training embeddings on CPUs.
+//
+// Every loss returns the reduced loss value and, where asked, writes exact
+// gradients (what autograd gives through the stated formula) into
+// caller-owned matrices. Work is split over up to GOMAXPROCS goroutines
+// with a partition that depends only on the shapes, and every reduction
+// runs in a fixed order, so results are bitwise identical for any
+// GOMAXPROCS. Steady-state calls do not allocate.
+//
+// # Numerical conventions
+//
+//   - Zero rows: where a row of x or W has norm 0, its cos θ is taken as 0
+//     and its gradient through the normalisation is 0 (the row gets a zero
+//     gradient from that path).
+//   - acos-based margins (ArcFace, CombinedMargin) clamp t = cos θ to
+//     [−1+ε, 1−ε] with ε = 1e-6 inside dφ/dt only, so gradients stay finite
+//     at t = ±1; for |t| < 1 − ε they are exact.
+//   - SphereFace and L-Softmax evaluate cos(mθ) as the Chebyshev polynomial
+//     T_m(cos θ), so ψ and its derivative need no acos.
+//   - Bad input returns an error wrapping one of the sentinel errors
+//     (ErrShape, ErrLabel, ErrNonFinite, ErrParam) and leaves every output
+//     untouched.
+package loss

@@ -1,0 +1,376 @@
+package loss
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/internal/par"
+)
+
+// The head walks the C classes in tiles of ct classes. Consecutive tiles are
+// grouped into at most maxShards shards; each shard keeps its own online
+// log-sum-exp state and its own partial dX̂, which are merged in shard order.
+// Tile size and shard count depend only on (N, C), never on GOMAXPROCS, so
+// every sum runs in the same order for any worker count.
+const (
+	maxShards  = 16
+	tileFloats = 32 << 10 // N·ct target for one logit tile (128 KiB)
+	minTile    = 16
+	maxTile    = 512
+	rowChunk   = 64  // rows of x per parallel chunk
+	classChunk = 256 // rows of W per parallel chunk
+)
+
+// Phases of the head, run one after another by par.Do.
+const (
+	phaseNormW = iota
+	phaseNormX
+	phaseForward
+	phaseBackward
+	phaseDX
+)
+
+type shardState struct {
+	m, s   []float32 // online log-sum-exp state per row
+	radial []float32 // Σ_j G_ij·z_ij over this shard's classes (SphereFace, LargeMargin)
+	dxhat  []float32 // N×D partial ∂L/∂x̂
+	z, g   []float32 // N×ct tiles: logits, then gradients
+	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
+}
+
+// headWorkspace holds one call's inputs and every scratch buffer; buffers
+// only grow, so steady-state calls do not allocate.
+type headWorkspace struct {
+	kind   headKind
+	g      asm.Margin
+	detach bool
+	s      float32 // scale of ArcFace, CosFace, CombinedMargin
+	scale  float32 // reduction factor: 1/N or 1
+
+	x, w    Matrix
+	labels  []int32
+	n, c, d int
+	dx, dw  *Matrix
+
+	ct, tiles, shardTiles, shards int
+	phase                         int
+
+	xnorm, xinv, xhat, rowA []float32
+	t, phi, dphi, zt, lse   []float32
+	wnorm, winv, colScale   []float32
+	sh                      []shardState
+}
+
+func grow(b []float32, n int) []float32 {
+	if cap(b) < n {
+		return make([]float32, n)
+	}
+	return b[:n]
+}
+
+// setup records the call and sizes every buffer.
+func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32) {
+	h.kind, h.g, h.s = l.kind, g, l.s
+	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
+	h.x, h.w, h.labels = x, w, labels
+	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
+	h.scale = float32(l.Reduction.scale(h.n))
+
+	n, c, d := h.n, h.c, h.d
+	h.ct = min(max(tileFloats/n, minTile), maxTile, c)
+	h.tiles = par.Chunks(c, h.ct)
+	h.shardTiles = par.Chunks(h.tiles, maxShards)
+	h.shards = par.Chunks(h.tiles, h.shardTiles)
+
+	h.xnorm, h.xinv, h.rowA = grow(h.xnorm, n), grow(h.xinv, n), grow(h.rowA, n)
+	h.xhat = grow(h.xhat, n*d)
+	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
+	h.zt, h.lse = grow(h.zt, n), grow(h.lse, n)
+	h.wnorm, h.winv, h.colScale = grow(h.wnorm, c), grow(h.winv, c), grow(h.colScale, c)
+	if cap(h.sh) < h.shards {
+		h.sh = append(h.sh[:cap(h.sh)], make([]shardState, h.shards-cap(h.sh))...)
+	}
+	h.sh = h.sh[:h.shards]
+	for k := range h.sh {
+		st := &h.sh[k]
+		st.m, st.s, st.radial = grow(st.m, n), grow(st.s, n), grow(st.radial, n)
+		st.z, st.g = grow(st.z, n*h.ct), grow(st.g, n*h.ct)
+		st.colRad = grow(st.colRad, h.ct)
+	}
+}
+
+// norms computes the row norms of W and x, the normalised x, the target
+// cosines and the margin, in parallel. It reports the first non-finite row
+// (x before w), before any output is written.
+func (h *headWorkspace) norms() error {
+	h.phase = phaseNormW
+	par.Do(par.Chunks(h.c, classChunk), h)
+	h.phase = phaseNormX
+	par.Do(par.Chunks(h.n, rowChunk), h)
+	for i, v := range h.xnorm[:h.n] {
+		if !isFinite(v) {
+			return fmt.Errorf("%w: x row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, i, v)
+		}
+	}
+	for j, v := range h.wnorm[:h.c] {
+		if !isFinite(v) {
+			return fmt.Errorf("%w: w row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, j, v)
+		}
+	}
+	return nil
+}
+
+// run does the forward pass, then the backward pass where gradients are
+// asked for, and returns the reduced loss.
+func (h *headWorkspace) run(dx, dw *Matrix) float32 {
+	h.dx, h.dw = dx, dw
+	defer func() { h.dx, h.dw, h.x, h.w, h.labels = nil, nil, Matrix{}, Matrix{}, nil }()
+
+	h.phase = phaseForward
+	par.Do(h.shards, h)
+	var total float64
+	for i := 0; i < h.n; i++ {
+		mx := float32(math.Inf(-1))
+		for k := range h.sh {
+			mx = max(mx, h.sh[k].m[i])
+		}
+		var sum float64
+		for k := range h.sh {
+			sum += float64(h.sh[k].s[i]) * math.Exp(float64(h.sh[k].m[i]-mx))
+		}
+		lse := float64(mx) + math.Log(sum)
+		h.lse[i] = float32(lse)
+		total += lse - float64(h.zt[i])
+	}
+	loss := float32(total * float64(h.scale))
+	if dx == nil && dw == nil {
+		return loss
+	}
+	if dx != nil {
+		for k := range h.sh {
+			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
+		}
+	}
+	h.phase = phaseBackward
+	par.Do(h.shards, h)
+	if dx != nil {
+		h.phase = phaseDX
+		par.Do(par.Chunks(h.n, rowChunk), h)
+	}
+	return loss
+}
+
+// RunChunk implements par.Job for every phase.
+func (h *headWorkspace) RunChunk(c int) {
+	switch h.phase {
+	case phaseNormW:
+		h.normW(par.Range(c, classChunk, h.c))
+	case phaseNormX:
+		h.normX(par.Range(c, rowChunk, h.n))
+	case phaseForward:
+		h.forwardShard(c)
+	case phaseBackward:
+		h.backwardShard(c)
+	case phaseDX:
+		h.gradX(par.Range(c, rowChunk, h.n))
+	}
+}
+
+// rowScale reports whether logits scale with ‖x‖ (A_i = ‖x_i‖).
+func (h *headWorkspace) rowScaleIsNorm() bool { return h.kind == kindSphere || h.kind == kindLarge }
+
+func (h *headWorkspace) normW(lo, hi int) {
+	for j := lo; j < hi; j++ {
+		nr := asm.L2Norm(h.w.Row(j))
+		inv := float32(0)
+		if nr > 0 && isFinite(nr) {
+			inv = 1 / nr
+		}
+		h.wnorm[j], h.winv[j] = nr, inv
+		if h.kind == kindLarge {
+			h.colScale[j] = nr * inv // B_j·(1/‖W_j‖): 1, or 0 for a zero row
+		} else {
+			h.colScale[j] = inv
+		}
+	}
+}
+
+func (h *headWorkspace) normX(lo, hi int) {
+	d := h.d
+	for i := lo; i < hi; i++ {
+		xi := h.x.Row(i)
+		nr := asm.L2Norm(xi)
+		inv := float32(0)
+		if nr > 0 && isFinite(nr) {
+			inv = 1 / nr
+		}
+		h.xnorm[i], h.xinv[i] = nr, inv
+		xh := h.xhat[i*d : (i+1)*d]
+		asm.Scale(xh, xi, inv)
+		if h.rowScaleIsNorm() {
+			h.rowA[i] = nr
+		} else {
+			h.rowA[i] = h.s
+		}
+		y := int(h.labels[i])
+		var dot [1]float32
+		asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, dot[:], 1)
+		h.t[i] = dot[0] * h.winv[y]
+	}
+	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
+	for i := lo; i < hi; i++ {
+		b := float32(1)
+		if h.kind == kindLarge {
+			b = h.wnorm[h.labels[i]]
+		}
+		h.zt[i] = h.rowA[i] * b * h.phi[i]
+		if h.detach {
+			h.dphi[i] = 1
+		}
+	}
+}
+
+// tileRange is the class range of tile k.
+func (h *headWorkspace) tileRange(k int) (j0, j1 int) { return par.Range(k, h.ct, h.c) }
+
+// logits fills z (N×cw, row stride cw) with the logits of classes j0..j1.
+// The forward and backward passes call it alike, so the recomputed tile is
+// bitwise the forward one.
+func (h *headWorkspace) logits(z []float32, j0, j1 int) {
+	n, d, cw := h.n, h.d, j1-j0
+	asm.GemmNT(n, cw, d, 1, h.xhat, d, h.w.Data[j0*d:j1*d], d, 0, z, cw)
+	cs := h.colScale[j0:j1]
+	for i := 0; i < n; i++ {
+		row := z[i*cw : (i+1)*cw]
+		a := h.rowA[i]
+		for j, v := range row {
+			row[j] = a * cs[j] * v
+		}
+		if y := int(h.labels[i]); y >= j0 && y < j1 {
+			row[y-j0] = h.zt[i]
+		}
+	}
+}
+
+func (h *headWorkspace) shardTileRange(k int) (t0, t1 int) {
+	return par.Range(k, h.shardTiles, h.tiles)
+}
+
+func (h *headWorkspace) forwardShard(k int) {
+	st := &h.sh[k]
+	n := h.n
+	ninf := float32(math.Inf(-1))
+	for i := 0; i < n; i++ {
+		st.m[i], st.s[i] = ninf, 0
+	}
+	t0, t1 := h.shardTileRange(k)
+	for tile := t0; tile < t1; tile++ {
+		j0, j1 := h.tileRange(tile)
+		cw := j1 - j0
+		z := st.z[:n*cw]
+		h.logits(z, j0, j1)
+		for i := 0; i < n; i++ {
+			st.m[i], st.s[i] = asm.MaxSumExp(z[i*cw:(i+1)*cw], st.m[i], st.s[i])
+		}
+	}
+}
+
+// backwardShard turns each recomputed tile into G = ∂L/∂z, then into the
+// cosine-space gradient Gc (z_ij = A_i·B_j·c_ij, with φ′ at the target), and
+// accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes.
+func (h *headWorkspace) backwardShard(k int) {
+	st := &h.sh[k]
+	n, d := h.n, h.d
+	radial := h.rowScaleIsNorm()
+	large := h.kind == kindLarge
+	clear(st.radial)
+	first := true
+	t0, t1 := h.shardTileRange(k)
+	for tile := t0; tile < t1; tile++ {
+		j0, j1 := h.tileRange(tile)
+		cw := j1 - j0
+		z, g := st.z[:n*cw], st.g[:n*cw]
+		h.logits(z, j0, j1)
+		colRad := st.colRad[:cw]
+		clear(colRad)
+		winv := h.winv[j0:j1]
+		for i := 0; i < n; i++ {
+			zr, gr := z[i*cw:(i+1)*cw], g[i*cw:(i+1)*cw]
+			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)
+			y := int(h.labels[i]) - j0
+			hasY := y >= 0 && y < cw
+			if hasY {
+				gr[y] -= h.scale
+			}
+			if radial {
+				var r float32
+				for j, gv := range gr {
+					r += gv * zr[j]
+				}
+				st.radial[i] += r
+			}
+			if large {
+				for j, gv := range gr {
+					colRad[j] += gv * zr[j]
+				}
+			}
+			a := h.rowA[i]
+			for j, gv := range gr {
+				b := float32(1)
+				if large {
+					b = h.wnorm[j0+j]
+				}
+				gc := gv * (a * b)
+				if j == y {
+					gc *= h.dphi[i]
+				}
+				gr[j] = gc
+				zr[j] = gc * winv[j]
+			}
+		}
+		if h.dx != nil {
+			beta := float32(1)
+			if first {
+				beta = 0
+			}
+			asm.GemmNN(n, d, cw, 1, z, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
+			first = false
+		}
+		if h.dw != nil {
+			dwt := h.dw.Data[j0*d : j1*d]
+			asm.GemmTN(cw, d, n, 1, g, cw, h.xhat, d, 0, dwt, d)
+			for j := 0; j < cw; j++ {
+				var rad float32
+				if large {
+					rad = colRad[j] * winv[j]
+				}
+				row := dwt[j*d : (j+1)*d]
+				asm.NormalizeBackward(row, row, h.w.Row(j0+j), winv[j], rad)
+			}
+		}
+	}
+}
+
+// gradX sums the shards' dX̂ in shard order and applies the normalisation
+// backward (plus the radial term for SphereFace and LargeMargin).
+func (h *headWorkspace) gradX(lo, hi int) {
+	d := h.d
+	radial := h.rowScaleIsNorm()
+	for i := lo; i < hi; i++ {
+		acc := h.sh[0].dxhat[i*d : (i+1)*d]
+		r := h.sh[0].radial[i]
+		for k := 1; k < len(h.sh); k++ {
+			part := h.sh[k].dxhat[i*d : (i+1)*d]
+			for q, v := range part {
+				acc[q] += v
+			}
+			r += h.sh[k].radial[i]
+		}
+		var rad float32
+		if radial {
+			rad = r * h.xinv[i]
+		}
+		asm.NormalizeBackward(h.dx.Row(i), acc, h.x.Row(i), h.xinv[i], rad)
+	}
+}

@@ -1,0 +1,119 @@
+package loss
+
+import (
+	"fmt"
+	"math"
+)
+
+// Matrix is a dense row-major float32 matrix: element (i, j) is
+// Data[i*Cols+j], and len(Data) must equal Rows*Cols.
+type Matrix struct {
+	Rows, Cols int
+	Data       []float32
+}
+
+// Row returns row i as a slice of Data (no copy).
+func (m Matrix) Row(i int) []float32 { return m.Data[i*m.Cols : (i+1)*m.Cols] }
+
+// Reduction says how per-sample losses are combined.
+type Reduction int
+
+const (
+	// Mean divides the summed loss by the number of samples (rows of the
+	// batch; all N·C elements for Focal.Sigmoid). It is the zero value.
+	Mean Reduction = iota
+	// Sum adds the per-sample losses.
+	Sum
+)
+
+// String returns "mean" or "sum".
+func (r Reduction) String() string {
+	switch r {
+	case Mean:
+		return "mean"
+	case Sum:
+		return "sum"
+	}
+	return fmt.Sprintf("Reduction(%d)", int(r))
+}
+
+func (r Reduction) check() error {
+	if r != Mean && r != Sum {
+		return fmt.Errorf("%w: unknown reduction %d", ErrParam, int(r))
+	}
+	return nil
+}
+
+// scale is the factor that turns a sum over count items into the reduction.
+func (r Reduction) scale(count int) float64 {
+	if r == Mean && count > 0 {
+		return 1 / float64(count)
+	}
+	return 1
+}
+
+// checkMatrix validates a matrix's own consistency.
+func checkMatrix(name string, m Matrix) error {
+	if m.Rows < 0 || m.Cols < 0 {
+		return fmt.Errorf("%w: %s has negative dimensions %d×%d", ErrShape, name, m.Rows, m.Cols)
+	}
+	if m.Cols > 0 && m.Rows > math.MaxInt/m.Cols {
+		return fmt.Errorf("%w: %s dimensions %d×%d overflow", ErrShape, name, m.Rows, m.Cols)
+	}
+	if len(m.Data) != m.Rows*m.Cols {
+		return fmt.Errorf("%w: %s is %d×%d but len(Data) = %d, want %d", ErrShape, name, m.Rows, m.Cols, len(m.Data), m.Rows*m.Cols)
+	}
+	return nil
+}
+
+// checkGrad validates an optional gradient matrix against the shape it must
+// have.
+func checkGrad(name string, g *Matrix, rows, cols int) error {
+	if g == nil {
+		return nil
+	}
+	if err := checkMatrix(name, *g); err != nil {
+		return err
+	}
+	if g.Rows != rows || g.Cols != cols {
+		return fmt.Errorf("%w: %s is %d×%d, want %d×%d", ErrShape, name, g.Rows, g.Cols, rows, cols)
+	}
+	return nil
+}
+
+// checkLabels validates labels against n rows and c classes.
+func checkLabels(labels []int32, n, c int) error {
+	if len(labels) != n {
+		return fmt.Errorf("%w: len(labels) = %d, want %d (one per row)", ErrLabel, len(labels), n)
+	}
+	for i, y := range labels {
+		if y < 0 || int(y) >= c {
+			return fmt.Errorf("%w: labels[%d] = %d, want 0 ≤ label < %d", ErrLabel, i, y, c)
+		}
+	}
+	return nil
+}
+
+// checkFinite returns an ErrNonFinite error naming the first row of m that
+// holds a NaN or ±Inf.
+func checkFinite(name string, m Matrix) error {
+	for i := 0; i < m.Rows; i++ {
+		for j, v := range m.Row(i) {
+			if !isFinite(v) {
+				return fmt.Errorf("%w: %s row %d column %d is %v", ErrNonFinite, name, i, j, v)
+			}
+		}
+	}
+	return nil
+}
+
+func isFinite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }
+
+func isFinite64(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// zero clears an optional gradient matrix.
+func zero(g *Matrix) {
+	if g != nil {
+		clear(g.Data)
+	}
+}
