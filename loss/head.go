@@ -214,9 +214,8 @@ func (h *headWorkspace) normX(lo, hi int) {
 			h.rowA[i] = h.s
 		}
 		y := int(h.labels[i])
-		var dot [1]float32
-		asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, dot[:], 1)
-		h.t[i] = dot[0] * h.winv[y]
+		asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, h.t[i:i+1], 1)
+		h.t[i] *= h.winv[y]
 	}
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
