@@ -1,0 +1,283 @@
+package asm
+
+import (
+	"math"
+	"math/rand"
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/marginloss/marginloss/internal/simd"
+)
+
+// TestMain fails the run when a level named in MARGINLOSS_REQUIRE was not
+// exercised by the level-vs-generic tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := simd.CheckRequired(); err != nil {
+			println(err.Error())
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+const eps32 = 0x1p-23
+
+func randSlice(r *rand.Rand, n int, scale float64) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64() * scale)
+	}
+	return s
+}
+
+// ulpDiff is the distance in units in the last place between two finite
+// float32 of the same sign (or zero).
+func ulpDiff(a, b float32) int64 {
+	ia, ib := int64(math.Float32bits(a)), int64(math.Float32bits(b))
+	if ia > ib {
+		return ia - ib
+	}
+	return ib - ia
+}
+
+// TestExpULP measures Expf against the correctly rounded e^x (float64
+// math.Exp rounded once) over a dense sample of every float32 input that
+// gives a finite non-zero result, subnormals included. The documented bound
+// is 2 ULP.
+func TestExpULP(t *testing.T) {
+	var worst int64
+	var worstX float32
+	check := func(x float32) {
+		want := float32(math.Exp(float64(x)))
+		got := Expf(x)
+		if d := ulpDiff(got, want); d > worst {
+			worst, worstX = d, x
+		}
+	}
+	// Every 61st bit pattern of negative inputs down to expLo and positive up
+	// to expHi, plus every input in [-1, 1] at a finer stride.
+	for b := uint32(0); b < 0x42b17218; b += 61 { // 0 .. 88.72
+		check(math.Float32frombits(b))
+		check(-math.Float32frombits(b))
+	}
+	for b := uint32(0x42b17218); b <= 0x42cff1b5; b += 7 { // -88.72 .. -103.97 (subnormal results)
+		check(-math.Float32frombits(b))
+	}
+	for b := uint32(0x3f000000); b < 0x3f800000; b += 3 {
+		check(math.Float32frombits(b))
+		check(-math.Float32frombits(b))
+	}
+	t.Logf("Expf worst error %d ULP at x = %v", worst, worstX)
+	require.LessOrEqual(t, worst, int64(2), "Expf error at x = %v", worstX)
+
+	require.True(t, math.IsNaN(float64(Expf(float32(math.NaN())))))
+	require.True(t, math.IsInf(float64(Expf(float32(math.Inf(1)))), 1))
+	require.Zero(t, Expf(float32(math.Inf(-1))))
+	require.True(t, math.IsInf(float64(Expf(89)), 1))
+	require.Zero(t, Expf(-104))
+	require.Equal(t, float32(1), Expf(0))
+}
+
+// TestKernelsAtEveryLevel compares every level's body with the generic twin.
+// Bounds: Scale is bit-exact (one rounding per element); sums and dot
+// products are within (n+8)·eps·Σ|terms|; Exp-based kernels within the Exp
+// bound plus the sum bound.
+func TestKernelsAtEveryLevel(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	lengths := []int{0, 1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129, 1000, 4097}
+	for _, l := range l2NormImpl.Levels() {
+		f, _ := l2NormImpl.At(l)
+		for _, n := range lengths {
+			x := randSlice(r, n, 1)
+			var abs float64
+			for _, v := range x {
+				abs += float64(v) * float64(v)
+			}
+			want := math.Sqrt(abs)
+			got := float64(f(x))
+			require.InDelta(t, want, got, float64(n+8)*eps32*want+1e-30, "%v L2Norm n=%d", l, n)
+		}
+	}
+	for _, l := range scaleImpl.Levels() {
+		f, _ := scaleImpl.At(l)
+		for _, n := range lengths {
+			x := randSlice(r, n, 1)
+			got, want := make([]float32, n), make([]float32, n)
+			f(got, x, 0.37)
+			scaleGeneric(want, x, 0.37)
+			require.Equal(t, want, got, "%v Scale n=%d", l, n)
+		}
+	}
+	for _, l := range normBackwardImpl.Levels() {
+		f, _ := normBackwardImpl.At(l)
+		for _, n := range lengths {
+			x, dy := randSlice(r, n, 1), randSlice(r, n, 1)
+			nr := L2Norm(x)
+			inv := float32(0)
+			if nr > 0 {
+				inv = 1 / nr
+			}
+			dx := make([]float32, n)
+			f(dx, dy, x, inv, 0.3)
+			// float64 reference of the same formula
+			var dot, sumAbs float64
+			for k := range x {
+				dot += float64(x[k]) * float64(dy[k])
+				sumAbs += math.Abs(float64(x[k]) * float64(dy[k]))
+			}
+			for k := range x {
+				iv := float64(inv)
+				want := float64(dy[k])*iv + (0.3-dot*iv*iv)*iv*float64(x[k])
+				bound := float64(n+8)*eps32*(sumAbs*iv*iv*iv*math.Abs(float64(x[k]))+math.Abs(float64(dy[k]))*iv+0.3*iv*math.Abs(float64(x[k]))) + 1e-30
+				require.InDelta(t, want, float64(dx[k]), bound, "%v NormalizeBackward n=%d k=%d", l, n, k)
+			}
+		}
+	}
+	for _, l := range maxSumExpImpl.Levels() {
+		f, _ := maxSumExpImpl.At(l)
+		for _, n := range lengths {
+			z := randSlice(r, n, 4)
+			m0, s0 := float32(1.5), float32(2.25)
+			m, s := f(z, m0, s0)
+			wantM := float64(m0)
+			for _, v := range z {
+				wantM = math.Max(wantM, float64(v))
+			}
+			wantS := float64(s0) * math.Exp(float64(m0)-wantM)
+			for _, v := range z {
+				wantS += math.Exp(float64(v) - wantM)
+			}
+			require.Equal(t, float32(wantM), m, "%v MaxSumExp max n=%d", l, n)
+			// each term within 2 ULP, the sum within (n+8)·eps of Σ terms
+			require.InDelta(t, wantS, float64(s), (float64(n+8)*eps32+2*eps32)*wantS, "%v MaxSumExp sum n=%d", l, n)
+		}
+	}
+	for _, l := range softmaxRowImpl.Levels() {
+		f, _ := softmaxRowImpl.At(l)
+		for _, n := range lengths {
+			z := randSlice(r, n, 4)
+			got := make([]float32, n)
+			f(got, z, 3, -0.5)
+			for k := range z {
+				want := math.Exp(float64(z[k]-3)) * -0.5
+				require.InDelta(t, want, float64(got[k]), 4*eps32*math.Abs(want), "%v SoftmaxScaled n=%d", l, n)
+			}
+		}
+	}
+	for _, l := range expImpl.Levels() {
+		f, _ := expImpl.At(l)
+		for _, n := range lengths {
+			x := randSlice(r, n, 30)
+			got := make([]float32, n)
+			f(got, x)
+			for k := range x {
+				require.LessOrEqual(t, ulpDiff(got[k], float32(math.Exp(float64(x[k])))), int64(2), "%v Exp x=%v", l, x[k])
+			}
+		}
+	}
+}
+
+func TestL2NormRange(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		x    []float32
+		want float64
+	}{
+		{"huge", []float32{3e38, 3e38, -1e38}, math.Sqrt(9e76 + 9e76 + 1e76)},
+		{"large", []float32{1e20, 1e20}, math.Sqrt2 * 1e20},
+		{"tiny", []float32{1e-30, -1e-30, 1e-30}, math.Sqrt(3) * 1e-30},
+		{"subnormal", []float32{1e-44, 1e-44}, float64(float32(1e-44)) * math.Sqrt2},
+		{"zero", []float32{0, 0, 0}, 0},
+		{"empty", nil, 0},
+	} {
+		got := float64(L2Norm(tc.x))
+		if tc.want > math.MaxFloat32 {
+			require.True(t, math.IsInf(got, 1), tc.name)
+			continue
+		}
+		require.InDelta(t, tc.want, got, 4*eps32*tc.want+1e-45, tc.name)
+	}
+	require.True(t, math.IsNaN(float64(L2Norm([]float32{1, float32(math.NaN())}))))
+	require.True(t, math.IsInf(float64(L2Norm([]float32{1, float32(math.Inf(-1))})), 1))
+}
+
+func naiveGemm(m, n, k int, at func(i, p int) float32, bt func(p, j int) float32) (c, absSum []float64) {
+	c, absSum = make([]float64, m*n), make([]float64, m*n)
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			for p := 0; p < k; p++ {
+				v := float64(at(i, p)) * float64(bt(p, j))
+				c[i*n+j] += v
+				absSum[i*n+j] += math.Abs(v)
+			}
+		}
+	}
+	return c, absSum
+}
+
+// TestGemm checks the three shapes against a float64 reference with strides
+// larger than the rows, α and β, and β = 0 ignoring NaN in C.
+func TestGemm(t *testing.T) {
+	r := rand.New(rand.NewSource(2))
+	type shape struct{ m, n, k int }
+	shapes := []shape{{1, 1, 1}, {2, 3, 4}, {3, 5, 7}, {5, 4, 1}, {7, 9, 33}, {16, 33, 17}, {1, 600, 3}, {9, 520, 20}}
+	for _, s := range shapes {
+		for _, beta := range []float32{0, 1, 0.5} {
+			alpha := float32(0.75)
+			lda, ldb, ldc := s.k+3, s.k+1, s.n+2
+			// NT: A m×k, B n×k
+			a, b := randSlice(r, s.m*lda, 1), randSlice(r, s.n*ldb, 1)
+			c0 := randSlice(r, s.m*ldc, 1)
+			if beta == 0 {
+				for i := range c0 {
+					c0[i] = float32(math.NaN())
+				}
+			}
+			check := func(name string, f gemmFunc, a []float32, lda int, b []float32, ldb int, at func(i, p int) float32, bt func(p, j int) float32) {
+				c := append([]float32(nil), c0...)
+				f(s.m, s.n, s.k, alpha, a, lda, b, ldb, beta, c, ldc)
+				want, abs := naiveGemm(s.m, s.n, s.k, at, bt)
+				for i := 0; i < s.m; i++ {
+					for j := 0; j < s.n; j++ {
+						w := float64(alpha) * want[i*s.n+j]
+						bound := float64(s.k+8) * eps32 * float64(alpha) * abs[i*s.n+j]
+						if beta != 0 {
+							w += float64(beta) * float64(c0[i*ldc+j])
+							bound += 2 * eps32 * math.Abs(float64(beta)*float64(c0[i*ldc+j]))
+						}
+						require.InDelta(t, w, float64(c[i*ldc+j]), bound+1e-30, "%s %v β=%v (%d,%d)", name, s, beta, i, j)
+					}
+					for j := s.n; j < ldc; j++ { // padding untouched
+						require.Equal(t, math.Float32bits(c0[i*ldc+j]), math.Float32bits(c[i*ldc+j]), "%s wrote padding", name)
+					}
+				}
+			}
+			for _, l := range gemmNTImpl.Levels() {
+				f, _ := gemmNTImpl.At(l)
+				check("NT/"+l.String(), f, a, lda, b, ldb, func(i, p int) float32 { return a[i*lda+p] }, func(p, j int) float32 { return b[j*ldb+p] })
+			}
+			// NN: A m×k, B k×n
+			bn := randSlice(r, s.k*(s.n+4), 1)
+			for _, l := range gemmNNImpl.Levels() {
+				f, _ := gemmNNImpl.At(l)
+				check("NN/"+l.String(), f, a, lda, bn, s.n+4, func(i, p int) float32 { return a[i*lda+p] }, func(p, j int) float32 { return bn[p*(s.n+4)+j] })
+			}
+			// TN: A k×m, B k×n
+			at := randSlice(r, s.k*(s.m+2), 1)
+			for _, l := range gemmTNImpl.Levels() {
+				f, _ := gemmTNImpl.At(l)
+				check("TN/"+l.String(), f, at, s.m+2, bn, s.n+4, func(i, p int) float32 { return at[p*(s.m+2)+i] }, func(p, j int) float32 { return bn[p*(s.n+4)+j] })
+			}
+		}
+	}
+}
+
+func TestGemmPanicsOnShortOperand(t *testing.T) {
+	require.Panics(t, func() { GemmNT(2, 2, 2, 1, make([]float32, 3), 2, make([]float32, 4), 2, 0, make([]float32, 4), 2) })
+	require.Panics(t, func() { GemmNN(2, 2, 2, 1, make([]float32, 4), 2, make([]float32, 4), 1, 0, make([]float32, 4), 2) })
+	require.NotPanics(t, func() { GemmTN(0, 0, 0, 1, nil, 1, nil, 1, 0, nil, 1) })
+}

@@ -1,0 +1,72 @@
+package simd
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestResolve(t *testing.T) {
+	x86 := []Level{AVX2, AVX512}
+	for _, tc := range []struct {
+		supported []Level
+		override  string
+		want      Level
+	}{
+		{nil, "", Generic},
+		{nil, "avx512", Generic},
+		{x86, "", AVX512},
+		{x86, "avx512", AVX512},
+		{x86, "AVX2", AVX2},
+		{x86, "generic", Generic},
+		{x86, "neon", Generic},
+		{x86, "bogus", AVX512},
+		{[]Level{AVX2}, "avx512", AVX2},
+		{[]Level{NEON}, "", NEON},
+		{[]Level{NEON}, "avx2", Generic},
+		{[]Level{NEON}, "neon", NEON},
+	} {
+		require.Equal(t, tc.want, resolve(tc.supported, tc.override), "%v %q", tc.supported, tc.override)
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for l := Generic; l <= NEON; l++ {
+		got, ok := ParseLevel(l.String())
+		require.True(t, ok)
+		require.Equal(t, l, got)
+	}
+	_, ok := ParseLevel("sse")
+	require.False(t, ok)
+	require.Equal(t, "unknown", Level(42).String())
+}
+
+func TestTable(t *testing.T) {
+	tb := NewTable("testKernel", func() int { return 0 })
+	require.Equal(t, "testKernel", tb.Name())
+	require.Contains(t, Kernels(), "testKernel")
+	f, ok := tb.At(Generic)
+	require.True(t, ok)
+	require.Equal(t, 0, f())
+	require.Equal(t, []Level{Generic}, tb.Levels())
+	_, ok = tb.At(Level(99))
+	require.False(t, ok)
+	require.Equal(t, 0, tb.Get()())
+}
+
+func TestSplitList(t *testing.T) {
+	require.Equal(t, []string{"avx2", "avx512"}, splitList("avx2,,avx512,"))
+	require.Empty(t, splitList(""))
+}
+
+func TestCheckRequired(t *testing.T) {
+	t.Setenv(EnvRequire, "")
+	require.NoError(t, CheckRequired())
+	t.Setenv(EnvRequire, "generic")
+	exercised[Generic].Store(false)
+	require.Error(t, CheckRequired())
+	exercised[Generic].Store(true)
+	require.NoError(t, CheckRequired())
+	t.Setenv(EnvRequire, "warp")
+	require.Error(t, CheckRequired())
+}
