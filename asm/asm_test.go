@@ -123,16 +123,17 @@ func TestKernelsAtEveryLevel(t *testing.T) {
 			}
 			dx := make([]float32, n)
 			f(dx, dy, x, inv, 0.3)
-			// float64 reference of the same formula
-			var dot, sumAbs float64
+			// float64 reference of the formula
+			iv := float64(inv)
+			var p, sumAbs float64
 			for k := range x {
-				dot += float64(x[k]) * float64(dy[k])
-				sumAbs += math.Abs(float64(x[k]) * float64(dy[k]))
+				p += float64(x[k]) * iv * float64(dy[k])
+				sumAbs += math.Abs(float64(x[k]) * iv * float64(dy[k]))
 			}
 			for k := range x {
-				iv := float64(inv)
-				want := float64(dy[k])*iv + (0.3-dot*iv*iv)*iv*float64(x[k])
-				bound := float64(n+8)*eps32*(sumAbs*iv*iv*iv*math.Abs(float64(x[k]))+math.Abs(float64(dy[k]))*iv+0.3*iv*math.Abs(float64(x[k]))) + 1e-30
+				q := float64(x[k]) * iv
+				want := (float64(dy[k])-q*p)*iv + 0.3*q
+				bound := float64(n+8)*eps32*(sumAbs*math.Abs(q)*iv+math.Abs(float64(dy[k]))*iv+0.3*math.Abs(q)) + 1e-30
 				require.InDelta(t, want, float64(dx[k]), bound, "%v NormalizeBackward n=%d k=%d", l, n, k)
 			}
 		}

@@ -99,20 +99,23 @@ func NormalizeBackward(dx, dy, x []float32, inv, radial float32) {
 	normBackwardImpl.Get()(dx, dy, x, inv, radial)
 }
 
-// normalizeBackwardGeneric is the reference:
+// normalizeBackwardGeneric is the reference. It forms x̂_k = x_k·inv
+// before every product, so that no intermediate overflows when the row is
+// tiny and inv huge:
 //
-//	d := Σ x_k·dy_k                 (float32, in order)
-//	c := (radial − d·inv·inv)·inv   (coefficient of x_k)
-//	dx_k = dy_k·inv + c·x_k
+//	p := Σ (x_k·inv)·dy_k                          (float32, in order)
+//	dx_k = (dy_k − (x_k·inv)·p)·inv + radial·(x_k·inv)
+//
+// dx may alias dy.
 func normalizeBackwardGeneric(dx, dy, x []float32, inv, radial float32) {
 	dy = dy[:len(x)]
 	dx = dx[:len(x)]
-	var d float32
+	var p float32
 	for k, v := range x {
-		d += v * dy[k]
+		p += (v * inv) * dy[k]
 	}
-	c := (radial - d*inv*inv) * inv
 	for k, v := range x {
-		dx[k] = dy[k]*inv + c*v
+		q := v * inv
+		dx[k] = (dy[k]-q*p)*inv + radial*q
 	}
 }

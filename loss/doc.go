@@ -13,7 +13,8 @@
 //
 //   - Zero rows: where a row of x or W has norm 0, its cos θ is taken as 0
 //     and its gradient through the normalisation is 0 (the row gets a zero
-//     gradient from that path).
+//     gradient from that path). Rows with norm below 2^-100 (≈ 7.9e-31)
+//     count as zero rows, since 1/‖x‖ would overflow the gradients.
 //   - acos-based margins (ArcFace, CombinedMargin) clamp t = cos θ to
 //     [−1+ε, 1−ε] with ε = 1e-6 inside dφ/dt only, so gradients stay finite
 //     at t = ±1; for |t| < 1 − ε they are exact.

@@ -22,6 +22,20 @@ const (
 	classChunk = 256 // rows of W per parallel chunk
 )
 
+// minNorm is the smallest row norm that is normalised. A row of x or W with
+// a smaller norm (≈ 7.9e-31) is treated as a zero row: cos θ = 0 and no
+// gradient through the normalisation, since 1/‖x‖ would push the gradients
+// past float32.
+const minNorm = 0x1p-100
+
+// invNorm is 1/nr, or 0 for a zero (or too small) row.
+func invNorm(nr float32) float32 {
+	if nr >= minNorm && nr <= math.MaxFloat32 {
+		return 1 / nr
+	}
+	return 0
+}
+
 // Phases of the head, run one after another by par.Do.
 const (
 	phaseNormW = iota
@@ -183,10 +197,7 @@ func (h *headWorkspace) rowScaleIsNorm() bool { return h.kind == kindSphere || h
 func (h *headWorkspace) normW(lo, hi int) {
 	for j := lo; j < hi; j++ {
 		nr := asm.L2Norm(h.w.Row(j))
-		inv := float32(0)
-		if nr > 0 && isFinite(nr) {
-			inv = 1 / nr
-		}
+		inv := invNorm(nr)
 		h.wnorm[j], h.winv[j] = nr, inv
 		if h.kind == kindLarge {
 			h.colScale[j] = nr * inv // B_j·(1/‖W_j‖): 1, or 0 for a zero row
@@ -201,10 +212,7 @@ func (h *headWorkspace) normX(lo, hi int) {
 	for i := lo; i < hi; i++ {
 		xi := h.x.Row(i)
 		nr := asm.L2Norm(xi)
-		inv := float32(0)
-		if nr > 0 && isFinite(nr) {
-			inv = 1 / nr
-		}
+		inv := invNorm(nr)
 		h.xnorm[i], h.xinv[i] = nr, inv
 		xh := h.xhat[i*d : (i+1)*d]
 		asm.Scale(xh, xi, inv)

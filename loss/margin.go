@@ -82,7 +82,8 @@ func CosFace(s, m float32) *MarginSoftmax {
 
 // CombinedMargin returns the combined margin loss of insightface: target
 // logit s·(cos(m1·θ + m2) − m3), with no fallback. ArcFace is (1, m, 0),
-// CosFace is (1, 0, m). Needs s > 0, m1 > 0 and finite m2, m3.
+// CosFace is (1, 0, m). Needs s > 0, 0 < m1 ≤ 8 (as SphereFace's m) and
+// finite m2, m3.
 func CombinedMargin(s, m1, m2, m3 float32) *MarginSoftmax {
 	return &MarginSoftmax{kind: kindCombined, s: s, m1: m1, m2: m2, m3: m3}
 }
@@ -161,8 +162,8 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 		}
 		return asm.NewMargin(asm.MarginCos, 1, float64(l.m2), 0, 0, 0), nil
 	case kindCombined:
-		if !(l.m1 > 0) || !fin(l.m1) || !fin(l.m2) || !fin(l.m3) {
-			return asm.Margin{}, fmt.Errorf("%w: CombinedMargin (m1, m2, m3) = (%g, %g, %g), want m1 > 0 and all finite", ErrParam, l.m1, l.m2, l.m3)
+		if !(l.m1 > 0 && l.m1 <= 8) || !fin(l.m2) || !fin(l.m3) {
+			return asm.Margin{}, fmt.Errorf("%w: CombinedMargin (m1, m2, m3) = (%g, %g, %g), want 0 < m1 ≤ 8 and finite m2, m3", ErrParam, l.m1, l.m2, l.m3)
 		}
 		return asm.NewMargin(asm.MarginCombined, float64(l.m1), float64(l.m2), float64(l.m3), 0, 0), nil
 	case kindSphere, kindLarge:
