@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"os"
 	"runtime"
 	"slices"
 	"testing"
@@ -334,4 +335,15 @@ func TestCenterUpdateSimultaneous(t *testing.T) {
 
 func TestBackendName(t *testing.T) {
 	require.Contains(t, []string{"generic", "avx2", "avx512", "neon"}, loss.Backend())
+}
+
+// TestBackendExpected pins the level when CI says which one this machine
+// (or emulator) must select, e.g. MARGINLOSS_EXPECT_BACKEND=avx2 under
+// qemu-x86_64 -cpu Haswell.
+func TestBackendExpected(t *testing.T) {
+	want := os.Getenv("MARGINLOSS_EXPECT_BACKEND")
+	if want == "" {
+		t.Skip("MARGINLOSS_EXPECT_BACKEND not set")
+	}
+	require.Equal(t, want, loss.Backend())
 }
