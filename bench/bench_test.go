@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/internal/simd"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -19,6 +20,22 @@ func randSlice(r *rand.Rand, n int) []float32 {
 
 func randMatrix(r *rand.Rand, rows, cols int) loss.Matrix {
 	return loss.Matrix{Rows: rows, Cols: cols, Data: randSlice(r, rows*cols)}
+}
+
+// forEachLevel runs fn as sub-benchmark name/level for every kernel level
+// this CPU and build can run, forcing the dispatch to it, so that levels are
+// compared within one run.
+func forEachLevel(b *testing.B, name string, fn func(b *testing.B)) {
+	for _, l := range simd.Usable() {
+		b.Run(name+"/"+l.String(), func(b *testing.B) {
+			restore, err := simd.Force(l)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer restore()
+			fn(b)
+		})
+	}
 }
 
 func gflops(b *testing.B, flops float64) {
@@ -72,7 +89,7 @@ func BenchmarkArcFaceHead(b *testing.B) {
 		}
 		dx, dw := randMatrix(r, n, d), randMatrix(r, c, d)
 		head := loss.ArcFace(64, 0.5)
-		b.Run(fmt.Sprintf("C=%d", c), func(b *testing.B) {
+		forEachLevel(b, fmt.Sprintf("C=%d", c), func(b *testing.B) {
 			for b.Loop() {
 				if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil {
 					b.Fatal(err)

@@ -90,9 +90,38 @@ func (t *Table[F]) Levels() []Level {
 	return ls
 }
 
+// forced, when ≥ 0, overrides the resolved level (benchmarks and tests that
+// compare levels within one process).
+var forced atomic.Int32
+
+func init() { forced.Store(-1) }
+
+// Force makes every wrapper dispatch at level l (which the CPU must support
+// and the build must have; otherwise it returns an error and changes
+// nothing) until the returned function restores the previous state. It is
+// for benchmarks and tests that compare levels in one run; it is not safe to
+// call while kernels run on other goroutines.
+func Force(l Level) (restore func(), err error) {
+	if l != Generic && (!CPUSupports(l) || !builtAt(l)) {
+		return nil, fmt.Errorf("simd: cannot force %v: not supported by this CPU or build", l)
+	}
+	prev := forced.Swap(int32(l))
+	return func() { forced.Store(prev) }, nil
+}
+
+func builtAt(l Level) bool {
+	regMu.Lock()
+	defer regMu.Unlock()
+	return l >= 0 && int(l) < numLevels && built[l]
+}
+
 // Active is the level the kernels use: the highest level that the CPU
-// supports and this build has assembly for, capped by MARGINLOSS_SIMD.
+// supports and this build has assembly for, capped by MARGINLOSS_SIMD (or
+// the level set by Force).
 func Active() Level {
+	if f := forced.Load(); f >= 0 {
+		return Level(f)
+	}
 	resolved.once.Do(func() {
 		var usable []Level
 		for l := Generic + 1; int(l) < numLevels; l++ {
@@ -157,4 +186,17 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// Usable lists generic and every level that this build has assembly for and
+// the CPU supports, lowest first, ignoring MARGINLOSS_SIMD (benchmarks force
+// each in turn).
+func Usable() []Level {
+	ls := []Level{Generic}
+	for l := Generic + 1; int(l) < numLevels; l++ {
+		if builtAt(l) && CPUSupports(l) {
+			ls = append(ls, l)
+		}
+	}
+	return ls
 }

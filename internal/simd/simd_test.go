@@ -70,3 +70,14 @@ func TestCheckRequired(t *testing.T) {
 	t.Setenv(EnvRequire, "warp")
 	require.Error(t, CheckRequired())
 }
+
+func TestForce(t *testing.T) {
+	before := Active()
+	restore, err := Force(Generic)
+	require.NoError(t, err)
+	require.Equal(t, Generic, Active())
+	restore()
+	require.Equal(t, before, Active())
+	_, err = Force(Level(99))
+	require.Error(t, err)
+}
