@@ -86,7 +86,9 @@ func Expf(x float32) float32 {
 //	s' = s·e^(m−m') + Σ_k e^(z_k − m')
 //
 // Start from (m, s) = (−Inf, 0). The state after a row is log-sum-exp
-// m + log s. z must be finite (an empty z returns the state unchanged).
+// m + log s. z may hold −Inf for entries left out of the sum (they add
+// e^−Inf = 0), but no NaN or +Inf, and max(m, max z) must be finite unless z
+// is empty (an empty z returns the state unchanged).
 func MaxSumExp(z []float32, m, s float32) (float32, float32) {
 	return maxSumExpImpl.Get()(z, m, s)
 }

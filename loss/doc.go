@@ -15,6 +15,11 @@
 //     and its gradient through the normalisation is 0 (the row gets a zero
 //     gradient from that path). Rows with norm below 2^-100 (≈ 7.9e-31)
 //     count as zero rows, since 1/‖x‖ would overflow the gradients.
+//     L-Softmax's non-target logits W_j·x are linear, so a zero W row still
+//     gets its exact gradient Σ_i G_ij·x_i from the rows it is not the label
+//     of.
+//   - Confident rows keep their precision: the target logit is left out of
+//     the online log-sum-exp, and the row loss is log1p(Σ_{j≠y} e^(z_j−z_y)).
 //   - acos-based margins (ArcFace, CombinedMargin) clamp t = cos θ to
 //     [−1+ε, 1−ε] with ε = 1e-6 inside dφ/dt only, so gradients stay finite
 //     at t = ±1; for |t| < 1 − ε they are exact.

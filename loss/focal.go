@@ -161,16 +161,21 @@ func (fw *focalWork) RunChunk(c int) {
 //	q = 1 − p_y,  L = −q^γ·log p_y
 //	∂L/∂z_j = F·(p_j − δ_jy),  F = q^γ − γ·q^(γ−1)·p_y·log p_y
 //
-// q is computed as −expm1(log p_y) so that it keeps its precision when p_y
-// is near 1; q^(γ−1)·log p_y → 0 there, and is taken as 0 when q = 0.
+// With r = Σ_{j≠y} e^(z_j − z_y) (the target left out of the log-sum-exp),
+// log p_y = −log1p(r) and q = r/(1+r) keep their precision for confident
+// rows; q^(γ−1)·log p_y → 0 as q → 0 and is taken as 0 at q = 0.
 func (fw *focalWork) softmaxRow(i int) float64 {
 	z := fw.logits.Row(i)
 	y := int(fw.labels[i])
-	m, s := asm.MaxSumExp(z, float32(math.Inf(-1)), 0)
-	lse := float64(m) + math.Log(float64(s))
-	logp := float64(z[y]) - lse
-	py := math.Exp(logp)
-	q := -math.Expm1(logp)
+	m, s := asm.MaxSumExp(z[:y], float32(math.Inf(-1)), 0)
+	m, s = asm.MaxSumExp(z[y+1:], m, s)
+	zy := float64(z[y])
+	var r float64
+	if s != 0 {
+		r = float64(s) * math.Exp(float64(m)-zy)
+	}
+	logp := -math.Log1p(r)
+	py, q := 1/(1+r), r/(1+r)
 	g := fw.gamma
 	mod := 1.0
 	if g != 0 {
@@ -184,8 +189,8 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 		}
 		F *= fw.scale
 		dz := fw.grad.Row(i)
-		asm.SoftmaxScaled(dz, z, float32(lse), float32(F))
-		dz[y] -= float32(F)
+		asm.SoftmaxScaled(dz, z, float32(zy-logp), float32(F))
+		dz[y] = float32(-F * q)
 	}
 	return loss
 }

@@ -72,6 +72,7 @@ type headWorkspace struct {
 
 	xnorm, xinv, xhat, rowA []float32
 	t, phi, dphi, zt, lse   []float32
+	gTarget                 []float32 // ∂L/∂z at the target column
 	wnorm, winv, colScale   []float32
 	sh                      []shardState
 }
@@ -100,7 +101,7 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	h.xnorm, h.xinv, h.rowA = grow(h.xnorm, n), grow(h.xinv, n), grow(h.rowA, n)
 	h.xhat = grow(h.xhat, n*d)
 	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
-	h.zt, h.lse = grow(h.zt, n), grow(h.lse, n)
+	h.zt, h.lse, h.gTarget = grow(h.zt, n), grow(h.lse, n), grow(h.gTarget, n)
 	h.wnorm, h.winv, h.colScale = grow(h.wnorm, c), grow(h.winv, c), grow(h.colScale, c)
 	if cap(h.sh) < h.shards {
 		h.sh = append(h.sh[:cap(h.sh)], make([]shardState, h.shards-cap(h.sh))...)
@@ -143,19 +144,31 @@ func (h *headWorkspace) run(dx, dw *Matrix) float32 {
 
 	h.phase = phaseForward
 	par.Do(h.shards, h)
+	// The shards folded every logit but the target's. With
+	// r = Σ_{j≠y} e^(z_j − z_y), the row loss is log(1 + r), computed as
+	// log1p(r) so that confident rows (r ≪ 1) keep their precision, and the
+	// target gradient p_y − 1 = −r/(1 + r) likewise.
 	var total float64
 	for i := 0; i < h.n; i++ {
-		mx := float32(math.Inf(-1))
+		mx := math.Inf(-1)
 		for k := range h.sh {
-			mx = max(mx, h.sh[k].m[i])
+			mx = math.Max(mx, float64(h.sh[k].m[i]))
 		}
-		var sum float64
-		for k := range h.sh {
-			sum += float64(h.sh[k].s[i]) * math.Exp(float64(h.sh[k].m[i]-mx))
+		zt := float64(h.zt[i])
+		var r float64
+		if !math.IsInf(mx, -1) {
+			var sum float64
+			for k := range h.sh {
+				if st := &h.sh[k]; st.s[i] != 0 {
+					sum += float64(st.s[i]) * math.Exp(float64(st.m[i])-mx)
+				}
+			}
+			r = sum * math.Exp(mx-zt)
 		}
-		lse := float64(mx) + math.Log(sum)
-		h.lse[i] = float32(lse)
-		total += lse - float64(h.zt[i])
+		rowLoss := math.Log1p(r)
+		h.lse[i] = float32(zt + rowLoss)
+		h.gTarget[i] = float32(-r / (1 + r) * float64(h.scale))
+		total += rowLoss
 	}
 	loss := float32(total * float64(h.scale))
 	if dx == nil && dw == nil {
@@ -278,7 +291,15 @@ func (h *headWorkspace) forwardShard(k int) {
 		z := st.z[:n*cw]
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
-			st.m[i], st.s[i] = asm.MaxSumExp(z[i*cw:(i+1)*cw], st.m[i], st.s[i])
+			row := z[i*cw : (i+1)*cw]
+			if y := int(h.labels[i]) - j0; y >= 0 && y < cw {
+				// The target is handled exactly in run; leave it out.
+				if cw == 1 {
+					continue
+				}
+				row[y] = float32(math.Inf(-1))
+			}
+			st.m[i], st.s[i] = asm.MaxSumExp(row, st.m[i], st.s[i])
 		}
 	}
 }
@@ -308,7 +329,7 @@ func (h *headWorkspace) backwardShard(k int) {
 			y := int(h.labels[i]) - j0
 			hasY := y >= 0 && y < cw
 			if hasY {
-				gr[y] -= h.scale
+				gr[y] = h.gTarget[i]
 			}
 			if radial {
 				var r float32
@@ -325,12 +346,18 @@ func (h *headWorkspace) backwardShard(k int) {
 			a := h.rowA[i]
 			for j, gv := range gr {
 				b := float32(1)
-				if large {
+				if large && winv[j] != 0 {
+					// B_j = ‖W_j‖. A zero row keeps B = 1: its logits
+					// W_j·x are linear, and Σ_i G_ij·‖x_i‖·x̂_i is then
+					// its exact gradient (see below).
 					b = h.wnorm[j0+j]
 				}
 				gc := gv * (a * b)
 				if j == y {
 					gc *= h.dphi[i]
+					if large && winv[j] == 0 {
+						gc = 0 // target of a zero row: no gradient (documented)
+					}
 				}
 				gr[j] = gc
 				zr[j] = gc * winv[j]
@@ -353,6 +380,9 @@ func (h *headWorkspace) backwardShard(k int) {
 					rad = colRad[j] * winv[j]
 				}
 				row := dwt[j*d : (j+1)*d]
+				if large && winv[j] == 0 {
+					continue // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
+				}
 				asm.NormalizeBackward(row, row, h.w.Row(j0+j), winv[j], rad)
 			}
 		}
