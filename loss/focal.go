@@ -162,20 +162,19 @@ func (fw *focalWork) RunChunk(c int) {
 //	∂L/∂z_j = F·(p_j − δ_jy),  F = q^γ − γ·q^(γ−1)·p_y·log p_y
 //
 // With r = Σ_{j≠y} e^(z_j − z_y) (the target left out of the log-sum-exp),
-// log p_y = −log1p(r) and q = r/(1+r) keep their precision for confident
-// rows; q^(γ−1)·log p_y → 0 as q → 0 and is taken as 0 at q = 0.
+// log p_y = −softplus(log r), q = σ(log r) and p_y = σ(−log r), all taken
+// from log r so that confident rows keep their precision and a target far
+// below the maximum (r beyond float64) stays finite; q^(γ−1)·log p_y → 0 as
+// q → 0 and is taken as 0 at q = 0.
 func (fw *focalWork) softmaxRow(i int) float64 {
 	z := fw.logits.Row(i)
 	y := int(fw.labels[i])
 	m, s := asm.MaxSumExp(z[:y], float32(math.Inf(-1)), 0)
 	m, s = asm.MaxSumExp(z[y+1:], m, s)
 	zy := float64(z[y])
-	var r float64
-	if s != 0 {
-		r = float64(s) * math.Exp(float64(m)-zy)
-	}
-	logp := -math.Log1p(r)
-	py, q := 1/(1+r), r/(1+r)
+	lr := logRatio(float64(s), float64(m), zy) // log r, finite or −Inf
+	logp := -softplus(lr)
+	py, q := sigmoid(-lr), sigmoid(lr)
 	g := fw.gamma
 	mod := 1.0
 	if g != 0 {

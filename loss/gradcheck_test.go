@@ -1271,3 +1271,96 @@ func TestEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
 		})
 	}
 }
+
+// TestEdgeTargetFarBelowMax: targets more than ~709 below the largest
+// logit, where the ratio r = Σ_{j≠y} e^(z_j − z_y) is beyond float64. The
+// loss is then ≈ max − z_y and the gradient a one-hot difference; both must
+// be finite and match the reference. LargeMargin (unnormalised, logits of
+// ±1e4 with x antiparallel to W_y) and focal softmax (logits ±1000).
+func TestEdgeTargetFarBelowMax(t *testing.T) {
+	tab := newErrTable()
+	const n, c, d = 4, 3, 5
+	rng := rand.New(rand.NewPCG(21, 22))
+	w := drawLogits(rng, c*d, 1)
+	for j := range c {
+		var s float64
+		for k := range d {
+			s += w[j*d+k] * w[j*d+k]
+		}
+		for k := range d {
+			w[j*d+k] = f32(w[j*d+k] * 100 / math.Sqrt(s))
+		}
+	}
+	labels := []int32{0, 1, 2, 1}
+	x := make([]float64, n*d)
+	for i := range n {
+		y, o := int(labels[i]), (int(labels[i])+1)%c
+		for k := range d {
+			// Mostly −W_y, a little W_o so that class o clearly wins.
+			x[i*d+k] = f32(-w[y*d+k] + 0.25*w[o*d+k])
+		}
+	}
+	for _, sp := range []marginSpec{
+		{Kind: "largemargin", Mi: 2, Lambda: 0},
+		{Kind: "largemargin", Mi: 4, Lambda: f32(0.5), Red: loss.Sum},
+		{Kind: "sphereface", Mi: 3, Lambda: 0},
+	} {
+		at := sp.String()
+		t.Run(at, func(t *testing.T) {
+			xs := x
+			if sp.Kind == "sphereface" {
+				xs = make([]float64, len(x))
+				for k := range x {
+					xs[k] = f32(x[k] * 1e3)
+				}
+			}
+			ref := refMargin(sp, xs, w, labels, n, c, d, nil)
+			require.Greater(t, ref.loss, 800.0, "%s: the case must put targets > 709 below the max", at)
+			dx, dw := nanMatrix(n, d), nanMatrix(c, d)
+			got, err := sp.api().Loss(matOf(n, d, to32(xs)), matOf(c, d, to32(w)), labels, &dx, &dw)
+			require.NoError(t, err)
+			requireFinite(t, at, "loss", []float32{got})
+			requireFinite(t, at, "dx", dx.Data)
+			requireFinite(t, at, "dw", dw.Data)
+			checkLoss(t, tab, sp.Kind, at, got, ref.loss)
+			checkGrad(t, tab, sp.Kind, at, "dx", dx.Data, ref.dx, d)
+			checkGrad(t, tab, sp.Kind, at, "dw", dw.Data, ref.dw, d)
+		})
+	}
+	for _, f := range []loss.Focal{{Gamma: 0}, {Gamma: 2}, {Gamma: 0.5, Reduction: loss.Sum}} {
+		at := fmt.Sprintf("focal-softmax γ=%g", f.Gamma)
+		t.Run(at, func(t *testing.T) {
+			z := []float64{1000, -1000, 3, -2000, 1500, 0, 7, 8, -900}
+			lab := []int32{1, 0, 2}
+			// p_y underflows float64 (e^−908 and below), so the generic
+			// reference's 1/p breaks down; the limit is exact to far beyond
+			// float32: q = 1, F = 1 − γ·p_y·log p_y = 1, L = lse − z_y and
+			// ∂L/∂z_j = p_j − δ_jy.
+			scale := redScale(f.Reduction, 3)
+			var refL float64
+			refG := make([]float64, 9)
+			for i := range 3 {
+				row := z[i*3 : i*3+3]
+				mx := slices.Max(row)
+				var sum float64
+				for _, v := range row {
+					sum += math.Exp(v - mx)
+				}
+				lse := mx + math.Log(sum)
+				refL += scale * (lse - row[lab[i]])
+				for j, v := range row {
+					refG[i*3+j] = scale * math.Exp(v-lse)
+				}
+				refG[i*3+int(lab[i])] -= scale
+			}
+			g := nanMatrix(3, 3)
+			got, err := f.Softmax(matOf(3, 3, to32(z)), lab, &g)
+			require.NoError(t, err)
+			requireFinite(t, at, "loss", []float32{got})
+			requireFinite(t, at, "dlogits", g.Data)
+			checkLoss(t, tab, "focal-softmax", at, got, refL)
+			checkGrad(t, tab, "focal-softmax", at, "dlogits", g.Data, refG, 3)
+		})
+	}
+	tab.log(t, "target-far-below-max")
+}

@@ -145,9 +145,10 @@ func (h *headWorkspace) run(dx, dw *Matrix) float32 {
 	h.phase = phaseForward
 	par.Do(h.shards, h)
 	// The shards folded every logit but the target's. With
-	// r = Σ_{j≠y} e^(z_j − z_y), the row loss is log(1 + r), computed as
-	// log1p(r) so that confident rows (r ≪ 1) keep their precision, and the
-	// target gradient p_y − 1 = −r/(1 + r) likewise.
+	// r = Σ_{j≠y} e^(z_j − z_y), the row loss is log(1 + r) = softplus(log r)
+	// and the target gradient p_y − 1 = −r/(1 + r) = −σ(log r). Working in
+	// log r keeps confident rows (r ≪ 1) precise and never overflows when
+	// the target sits far below the largest logit (r beyond float64).
 	var total float64
 	for i := 0; i < h.n; i++ {
 		mx := math.Inf(-1)
@@ -155,19 +156,18 @@ func (h *headWorkspace) run(dx, dw *Matrix) float32 {
 			mx = math.Max(mx, float64(h.sh[k].m[i]))
 		}
 		zt := float64(h.zt[i])
-		var r float64
+		var sum float64
 		if !math.IsInf(mx, -1) {
-			var sum float64
 			for k := range h.sh {
 				if st := &h.sh[k]; st.s[i] != 0 {
 					sum += float64(st.s[i]) * math.Exp(float64(st.m[i])-mx)
 				}
 			}
-			r = sum * math.Exp(mx-zt)
 		}
-		rowLoss := math.Log1p(r)
+		lr := logRatio(sum, mx, zt)
+		rowLoss := softplus(lr)
 		h.lse[i] = float32(zt + rowLoss)
-		h.gTarget[i] = float32(-r / (1 + r) * float64(h.scale))
+		h.gTarget[i] = float32(-sigmoid(lr) * float64(h.scale))
 		total += rowLoss
 	}
 	loss := float32(total * float64(h.scale))
