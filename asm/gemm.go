@@ -52,6 +52,9 @@ func checkGemm(name string, ar, ac int, a []float32, lda, br, bc int, b []float3
 
 // scaleC applies C ← β·C to the m×n block (β = 0 writes zeros).
 func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	if n == 0 { // C may be empty
+		return
+	}
 	for i := 0; i < m; i++ {
 		row := c[i*ldc : i*ldc+n]
 		if beta == 0 {
@@ -71,6 +74,10 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // It works on 2×4 blocks of C so that the Go compiler keeps the eight sums
 // in registers.
 func gemmNTGeneric(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if k == 0 { // C ← β·C, as for the other shapes (A and B may be empty)
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
 	store := func(i, j int, v float32) {
 		p := &c[i*ldc+j]
 		if beta == 0 {
@@ -144,6 +151,9 @@ const gemmBlockN = 512
 // four-term sum added left to right).
 func gemmNNGeneric(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	scaleC(m, n, beta, c, ldc)
+	if k == 0 { // A may be empty
+		return
+	}
 	for j0 := 0; j0 < n; j0 += gemmBlockN {
 		j1 := min(j0+gemmBlockN, n)
 		for i := 0; i < m; i++ {

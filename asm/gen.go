@@ -4,3 +4,7 @@ package asm
 // module, so that library users never download avo). Each line rebuilds one
 // family's .s file; the output is committed.
 //go:generate go run -C ../gen ./amd64 -family probe -out ../asm/probe_amd64.s
+//go:generate go run -C ../gen ./amd64 -family margin -out ../asm/margin_amd64.s
+//go:generate go run -C ../gen ./amd64 -family gemm -out ../asm/gemm_amd64.s
+//go:generate go run -C ../gen ./amd64 -family normalize -out ../asm/normalize_amd64.s
+//go:generate go run -C ../gen ./amd64 -family lse -out ../asm/lse_amd64.s

@@ -35,7 +35,8 @@ type Margin struct {
 	Lambda     float64 // Psi: λ ≥ 0
 	// derived
 	cosM, sinM, th, mm float64
-	kcos               [9]float64 // Psi: cos(kπ/m) for k = 0..m
+	kcos               [9]float64   // Psi: cos(kπ/m) for k = 0..m
+	vec                marginParams // what the assembly bodies read
 }
 
 // NewMargin returns the parameters of φ with its derived constants filled.
@@ -49,6 +50,7 @@ func NewMargin(kind MarginKind, m1, m2, m3 float64, intM int, lambda float64) Ma
 			g.kcos[k] = math.Cos(float64(k) * math.Pi / float64(intM))
 		}
 	}
+	g.vec = newMarginParams(&g)
 	return g
 }
 
@@ -61,7 +63,10 @@ var marginImpl = simd.NewTable("MarginForward", marginForwardGeneric)
 
 // MarginForward writes phi[i] = φ(t[i]) and, when dphi is non-nil,
 // dphi[i] = dφ/dt at t[i]. t values outside [−1, 1] (rounding overshoot) are
-// clamped to it. It panics when phi or a non-nil dphi is shorter than t.
+// clamped to it; a NaN t gives a NaN φ (and the generic twin's φ′: 1 for
+// ArcFace, ArcEasy and CosFace, NaN otherwise). Every level is within
+// g.ErrorBound(t[i]) of the generic twin. It panics when phi or a non-nil
+// dphi is shorter than t.
 func MarginForward(phi, dphi, t []float32, g *Margin) {
 	if len(phi) < len(t) || (dphi != nil && len(dphi) < len(t)) {
 		panic("asm: MarginForward: output shorter than t")
@@ -151,4 +156,246 @@ func chebyshev(m int, t float64) (tm, um1 float64) {
 	}
 	// after the loop u0 = U_{m−2}, u1 = U_{m−1} for m ≥ 2
 	return t1, u1
+}
+
+// The bodies of the vector levels. The arc body also serves ArcEasy, Cos and
+// unknown kinds (see marginParams).
+const (
+	marginBodyNone     = 0 // no vector body: the level falls back to the generic twin
+	marginBodyArc      = 1
+	marginBodyCombined = 2
+	marginBodyPsi      = 3
+)
+
+// marginParams is what the assembly bodies read: every constant of φ and φ′
+// computed in float64 and rounded once to float32, so that the bodies never
+// touch float64. Thresholds are rounded down (roundDown32), so that the
+// float32 comparisons t > th and t ≤ th choose the same branch as the
+// generic twin's float64 comparisons for every float32 t.
+//
+// The arc body computes
+//
+//	φ  = t·cosM − sinθ·sinM          if t > th, else t − sub
+//	φ′ = cosM + t̃·sinM/sin θ̃        if t > th, else 1
+//
+// (t̃, θ̃ clamped as in Eval), which is ArcFace (th = cos(π−m) rounded down,
+// sub = m·sin m), ArcEasy (th = 0, sub = 0), CosFace (th = +Inf, sub = m)
+// and the identity of unknown kinds (th = +Inf, sub = 0).
+//
+// The field layout is read by the generated assembly by name; go vet's
+// asmdecl checks every offset against this declaration.
+type marginParams struct {
+	body int32 // marginBody*
+	m    int32 // Psi: the integer m, 1..8
+
+	// arc body
+	cosM, sinM, th, sub float32
+
+	// Combined: φ = cos(m1·θ + m2) − m3 with m2 reduced to [−π, π]
+	m1, m2, m3 float32
+
+	// Psi: φ = a·t + b·ψ, φ′ = a + bm·(−1)^k·U_{m−1}(t), and
+	// k = #{j : t ≤ kthr[j]}; kthr[j] = cos((j+1)π/m) rounded down for
+	// j < m, −Inf beyond.
+	a, b, bm float32
+	kthr     [8]float32
+
+	// the clamp of φ′: |t| > clampTh (the largest float32 ≤ 1 − ClampEps)
+	// is clamped to ±clampT, where sin θ = clampSin and θ = clampTheta0
+	// (t > 0) or clampThetaPi (t < 0).
+	clampTh, clampT, clampSin, clampTheta0, clampThetaPi float32
+}
+
+// marginMaxM1 bounds |m1| on the vector path: the bodies reduce
+// m1·θ + m2 by π/2 with a two-part Cody–Waite constant, which stays within
+// one rounding of the reduced argument while the quadrant is below 2¹⁷.
+const marginMaxM1 = 1 << 16
+
+// newMarginParams derives the float32 constants of g. It returns a
+// marginBodyNone params when g is outside what the bodies handle (Psi with
+// m outside 1..8, λ < 0, |m1| > marginMaxM1, or any constant that is not a
+// finite float32 that is zero or normal), so that every level then runs the
+// generic twin.
+func newMarginParams(g *Margin) marginParams {
+	inf := float32(math.Inf(1))
+	c := 1 - ClampEps
+	p := marginParams{
+		clampTh:      roundDown32(c),
+		clampT:       float32(c),
+		clampSin:     float32(math.Sqrt(ClampEps * (2 - ClampEps))),
+		clampTheta0:  float32(math.Acos(c)),
+		clampThetaPi: float32(math.Acos(-c)),
+	}
+	var finite []float32
+	switch g.Kind {
+	case MarginArc, MarginArcEasy:
+		p.body = marginBodyArc
+		p.cosM, p.sinM = float32(g.cosM), float32(g.sinM)
+		p.th, p.sub = roundDown32(g.th), float32(g.mm)
+		if g.Kind == MarginArcEasy {
+			p.th, p.sub = 0, 0
+		}
+		finite = []float32{p.cosM, p.sinM, p.th, p.sub}
+	case MarginCos:
+		p.body = marginBodyArc
+		p.th, p.sub = inf, float32(g.M2)
+		finite = []float32{p.sub}
+	case MarginCombined:
+		p.body = marginBodyCombined
+		// cos is 2π-periodic; math.Sin and math.Cos reduce any float64
+		// argument accurately, so this is m2 mod 2π to float64 accuracy.
+		m2 := math.Atan2(math.Sin(g.M2), math.Cos(g.M2))
+		p.m1, p.m2, p.m3 = float32(g.M1), float32(m2), float32(g.M3)
+		finite = []float32{p.m1, p.m2, p.m3}
+		if !(math.Abs(g.M1) <= marginMaxM1) {
+			return marginParams{}
+		}
+	case MarginPsi:
+		if g.IntM < 1 || g.IntM > 8 || !(g.Lambda >= 0) {
+			return marginParams{}
+		}
+		p.body, p.m = marginBodyPsi, int32(g.IntM)
+		p.a = float32(g.Lambda / (1 + g.Lambda))
+		p.b = float32(1 / (1 + g.Lambda))
+		p.bm = float32(float64(g.IntM) / (1 + g.Lambda))
+		for j := range p.kthr {
+			p.kthr[j] = -inf
+			if j < g.IntM {
+				p.kthr[j] = roundDown32(g.kcos[j+1])
+			}
+		}
+		finite = []float32{p.a, p.b, p.bm}
+	default: // Eval's identity
+		p.body = marginBodyArc
+		p.th = inf
+	}
+	for _, v := range finite {
+		// finite and zero or normal: a subnormal constant would carry more
+		// than ErrorBound's relative error u
+		if a := math.Abs(float64(v)); !(a <= math.MaxFloat32) || (a != 0 && a < 0x1p-126) {
+			return marginParams{}
+		}
+	}
+	return p
+}
+
+// roundDown32 returns the largest float32 ≤ x. For every float32 t,
+// t > x ⇔ t > roundDown32(x) and t ≤ x ⇔ t ≤ roundDown32(x).
+func roundDown32(x float64) float32 {
+	f := float32(x)
+	if float64(f) > x {
+		f = math.Nextafter32(f, float32(math.Inf(-1)))
+	}
+	return f
+}
+
+// ErrorBound returns bounds on |φ − φ_generic| and |φ′ − φ′_generic| that
+// every vector level of MarginForward meets at t, where φ_generic is the
+// generic twin's float64 value rounded once to float32. Both are 0 where the
+// levels run the generic twin itself; NaN t (NaN results at every level
+// alike) gives 0.
+//
+// The bounds are first-order rounding-error analyses of the float32 bodies,
+// with u = 2⁻²⁴ the unit roundoff (eps = 2u). Every float32 operation
+// contributes at most u times its result, every constant rounded from
+// float64 u times itself, and the generic's final rounding u|φ|. A bound is
+// therefore eps times the magnitudes of the terms being combined, never of
+// the result alone: φ crosses zero where those terms cancel. With S = sin θ,
+// C = cos m, M = sin m, t̃ and S̃ the clamped t and sin θ of φ′:
+//
+//   - Arc branch: sin θ = sqrt(fma(−t, t, 1)) is within 1.5u; φ = fma(t, C,
+//     −S·M) gives |Δφ| ≤ eps·(1.5|t·C| + 2.75|S·M|). φ′ = t̃·M/S̃ + C, whose
+//     quotient is within 4.5u: |Δφ′| ≤ eps·(3.25|t̃·M/S̃| + 1.5|C|). The
+//     1/S̃ in the term is the growth of φ′ near |t| = 1 (up to 1/sqrt(2e-6)).
+//   - Arc fallback and Cos: φ = t − c: |Δφ| ≤ eps·(|t| + 1.5|c|); φ′ = 1
+//     exactly, as is ArcEasy's φ = t.
+//   - Combined: θ = acos t is within 3u·θ (range-reduced asin polynomial),
+//     α = fma(m1, θ, m2 mod 2π) within Δα = eps·(2.5|m1·θ| + |m2 mod 2π|),
+//     and cos, sin after Cody–Waite reduction within 4u absolute (the
+//     polynomial terms are ≤ 1). |Δφ| ≤ |sin α|·Δα + Δα²/2 + eps·(3 +
+//     1.5|m3|), and φ′ = m1·sin α/S̃ with S̃ within 1.5u:
+//     |Δφ′| ≤ (|m1|/S̃)·(|cos α|·Δα + Δα²/2 + eps·(2 + 2.75|sin α|)).
+//   - Psi: the recurrence X_{j+1} = fma(2t, X_j, −X_{j−1}) rounds each
+//     X_j once, and an error in X_j reaches T_m multiplied by U_{m−j}(t), so
+//     |ΔT_m| ≤ u·Σ_{j=2..m} |T_j·U_{m−j}| =: u·E_T and likewise
+//     |ΔU_{m−1}| ≤ u·Σ_{j=2..m−1} |U_j·U_{m−1−j}| =: u·E_U. With
+//     a = λ/(1+λ), b = 1/(1+λ): |Δφ| ≤ eps·(b·E_T/2 + 2.5|b·ψ| + 1.5|a·t|)
+//     and |Δφ′| ≤ eps·(m·b·E_U/2 + 1.5(|m·b·U_{m−1}| + |a|)).
+//
+// Each bound is scaled by 1 + 1/64, which covers the second-order terms and
+// the float64 reference's own rounding (a few 2⁻⁵³ of the same terms). When
+// t is tiny, gradual underflow replaces an operation's relative error u by
+// an absolute 2⁻¹⁵⁰; at most about 16 such operations per evaluation,
+// amplified by |U_j| ≤ 9 and m·b ≤ 8 at worst (Psi), stay below 2⁻¹³⁹,
+// which is added to every bound that is not exact.
+func (g *Margin) ErrorBound(t float32) (phi, dphi float64) {
+	if g.vec.body == marginBodyNone || t != t {
+		return 0, 0
+	}
+	const eps = 0x1p-23
+	const slack = 1 + 1.0/64
+	x := math.Max(-1, math.Min(1, float64(t)))
+	xc := math.Max(-1+ClampEps, math.Min(1-ClampEps, x))
+	s := math.Sqrt((1 - x) * (1 + x))
+	sc := math.Sqrt((1 - xc) * (1 + xc))
+	abs := math.Abs
+	switch g.vec.body {
+	case marginBodyArc:
+		if x > float64(g.vec.th) {
+			phi = eps * (1.5*abs(x*g.cosM) + 2.75*abs(s*g.sinM))
+			dphi = eps * (3.25*abs(xc*g.sinM/sc) + 1.5*abs(g.cosM))
+		} else {
+			phi = eps * (abs(x) + 1.5*abs(float64(g.vec.sub)))
+		}
+	case marginBodyCombined:
+		m2 := abs(math.Atan2(math.Sin(g.M2), math.Cos(g.M2)))
+		alpha := func(x float64) (a, da float64) {
+			th := math.Acos(x)
+			return g.M1*th + g.M2, eps * (2.5*abs(g.M1*th) + m2)
+		}
+		a, da := alpha(x)
+		phi = abs(math.Sin(a))*da + da*da/2 + eps*(3+1.5*abs(g.M3))
+		// the float64 reference's rounding of m1·θ + m2 when |m2| is huge
+		phi += 0x1p-51 * abs(g.M2)
+		ac, dac := alpha(xc)
+		dphi = abs(g.M1) / sc * (abs(math.Cos(ac))*dac + dac*dac/2 + eps*(2+2.75*abs(math.Sin(ac))) + 0x1p-51*abs(g.M2))
+	case marginBodyPsi:
+		m := g.IntM
+		var tj, uj [10]float64 // T_j, U_j for j = 0..m
+		tj[0], tj[1], uj[0], uj[1] = 1, x, 1, 2*x
+		for j := 2; j <= m; j++ {
+			tj[j] = 2*x*tj[j-1] - tj[j-2]
+			uj[j] = 2*x*uj[j-1] - uj[j-2]
+		}
+		var et, eu float64
+		for j := 2; j <= m; j++ {
+			et += abs(tj[j] * uj[m-j])
+		}
+		for j := 2; j <= m-1; j++ {
+			eu += abs(uj[j] * uj[m-1-j])
+		}
+		k := 0
+		for j := 1; j <= m; j++ {
+			if x <= g.kcos[j] {
+				k = j
+			}
+		}
+		psi := tj[m] - 2*float64(k)
+		if k&1 == 1 {
+			psi = -tj[m] - 2*float64(k)
+		}
+		a := g.Lambda / (1 + g.Lambda)
+		b := 1 / (1 + g.Lambda)
+		mb := float64(m) * b
+		phi = eps * (b*et/2 + 2.5*abs(b*psi) + 1.5*abs(a*x))
+		dphi = eps * (mb*eu/2 + 1.5*(abs(mb*uj[m-1])+abs(a)))
+	}
+	const underflow = 0x1p-139
+	if phi != 0 {
+		phi = phi*slack + underflow
+	}
+	if dphi != 0 {
+		dphi = dphi*slack + underflow
+	}
+	return phi, dphi
 }

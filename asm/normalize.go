@@ -7,7 +7,7 @@ import (
 )
 
 var (
-	l2NormImpl       = simd.NewTable("L2Norm", l2NormGeneric)
+	sumSquaresImpl   = simd.NewTable("SumSquares", sumSquaresGeneric)
 	scaleImpl        = simd.NewTable("Scale", scaleGeneric)
 	normBackwardImpl = simd.NewTable("NormalizeBackward", normalizeBackwardGeneric)
 )
@@ -16,19 +16,16 @@ var (
 // the plain sum of squares leaves the normal float32 range it rescales by
 // max|x_k| first, as gonum's L2Norm does. A NaN or ±Inf element gives a
 // non-finite result (callers use this to detect bad input).
-func L2Norm(x []float32) float32 { return l2NormImpl.Get()(x) }
-
-// l2NormGeneric is the reference:
 //
-//	s := Σ x_k²            (float32, in order)
+// The kernel is the plain float32 sum of squares; the range check and the
+// rescue path (l2NormScaled, in Go) are the same at every level:
+//
+//	s := Σ x_k²
 //	if s is 0, subnormal-small or +Inf while x has a finite non-zero element:
 //	    a := max|x_k|; return a·sqrt(Σ (x_k/a)²)
 //	return sqrt(s)
-func l2NormGeneric(x []float32) float32 {
-	var s float32
-	for _, v := range x {
-		s += v * v
-	}
+func L2Norm(x []float32) float32 {
+	s := sumSquaresImpl.Get()(x)
 	if s >= minSafeSumSq && s <= maxSafeSumSq {
 		return float32(math.Sqrt(float64(s)))
 	}
@@ -36,6 +33,18 @@ func l2NormGeneric(x []float32) float32 {
 		return s
 	}
 	return l2NormScaled(x)
+}
+
+// sumSquaresGeneric is the reference: Σ x_k², each square rounded to
+// float32 and added in order. Bodies may sum in another order and fuse the
+// multiply; they are within (n+8)·eps·Σ x_k² of the exact sum, and NaN
+// exactly when x holds a NaN.
+func sumSquaresGeneric(x []float32) float32 {
+	var s float32
+	for _, v := range x {
+		s += v * v
+	}
+	return s
 }
 
 // The plain sum of squares is exact enough when it stays inside these
