@@ -1,0 +1,111 @@
+package fuzz
+
+import (
+	"encoding/binary"
+	"math"
+	"testing"
+
+	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/internal/simd"
+)
+
+// marginSpecials are cosines every input also gets: the poles, the clamp of
+// φ′ and its float32 neighbours, the switch of acos, values outside [−1, 1],
+// ±Inf, NaN and a subnormal.
+var marginSpecials = []float32{
+	1, -1, 0, float32(math.Copysign(0, -1)), 0.5, -0.5,
+	0.99999905, 0.999999, 0.9999989, -0.99999905, -0.999999, -0.9999989,
+	1.0000001, -1.0000001, 3, -7, float32(math.Inf(1)), float32(math.Inf(-1)),
+	float32(math.NaN()), 1e-40,
+}
+
+// marginSeed encodes a margin, a length, an offset and leading t values in
+// FuzzMarginForward's byte layout.
+func marginSeed(kind asm.MarginKind, m1, m2, m3 float32, intM byte, lambda float32, n, off byte, ts ...float32) []byte {
+	b := []byte{byte(kind)}
+	put := func(v float32) { b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v)) }
+	put(m1)
+	put(m2)
+	put(m3)
+	b = append(b, intM)
+	put(lambda)
+	b = append(b, n, off)
+	for _, v := range ts {
+		put(v)
+	}
+	return b
+}
+
+// FuzzMarginForward compares every level of asm.MarginForward with the
+// generic twin on a margin and cosines taken from raw bytes: the kind (an
+// unknown one included), its parameters as float32 bit patterns (NaN, Inf
+// and huge values included: the levels then fall back to the generic twin),
+// Psi's m in 0..8, a length up to 2·16·4+1 from a start offset 0..15, and t
+// bit patterns. Each element must be within asm's ErrorBound, with NaN
+// exactly where the generic has NaN.
+func FuzzMarginForward(f *testing.F) {
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	f.Add(marginSeed(asm.MarginArc, 1, 0.5, 0, 0, 0, 40, 3))
+	f.Add(marginSeed(asm.MarginArc, 1, 2.5, 0, 0, 0, 17, 0, -0.9, -0.8, 0.8011436, 0.80114365, 1, -1))
+	f.Add(marginSeed(asm.MarginArcEasy, 1, 0.3, 0, 0, 0, 9, 1, 0, -0, 1e-40, -1e-40))
+	f.Add(marginSeed(asm.MarginCos, 1, 0.35, 0, 0, 0, 129, 15))
+	f.Add(marginSeed(asm.MarginCombined, 0.9, 0.4, 0.15, 0, 0, 65, 3))
+	f.Add(marginSeed(asm.MarginCombined, 8, -30, 1, 0, 0, 33, 5, 0.99999905, 0.999999, -0.99999905, -0.999999))
+	f.Add(marginSeed(asm.MarginCombined, 1, nan, 0, 0, 0, 8, 0))
+	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 7, 5, 64, 7, nan, inf, -inf, 1e-40))
+	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 4, 1e30, 16, 2))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &reader{b: data}
+		kind := asm.MarginKind(r.byte() % 6)
+		m1, m2, m3 := r.float(), r.float(), r.float()
+		intM := int(r.byte() % 9) // m > 8 is outside Eval's contract
+		lambda := r.float()
+		g := asm.NewMargin(kind, float64(m1), float64(m2), float64(m3), intM, float64(lambda))
+		n, off := int(r.byte())%(2*16*4+2), int(r.byte()%16)
+		buf := make([]float32, off+n)
+		for i := range buf {
+			if len(r.b) >= 4 {
+				buf[i] = r.float()
+			} else {
+				buf[i] = marginSpecials[i%len(marginSpecials)]
+			}
+		}
+		ts := buf[off:]
+		gen, _ := asm.MarginKernels.At(simd.Generic)
+		wantP, wantD := make([]float32, n), make([]float32, n)
+		gen(wantP, wantD, ts, &g)
+		for _, l := range asm.MarginKernels.Levels() {
+			if l == simd.Generic {
+				continue
+			}
+			body, _ := asm.MarginKernels.At(l)
+			p, d := make([]float32, n+1), make([]float32, n+1)
+			p[n], d[n] = 42, 42
+			body(p[:n], d[:n], ts, &g)
+			pn := make([]float32, n)
+			body(pn, nil, ts, &g)
+			if p[n] != 42 || d[n] != 42 {
+				t.Fatalf("%v %+v: wrote past the outputs", l, g)
+			}
+			for i, tv := range ts {
+				bp, bd := g.ErrorBound(tv)
+				check := func(what string, got, want float32, bound float64) {
+					if (got != got) != (want != want) {
+						t.Fatalf("%v %+v t=%v %s: got %v, generic %v", l, g, tv, what, got, want)
+					}
+					if got == want || got != got {
+						return
+					}
+					if e := math.Abs(float64(got) - float64(want)); !(e <= bound) {
+						t.Fatalf("%v %+v t=%v %s: got %v, generic %v: error %.3g exceeds the bound %.3g", l, g, tv, what, got, want, e, bound)
+					}
+				}
+				check("φ", p[i], wantP[i], bp)
+				check("φ′", d[i], wantD[i], bd)
+				if math.Float32bits(pn[i]) != math.Float32bits(p[i]) {
+					t.Fatalf("%v %+v t=%v: φ with dphi = nil is %v, with dphi %v", l, g, tv, pn[i], p[i])
+				}
+			}
+		}
+	})
+}
