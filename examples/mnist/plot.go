@@ -148,7 +148,7 @@ func jitter(i int) float64 {
 func drawPanel(img *image.RGBA, r image.Rectangle, p plotPanel) {
 	cx := float64(r.Min.X+r.Max.X) / 2
 	cy := float64(r.Min.Y+r.Max.Y) / 2
-	R := 0.42 * float64(r.Dx())
+	R := 0.40 * float64(r.Dx())
 	gray := color.RGBA{160, 160, 160, 255}
 	// Reference circle (the unit circle, or the sphere's outline).
 	for i := 0; i < 2000; i++ {
@@ -211,7 +211,9 @@ func drawPanel(img *image.RGBA, r image.Rectangle, p plotPanel) {
 			a = 0.35
 		}
 		col := classColors[c%numClass]
-		line(img, cx, cy, cx+(x-cx)*1.12, cy+(y-cy)*1.12, col, a)
-		drawText(img, int(cx+(x-cx)*1.18)-3, int(cy+(y-cy)*1.18)+5, fmt.Sprint(c), col)
+		line(img, cx, cy, cx+(x-cx)*1.1, cy+(y-cy)*1.1, col, a)
+		tx := min(max(int(cx+(x-cx)*1.16)-3, r.Min.X+2), r.Max.X-9)
+		ty := min(max(int(cy+(y-cy)*1.16)+5, r.Min.Y+12), r.Max.Y-2)
+		drawText(img, tx, ty, fmt.Sprint(c), col)
 	}
 }

@@ -68,6 +68,10 @@ func (p *progress) Add(epoch, n int, lossValue float32) {
 	}
 }
 
+// Pause excludes d (time spent on something else, such as evaluation) from
+// the rate and the time-left estimate.
+func (p *progress) Pause(d time.Duration) { p.start = p.start.Add(d) }
+
 // EndEpoch reports the end of an epoch with an optional note (e.g. the
 // test accuracy after it).
 func (p *progress) EndEpoch(epoch int, note string) {
