@@ -6,11 +6,20 @@ s = 64, m = 0.5, insightface's threshold fallback, float32, on CPU.
 
     /usr/bin/python3 bench/pytorch_arcface.py --threads 1 --n 256 --d 512 --c 10000
 
-Prints one line per run and the median in ms. Run it right after the Go
-benchmark on the same machine and compare as a ratio.
+Prints the BLAS library torch loaded (and OpenBLAS's core, which on this
+CPU must be forced: OPENBLAS_CORETYPE=Cooperlake, because OpenBLAS 0.3.21
+misdetects it as Prescott), one line per run and the median in ms. Debian's
+torch calls whatever libblas.so.3 the alternatives system points to: with
+only the reference BLAS installed it is ~15x slower, so install
+libopenblas0-pthread first. Run it right after the Go benchmark on the same
+machine and compare as a ratio:
+
+    OPENBLAS_CORETYPE=Cooperlake /usr/bin/python3 bench/pytorch_arcface.py --threads 1
 """
 import argparse
+import ctypes
 import math
+import re
 import statistics
 import time
 
@@ -28,6 +37,21 @@ def arcface(x, w, labels, s=64.0, m=0.5):
     return F.cross_entropy(logits, labels)
 
 
+def blas_info():
+    """The BLAS shared library mapped into this process, and OpenBLAS's core."""
+    libs = sorted(set(re.findall(r"/\S*blas\S*\.so[.\d]*", open("/proc/self/maps").read())))
+    core = "n/a"
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+            fn = lib.openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        core = fn().decode()
+    return libs, core
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
@@ -41,6 +65,9 @@ def main():
     x = torch.randn(a.n, a.d, generator=g, requires_grad=True)
     w = torch.randn(a.c, a.d, generator=g, requires_grad=True)
     labels = torch.randint(0, a.c, (a.n,), generator=g)
+    arcface(x, w, labels).backward()  # loads the BLAS
+    libs, core = blas_info()
+    print(f"blas: {', '.join(libs) or 'none mapped'}; openblas core: {core}")
     times = []
     for r in range(a.runs + 1):
         x.grad = w.grad = None
