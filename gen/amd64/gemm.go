@@ -119,6 +119,17 @@ func (g gemmISA) zero(r reg.VecPhysical) {
 	}
 }
 
+// jumpMR emits the jump to label <name>_mr<r> for mr = r in g.mr..1, and a
+// return (after VZEROUPPER) for any other mr.
+func (g gemmISA) jumpMR(name string, mr reg.Register) {
+	for r := g.mr; r >= 1; r-- {
+		CMPQ(mr, Imm(uint64(r)))
+		JEQ(LabelRef(fmt.Sprintf("%s_mr%d", name, r)))
+	}
+	VZEROUPPER()
+	RET()
+}
+
 // kernel emits gemmKernel<ISA>(mr, kc, a, b, c, ldc, alpha, beta): with A the
 // packed sliver (kc steps of MR floats, the first mr used) and B the packed
 // panel (kc steps of NR floats), it computes the mr×NR tile T = A·B in
@@ -137,12 +148,7 @@ func (g gemmISA) kernel() {
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
-	for r := g.mr; r >= 1; r-- {
-		CMPQ(mr, Imm(uint64(r)))
-		JEQ(LabelRef(fmt.Sprintf("%s_mr%d", name, r)))
-	}
-	VZEROUPPER()
-	RET()
+	g.jumpMR(name, mr)
 	for r := g.mr; r >= 1; r-- {
 		Label(fmt.Sprintf("%s_mr%d", name, r))
 		g.body(name, r, kc, a, b, c, ldc)
@@ -257,12 +263,7 @@ func (g gemmISA) merge() {
 	c := Load(Param("c"), GP64())
 	ldc := Load(Param("ldc"), GP64())
 	SHLQ(U8(2), ldc)
-	for r := g.mr; r >= 1; r-- {
-		CMPQ(mr, Imm(uint64(r)))
-		JEQ(LabelRef(fmt.Sprintf("%s_mr%d", name, r)))
-	}
-	VZEROUPPER()
-	RET()
+	g.jumpMR(name, mr)
 	for r := g.mr; r >= 1; r-- {
 		Label(fmt.Sprintf("%s_mr%d", name, r))
 		lbl := func(s string) string { return fmt.Sprintf("%s_mr%d_%s", name, r, s) }
