@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
@@ -9,26 +8,15 @@ import (
 	"github.com/marginloss/marginloss/loss"
 )
 
-// reader turns fuzz bytes into bounded sizes and float32 bit patterns.
-type reader struct{ b []byte }
-
-func (r *reader) byte() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
+// reader is the public-API targets' byteReader: past the end of the bytes
+// every float is 0.5.
+type reader struct{ byteReader }
 
 func (r *reader) float() float32 {
-	if len(r.b) < 4 {
-		r.b = nil
-		return 0.5
+	if v, ok := r.next32(); ok {
+		return v
 	}
-	v := math.Float32frombits(binary.LittleEndian.Uint32(r.b))
-	r.b = r.b[4:]
-	return v
+	return 0.5
 }
 
 func (r *reader) matrix(rows, cols int) loss.Matrix {
@@ -70,11 +58,11 @@ func FuzzMarginSoftmax(f *testing.F) {
 	f.Add([]byte{4, 1, 1, 1, 0, 8, 0, 0, 0, 0})
 	f.Add([]byte{2, 7, 2, 5, 3, 1, 0, 0, 128, 127, 0, 0, 192, 255})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := &reader{b: data}
-		kind := r.byte() % 5
-		n, c, d := int(r.byte()%9), int(r.byte()%9), int(r.byte()%9)
+		r := &reader{byteReader{b: data}}
+		kind := r.u8() % 5
+		n, c, d := int(r.u8()%9), int(r.u8()%9), int(r.u8()%9)
 		p1, p2 := r.float(), r.float()
-		opts := r.byte()
+		opts := r.u8()
 		var h *loss.MarginSoftmax
 		params := []float32{p1, p2}
 		switch kind {
@@ -95,7 +83,7 @@ func FuzzMarginSoftmax(f *testing.F) {
 		h.Reduction = loss.Reduction(opts >> 6 % 3)
 		labels := make([]int32, n)
 		for i := range labels {
-			labels[i] = int32(r.byte()%11) - 1
+			labels[i] = int32(r.u8()%11) - 1
 		}
 		x, w := r.matrix(n, d), r.matrix(c, d)
 		dx, dw := loss.Matrix{Rows: n, Cols: d, Data: make([]float32, n*d)}, loss.Matrix{Rows: c, Cols: d, Data: make([]float32, c*d)}
@@ -129,8 +117,8 @@ func FuzzFocalCenter(f *testing.F) {
 	f.Add([]byte{3, 4, 0, 0, 0, 64, 0, 0, 128, 62})
 	f.Add([]byte{1, 1, 0, 0, 192, 127, 0, 0, 128, 255})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := &reader{b: data}
-		n, c := int(r.byte()%9), int(r.byte()%9)
+		r := &reader{byteReader{b: data}}
+		n, c := int(r.u8()%9), int(r.u8()%9)
 		gamma, alpha := r.float(), r.float()
 		logits, targets := r.matrix(n, c), r.matrix(n, c)
 		for i, v := range targets.Data {
@@ -138,10 +126,10 @@ func FuzzFocalCenter(f *testing.F) {
 		}
 		labels := make([]int32, n)
 		for i := range labels {
-			labels[i] = int32(r.byte()%11) - 1
+			labels[i] = int32(r.u8()%11) - 1
 		}
 		g := loss.Matrix{Rows: n, Cols: c, Data: make([]float32, n*c)}
-		fl := loss.Focal{Gamma: gamma, Alpha: alpha, Reduction: loss.Reduction(r.byte() % 3)}
+		fl := loss.Focal{Gamma: gamma, Alpha: alpha, Reduction: loss.Reduction(r.u8() % 3)}
 		for _, call := range []func() (float32, error){
 			func() (float32, error) { return fl.Softmax(logits, labels, &g) },
 			func() (float32, error) { return fl.Sigmoid(logits, targets, &g) },

@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"encoding/binary"
 	"math"
 	"testing"
 
@@ -19,32 +18,18 @@ import (
 // are scaled down); with β = 0 C starts as NaN, which must not propagate;
 // the padding between n and ldc must stay untouched.
 
-// gemmBytes reads the fuzz bytes; past their end it yields a fixed pattern.
-type gemmBytes struct {
-	b []byte
-	k int
-}
+// gemmBytes is the GEMM targets' byteReader: sizes (one byte) as int, and past the end
+// of the bytes floats in the pattern (k mod 23 − 11)/4.
+type gemmBytes struct{ byteReader }
 
-func (r *gemmBytes) u8() int {
-	if len(r.b) == 0 {
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return int(v)
-}
+func (r *gemmBytes) size() int { return int(r.u8()) }
 
 // f32 is the next float32 bit pattern, made finite and at most 2^20 in
 // magnitude (exponent folded down, so mantissa bits and subnormals stay).
 func (r *gemmBytes) f32() float32 {
-	var v float32
-	if len(r.b) < 4 {
-		r.b = nil
-		r.k++
+	v, ok := r.next32()
+	if !ok {
 		v = float32(r.k%23-11) / 4
-	} else {
-		v = math.Float32frombits(binary.LittleEndian.Uint32(r.b))
-		r.b = r.b[4:]
 	}
 	if v != v || math.IsInf(float64(v), 0) {
 		return float32(r.k%7) - 3
@@ -65,9 +50,9 @@ func (r *gemmBytes) floats(n int) []float32 {
 
 // fuzzGemm runs one shape of op ("NT", "NN" or "TN") at every level.
 func fuzzGemm(t *testing.T, op string, data []byte) {
-	r := &gemmBytes{b: data}
-	m, n, k := r.u8()%40, r.u8()%70, r.u8()%64
-	flags := r.u8()
+	r := &gemmBytes{byteReader{b: data}}
+	m, n, k := r.size()%40, r.size()%70, r.size()%64
+	flags := r.size()
 	if flags&1 != 0 {
 		k += 480 // straddle the 512-deep single pass
 	}
@@ -85,7 +70,7 @@ func fuzzGemm(t *testing.T, op string, data []byte) {
 	case "TN":
 		ar, ac, br, bc, tbl = k, m, k, n, asm.GemmKernels.TN
 	}
-	lda, ldb, ldc := max(ac+r.u8()%5, 1), max(bc+r.u8()%5, 1), max(n+r.u8()%5, 1)
+	lda, ldb, ldc := max(ac+r.size()%5, 1), max(bc+r.size()%5, 1), max(n+r.size()%5, 1)
 	span := func(rows, cols, ld int) int {
 		if rows == 0 || cols == 0 {
 			return 0

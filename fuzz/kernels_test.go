@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"encoding/binary"
 	"math"
 	"testing"
 
@@ -29,40 +28,22 @@ const (
 	expHi = 88.72283935546875
 )
 
-// kernelInput reads the fuzz bytes; past their end it yields a fixed
-// pattern, so that short inputs still give long vectors.
-type kernelInput struct {
-	b []byte
-	k int
-}
+// kernelInput is the kernel targets' byteReader: past the end of the bytes
+// it yields the pattern (k mod 29 − 14)/3.
+type kernelInput struct{ byteReader }
 
 func newKernelInput(data []byte) (in *kernelInput, n, off int) {
-	in = &kernelInput{b: data}
+	in = &kernelInput{byteReader{b: data}}
 	n = int(in.u16()) % 700
 	off = int(in.u8()) % 16
 	return in, n, off
 }
 
-func (r *kernelInput) u8() byte {
-	if len(r.b) == 0 {
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *kernelInput) u16() uint16 { return uint16(r.u8()) | uint16(r.u8())<<8 }
-
 func (r *kernelInput) f32() float32 {
-	if len(r.b) < 4 {
-		r.b = nil
-		r.k++
-		return float32(r.k%29-14) / 3
+	if v, ok := r.next32(); ok {
+		return v
 	}
-	v := math.Float32frombits(binary.LittleEndian.Uint32(r.b))
-	r.b = r.b[4:]
-	return v
+	return float32(r.k%29-14) / 3
 }
 
 // floats returns n floats starting off floats into a fresh buffer, so that

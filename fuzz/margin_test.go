@@ -55,13 +55,13 @@ func FuzzMarginForward(f *testing.F) {
 	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 7, 5, 64, 7, nan, inf, -inf, 1e-40))
 	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 4, 1e30, 16, 2))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := &reader{b: data}
-		kind := asm.MarginKind(r.byte() % 6)
+		r := &reader{byteReader{b: data}}
+		kind := asm.MarginKind(r.u8() % 6)
 		m1, m2, m3 := r.float(), r.float(), r.float()
-		intM := int(r.byte() % 9) // m > 8 is outside Eval's contract
+		intM := int(r.u8() % 9) // m > 8 is outside Eval's contract
 		lambda := r.float()
 		g := asm.NewMargin(kind, float64(m1), float64(m2), float64(m3), intM, float64(lambda))
-		n, off := int(r.byte())%(2*16*4+2), int(r.byte()%16)
+		n, off := int(r.u8())%(2*16*4+2), int(r.u8()%16)
 		buf := make([]float32, off+n)
 		for i := range buf {
 			if len(r.b) >= 4 {
