@@ -1052,6 +1052,19 @@ func requireFinite(t *testing.T, at, what string, v []float32) {
 	}
 }
 
+// lossFinite runs sp's API on float32 copies of x and w with both
+// gradients (pre-filled with NaN) and requires no error and finite outputs.
+func lossFinite(t *testing.T, at string, sp marginSpec, x, w []float64, labels []int32, n, c, d int) (float32, loss.Matrix, loss.Matrix) {
+	t.Helper()
+	dx, dw := nanMatrix(n, d), nanMatrix(c, d)
+	got, err := sp.api().Loss(matOf(n, d, to32(x)), matOf(c, d, to32(w)), labels, &dx, &dw)
+	require.NoError(t, err)
+	requireFinite(t, at, "loss", []float32{got})
+	requireFinite(t, at, "dx", dx.Data)
+	requireFinite(t, at, "dw", dw.Data)
+	return got, dx, dw
+}
+
 // TestEdgeParallelAntiparallel puts x_i exactly parallel or antiparallel to
 // W_{y_i} (t = ±1 up to rounding), for every margin variant. Loss and
 // gradients must be finite, and the loss must match the reference within
@@ -1078,12 +1091,7 @@ func TestEdgeParallelAntiparallel(t *testing.T) {
 				}
 			}
 			ref := refMargin(sp, x, w, labels, n, c, d, nil)
-			dx, dw := nanMatrix(n, d), nanMatrix(c, d)
-			got, err := sp.api().Loss(matOf(n, d, to32(x)), matOf(c, d, to32(w)), labels, &dx, &dw)
-			require.NoError(t, err)
-			requireFinite(t, at, "loss", []float32{got})
-			requireFinite(t, at, "dx", dx.Data)
-			requireFinite(t, at, "dw", dw.Data)
+			got, _, _ := lossFinite(t, at, sp, x, w, labels, n, c, d)
 			require.GreaterOrEqual(t, got, float32(0), "cross-entropy is non-negative")
 			mm := max(1, sp.M, sp.M1, float64(sp.Mi))
 			var bound float64
@@ -1134,12 +1142,7 @@ func TestEdgeLargeScale(t *testing.T) {
 					}
 				}
 				ref := refMargin(sp, x, w, labels, n, c, d, nil)
-				dx, dw := nanMatrix(n, d), nanMatrix(c, d)
-				got, err := sp.api().Loss(matOf(n, d, to32(x)), matOf(c, d, to32(w)), labels, &dx, &dw)
-				require.NoError(t, err)
-				requireFinite(t, at, "loss", []float32{got})
-				requireFinite(t, at, "dx", dx.Data)
-				requireFinite(t, at, "dw", dw.Data)
+				got, dx, dw := lossFinite(t, at, sp, x, w, labels, n, c, d)
 				checkLoss(t, tab, sp.Kind, at, got, ref.loss)
 				checkGrad(t, tab, sp.Kind, at, "dx", dx.Data, ref.dx, d)
 				checkGrad(t, tab, sp.Kind, at, "dw", dw.Data, ref.dw, d)
@@ -1175,12 +1178,7 @@ func TestEdgeZeroRow(t *testing.T) {
 				w[zw*d+k] = 0
 			}
 			ref := refMargin(sp, x, w, labels, n, c, d, nil)
-			dx, dw := nanMatrix(n, d), nanMatrix(c, d)
-			got, err := sp.api().Loss(matOf(n, d, to32(x)), matOf(c, d, to32(w)), labels, &dx, &dw)
-			require.NoError(t, err)
-			requireFinite(t, at, "loss", []float32{got})
-			requireFinite(t, at, "dx", dx.Data)
-			requireFinite(t, at, "dw", dw.Data)
+			got, dx, dw := lossFinite(t, at, sp, x, w, labels, n, c, d)
 			checkLoss(t, tab, sp.Kind, at, got, ref.loss)
 			xNormalised := sp.normalised()
 			wNormalised := sp.Kind != "largemargin"
@@ -1316,12 +1314,7 @@ func TestEdgeTargetFarBelowMax(t *testing.T) {
 			}
 			ref := refMargin(sp, xs, w, labels, n, c, d, nil)
 			require.Greater(t, ref.loss, 800.0, "%s: the case must put targets > 709 below the max", at)
-			dx, dw := nanMatrix(n, d), nanMatrix(c, d)
-			got, err := sp.api().Loss(matOf(n, d, to32(xs)), matOf(c, d, to32(w)), labels, &dx, &dw)
-			require.NoError(t, err)
-			requireFinite(t, at, "loss", []float32{got})
-			requireFinite(t, at, "dx", dx.Data)
-			requireFinite(t, at, "dw", dw.Data)
+			got, dx, dw := lossFinite(t, at, sp, xs, w, labels, n, c, d)
 			checkLoss(t, tab, sp.Kind, at, got, ref.loss)
 			checkGrad(t, tab, sp.Kind, at, "dx", dx.Data, ref.dx, d)
 			checkGrad(t, tab, sp.Kind, at, "dw", dw.Data, ref.dw, d)
