@@ -5,7 +5,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/internal/simd"
 	"github.com/marginloss/marginloss/loss"
 )
@@ -40,39 +39,6 @@ func forEachLevel(b *testing.B, name string, fn func(b *testing.B)) {
 
 func gflops(b *testing.B, flops float64) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-}
-
-// BenchmarkGemmNT is the cosine GEMM shape of the ArcFace head: a batch of
-// 256 embeddings of 512 against a tile of classes.
-func BenchmarkGemmNT(b *testing.B) {
-	r := rand.New(rand.NewSource(1))
-	for _, s := range []struct{ m, n, k int }{{256, 512, 512}, {256, 2048, 512}} {
-		a, w, c := randSlice(r, s.m*s.k), randSlice(r, s.n*s.k), make([]float32, s.m*s.n)
-		b.Run(fmt.Sprintf("m=%d/n=%d/k=%d", s.m, s.n, s.k), func(b *testing.B) {
-			for b.Loop() {
-				asm.GemmNT(s.m, s.n, s.k, 1, a, s.k, w, s.k, 0, c, s.n)
-			}
-			gflops(b, 2*float64(s.m*s.n*s.k))
-		})
-	}
-}
-
-func BenchmarkMaxSumExp(b *testing.B) {
-	r := rand.New(rand.NewSource(2))
-	z := randSlice(r, 4096)
-	for b.Loop() {
-		asm.MaxSumExp(z, -1e30, 0)
-	}
-	b.ReportMetric(float64(len(z)*4)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
-}
-
-func BenchmarkL2Norm(b *testing.B) {
-	r := rand.New(rand.NewSource(3))
-	x := randSlice(r, 512)
-	for b.Loop() {
-		asm.L2Norm(x)
-	}
-	b.ReportMetric(float64(len(x)*4)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 }
 
 // BenchmarkArcFaceHead is the whole ArcFace head, forward and backward, at
