@@ -26,6 +26,7 @@ const (
 	eps32 = 0x1p-23
 	eta32 = 0x1p-149 // the least subnormal: the rounding unit near 0
 	expHi = 88.72283935546875
+	expLo = -103.97208404541016 // below: Exp gives 0 (e^x < half the least subnormal)
 )
 
 // kernelInput is the kernel targets' byteReader: past the end of the bytes
@@ -340,11 +341,20 @@ func FuzzMaxSumExp(f *testing.F) {
 // 2.5 ULP and the product's rounding) plus 2.5·|scale| subnormal ULPs; ±Inf
 // where e^(z−lse) or the product overflows, NaN for NaN; no check at the
 // overflow boundary, where both MaxFloat32 and Inf are within 2 ULP.
+// Below expLo the float32 e^(z−lse) is 0, so an infinite scale gives NaN
+// (0·Inf), and at the underflow boundary, where e^d rounds to 0 or to the
+// least subnormal, NaN or ±Inf.
 func softmaxOK(got, z, lse, scale float32) bool {
 	d := z - lse
 	want := math.Exp(float64(d)) * float64(scale)
 	if d > expHi+1e-4 {
 		want = math.Inf(1) * float64(scale)
+	}
+	if isInf(scale) && d < expLo+1e-4 {
+		if d < expLo-1e-4 {
+			return isNaN(got)
+		}
+		return isNaN(got) || math.IsInf(float64(got), int(math.Copysign(1, float64(scale))))
 	}
 	switch {
 	case want != want:
