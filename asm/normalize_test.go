@@ -227,7 +227,9 @@ func TestScaleKernel(t *testing.T) {
 // float32 x̂_k = x_k·inv that every level forms, with the bound of each
 // element: the dot product's bound carried through x̂_k·p·inv, plus
 // 4·eps of the magnitudes combined per element (each level rounds at most
-// five times there), plus the absolute rounding unit near zero.
+// five times there), plus the absolute rounding unit near zero: ½η for
+// each of the two roundings before the ·inv (q·p and dy − q·p, which may be
+// subnormal), scaled by |inv|, and 8η after it.
 //
 // mag is the magnitude of the terms of each element, Σ|dy_k·inv|,
 // |x̂_k·p·inv|, |radial·x̂_k|: the scale of its error.
@@ -248,7 +250,8 @@ func normBackwardRef(dy, x []float32, inv, radial float32) (want, bound, mag []f
 		want[k] = (float64(dy[k])-q*p)*iv + rad*q
 		mag[k] = math.Abs(float64(dy[k]))*ai + math.Abs(q*p)*ai + math.Abs(rad*q)
 		bound[k] = math.Abs(q)*ai*ep +
-			4*eps32*(math.Abs(float64(dy[k]))*ai+math.Abs(q)*(math.Abs(p)+ep)*ai+math.Abs(rad*q)) + 8*eta32
+			4*eps32*(math.Abs(float64(dy[k]))*ai+math.Abs(q)*(math.Abs(p)+ep)*ai+math.Abs(rad*q)) +
+			eta32*ai + 8*eta32
 	}
 	return want, bound, mag
 }
