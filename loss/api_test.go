@@ -259,7 +259,7 @@ func TestFocalCenterErrors(t *testing.T) {
 	check(loss.ErrShape, soft(loss.Focal{Gamma: 2}, logits, lab), 3, 5)
 	check(loss.ErrShape, sig(loss.Focal{Gamma: 2, Alpha: 0.25}, logits, filled(3, 3, 0.5)), 3, 4)
 	check(loss.ErrParam, sig(loss.Focal{Gamma: 2, Alpha: 1.5}, logits, targets), 3, 4)
-	check(loss.ErrParam, sig(loss.Focal{Gamma: 2, Alpha: 0.25}, logits, filled(3, 4, 1.5)), 3, 4)
+	check(loss.ErrLabel, sig(loss.Focal{Gamma: 2, Alpha: 0.25}, logits, filled(3, 4, 1.5)), 3, 4)
 	check(loss.ErrNonFinite, sig(loss.Focal{Gamma: 2, Alpha: 0.25}, nanL, targets), 3, 4)
 
 	centers := randMatrix(r, 4, 2)

@@ -2,6 +2,7 @@ package loss
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -15,29 +16,64 @@ import (
 //	Loss = Σ_i ‖x_i − c_{y_i}‖² / (2N),   ∂Loss/∂x_i = (x_i − c_{y_i})/N
 //
 // Centers are not trained by gradient: call Update after each step, as the
-// paper does. A Center keeps scratch buffers between calls; calls on one
-// value from several goroutines are serialised.
+// paper does. A Center keeps scratch buffers between calls (never references
+// to the caller's matrices once a call returns); calls on one value from
+// several goroutines are serialised.
 type Center struct {
 	Centers Matrix
 	Alpha   float32
+	// Accumulate makes Loss add its gradient to what dx holds instead of
+	// overwriting it (for example onto the gradient of a margin head).
+	Accumulate bool
 
 	mu      sync.Mutex
 	x       Matrix
 	labels  []int32
 	dx      *Matrix
-	invN    float32
+	invN    float64
 	rowLoss []float64
+	rowMax  []float64 // per row: max_k |x_ik − c_k| (and |dx_ik| with Accumulate)
 	order   []int64
 }
 
 const centerRows = 64 // rows per parallel chunk
 
-func (c *Center) check(x Matrix, labels []int32) error {
+// Validate reports whether the configuration is usable: Centers a
+// consistent C×D matrix with C, D ≥ 1 and finite entries, and 0 < Alpha ≤ 1
+// (the rate Update needs). It returns an error wrapping ErrShape,
+// ErrNonFinite or ErrParam, or nil.
+func (c *Center) Validate() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkAlpha(); err != nil {
+		return err
+	}
+	if err := c.checkCenters(); err != nil {
+		return err
+	}
+	return checkFinite("centers", c.Centers)
+}
+
+func (c *Center) checkAlpha() error {
+	if !(c.Alpha > 0 && c.Alpha <= 1) {
+		return fmt.Errorf("%w: center α = %g, want 0 < α ≤ 1", ErrParam, c.Alpha)
+	}
+	return nil
+}
+
+func (c *Center) checkCenters() error {
 	if err := checkMatrix("centers", c.Centers); err != nil {
 		return err
 	}
 	if c.Centers.Rows < 1 || c.Centers.Cols < 1 {
 		return fmt.Errorf("%w: centers is %d×%d, want at least one class and one dimension", ErrShape, c.Centers.Rows, c.Centers.Cols)
+	}
+	return nil
+}
+
+func (c *Center) check(x Matrix, labels []int32) error {
+	if err := c.checkCenters(); err != nil {
+		return err
 	}
 	if err := checkMatrix("x", x); err != nil {
 		return err
@@ -50,8 +86,15 @@ func (c *Center) check(x Matrix, labels []int32) error {
 
 // Loss returns Σ_i ‖x_i − c_{y_i}‖²/(2N) for embeddings x (N×D) and labels
 // (N values in [0, C)) and, where dx (N×D) is non-nil, writes
-// (x_i − c_{y_i})/N into it. On error no output is written; an empty batch
-// returns 0 (zeroing dx).
+// (x_i − c_{y_i})/N into it (adds it with Accumulate). dx may be x itself;
+// any other overlap of dx with x, labels or Centers is an error wrapping
+// ErrOverlap.
+//
+// On error no output is written, and a nil error comes with a finite loss
+// and gradient: finite x and centers whose loss would overflow float32 (a
+// distance near 1e19 and beyond) give ErrNonFinite. Every input is
+// validated whatever N is; a valid empty batch returns 0 (zeroing dx unless
+// Accumulate).
 func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -61,47 +104,99 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	if err := checkGrad("dx", dx, x.Rows, x.Cols); err != nil {
 		return 0, err
 	}
+	outs := [...]span{gradSpan("dx", dx, "x")}
+	ins := [...]span{spanOf("x", x.Data), spanOf("labels", labels), spanOf("centers", c.Centers.Data)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return 0, err
+	}
 	if err := checkFinite("x", x); err != nil {
 		return 0, err
 	}
 	if err := checkFinite("centers", c.Centers); err != nil {
 		return 0, err
 	}
+	if dx != nil && c.Accumulate {
+		if err := checkFinite("dx (accumulated into)", *dx); err != nil {
+			return 0, err
+		}
+	}
 	n := x.Rows
 	if n == 0 {
-		zero(dx)
+		if !c.Accumulate {
+			zero(dx)
+		}
 		return 0, nil
 	}
-	if cap(c.rowLoss) < n {
-		c.rowLoss = make([]float64, n)
-	}
-	c.rowLoss = c.rowLoss[:n]
-	c.x, c.labels, c.dx, c.invN = x, labels, dx, 1/float32(n)
-	par.Do(par.Chunks(n, centerRows), c)
-	c.x, c.labels, c.dx = Matrix{}, nil, nil
-	var total float64
-	for _, v := range c.rowLoss {
+	c.rowLoss = growF64(c.rowLoss, n)
+	c.rowMax = growF64(c.rowMax, n)
+	c.x, c.labels, c.dx, c.invN = x, labels, dx, 1/float64(n)
+	defer func() { c.x, c.labels, c.dx = Matrix{}, nil, nil }()
+	// First pass: the row losses and the largest gradient entry; nothing
+	// is written until both are known to be finite.
+	par.Do(par.Chunks(n, centerRows), (*centerLossJob)(c))
+	var total, big float64
+	for i, v := range c.rowLoss {
 		total += v
+		big = math.Max(big, c.rowMax[i])
 	}
-	return float32(total / (2 * float64(n))), nil
+	loss := total / (2 * float64(n))
+	if !(loss <= maxOut) {
+		return 0, fmt.Errorf("%w: finite x and centers give a center loss of %g, beyond float32", ErrNonFinite, loss)
+	}
+	if !(big <= maxOut) {
+		return 0, fmt.Errorf("%w: a gradient entry of dx would reach %g, beyond float32", ErrNonFinite, big)
+	}
+	if dx != nil {
+		par.Do(par.Chunks(n, centerRows), (*centerGradJob)(c))
+	}
+	return float32(loss), nil
 }
 
-// RunChunk implements par.Job for Loss.
-func (c *Center) RunChunk(ch int) {
+func growF64(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+// centerLossJob computes row i's ‖x_i − c_y‖² and the largest magnitude its
+// gradient entries will have; centerGradJob writes them.
+type (
+	centerLossJob Center
+	centerGradJob Center
+)
+
+func (j *centerLossJob) RunChunk(ch int) {
+	c := (*Center)(j)
 	lo, hi := par.Range(ch, centerRows, c.x.Rows)
 	for i := lo; i < hi; i++ {
 		xi, ci := c.x.Row(i), c.Centers.Row(int(c.labels[i]))
-		var s float64
+		var s, big float64
 		for k, v := range xi {
-			diff := v - ci[k]
-			s += float64(diff) * float64(diff)
+			diff := float64(v) - float64(ci[k])
+			s += diff * diff
+			big = math.Max(big, math.Abs(diff))
 		}
 		c.rowLoss[i] = s
-		if c.dx != nil {
-			g := c.dx.Row(i)
-			for k, v := range xi {
-				g[k] = (v - ci[k]) * c.invN
+		big *= c.invN
+		if c.dx != nil && c.Accumulate {
+			big += maxAbs(c.dx.Row(i))
+		}
+		c.rowMax[i] = big
+	}
+}
+
+func (j *centerGradJob) RunChunk(ch int) {
+	c := (*Center)(j)
+	lo, hi := par.Range(ch, centerRows, c.x.Rows)
+	for i := lo; i < hi; i++ {
+		xi, ci, g := c.x.Row(i), c.Centers.Row(int(c.labels[i])), c.dx.Row(i)
+		for k, v := range xi {
+			d := float32((float64(v) - float64(ci[k])) * c.invN)
+			if c.Accumulate {
+				d += g[k]
 			}
+			g[k] = d
 		}
 	}
 }
@@ -112,14 +207,21 @@ func (c *Center) RunChunk(ch int) {
 //
 //	c_j ← c_j − α·Σ_{i: y_i=j} (c_j − x_i) / (1 + n_j)
 //
-// where n_j counts label j in the batch. On error Centers is untouched.
+// where n_j counts label j in the batch. The new c_j is a convex combination
+// of c_j and the x_i, so it stays finite. x and labels must not share memory
+// with Centers (ErrOverlap). On error Centers is untouched.
 func (c *Center) Update(x Matrix, labels []int32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !(c.Alpha > 0 && c.Alpha <= 1) {
-		return fmt.Errorf("%w: center α = %g, want 0 < α ≤ 1", ErrParam, c.Alpha)
+	if err := c.checkAlpha(); err != nil {
+		return err
 	}
 	if err := c.check(x, labels); err != nil {
+		return err
+	}
+	outs := [...]span{spanOf("centers", c.Centers.Data)}
+	ins := [...]span{spanOf("x", x.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return err
 	}
 	if err := checkFinite("x", x); err != nil {

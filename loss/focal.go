@@ -10,16 +10,29 @@ import (
 )
 
 // Focal is the focal loss of Lin et al. (2017), in its softmax
-// (multi-class) and sigmoid (per-element, torchvision) forms.
+// (multi-class) and sigmoid (per-element, torchvision) forms. Its zero
+// value is plain cross-entropy with no class weighting.
 //
-// Gamma ≥ 0 is the focusing parameter (0 gives plain cross-entropy).
-// Alpha is the class-balance weight of the sigmoid form: each element is
-// weighted by α·t + (1−α)·(1−t) when 0 ≤ α ≤ 1; α < 0 disables the weight.
-// Softmax ignores Alpha.
+// Gamma in [0, MaxFocalGamma] is the focusing parameter (0 gives plain
+// cross-entropy). Alpha is the class-balance weight of the sigmoid form:
+// with 0 < α ≤ 1 each element is weighted by α·t + (1−α)·(1−t), as
+// torchvision's alpha; α = 0 (the zero value) or α < 0 (torchvision's −1)
+// means no weighting. Softmax ignores Alpha.
+//
+// Focal holds no scratch (it lives in a pool), so one value may be used from
+// several goroutines at once.
 type Focal struct {
 	Gamma, Alpha float32
 	Reduction    Reduction
+	// Accumulate adds the gradient to what dlogits holds instead of
+	// overwriting it (for micro-batches, or a sum of losses sharing one
+	// gradient buffer).
+	Accumulate bool
 }
+
+// MaxFocalGamma bounds Focal.Gamma. Focusing parameters in use are 0–5; the
+// bound keeps the γ·q^(γ−1) factors of the gradient far inside float32.
+const MaxFocalGamma = 1000
 
 // focalWork is the scratch of one focal call (Focal is a value type, so its
 // scratch lives in a pool).
@@ -29,30 +42,59 @@ type focalWork struct {
 	grad            *Matrix
 	gamma, alpha    float64
 	scale           float64
+	accumulate      bool
 	rowLoss         []float64
-	sigmoid         bool
 }
 
 var focalPool = sync.Pool{New: func() any { return new(focalWork) }}
 
 const focalRows = 32 // rows per parallel chunk
 
-func (f Focal) check() error {
+// Validate reports whether the configuration is usable: Gamma finite in
+// [0, MaxFocalGamma], Alpha not NaN and at most 1, and a known Reduction.
+// It returns an error wrapping ErrParam, or nil.
+func (f Focal) Validate() error {
 	if err := f.Reduction.check(); err != nil {
 		return err
 	}
-	if !(f.Gamma >= 0) || !isFinite(f.Gamma) {
-		return fmt.Errorf("%w: focal γ = %g, want finite γ ≥ 0", ErrParam, f.Gamma)
+	if !(f.Gamma >= 0 && f.Gamma <= MaxFocalGamma) {
+		return fmt.Errorf("%w: focal γ = %g, want 0 ≤ γ ≤ %d", ErrParam, f.Gamma, MaxFocalGamma)
+	}
+	if !(f.Alpha <= 1) {
+		return fmt.Errorf("%w: focal α = %g, want α ≤ 1 (0 < α ≤ 1 weights positives by α; α ≤ 0 disables it)", ErrParam, f.Alpha)
 	}
 	return nil
+}
+
+// scanLogits checks that every logit is finite and returns max|z| and the
+// spread max z − min z, bounded by the number of elements.
+func scanLogits(m Matrix) (maxAbs, spread float64, err error) {
+	if err := checkFinite("logits", m); err != nil {
+		return 0, 0, err
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range m.Data {
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	}
+	if len(m.Data) == 0 {
+		return 0, 0, nil
+	}
+	return math.Max(-lo, hi), hi - lo, nil
 }
 
 // Softmax returns the softmax focal loss of logits (N×C) for labels (N
 // values in [0, C)): per row −(1 − p_y)^γ·log p_y with p = softmax(z), reduced
 // by Reduction (Mean is over the N rows). Where dlogits (N×C) is non-nil it
-// receives the gradient. On error no output is written.
+// receives the gradient (added to it with Accumulate). dlogits may be
+// logits itself (the gradient replaces the logits); any other overlap of
+// dlogits with an input is an error wrapping ErrOverlap.
+//
+// On error (ErrShape, ErrLabel, ErrNonFinite, ErrParam, ErrOverlap) no
+// output is written. ErrNonFinite also reports finite logits whose loss
+// would overflow float32 (a spread near 3.4e38). An empty batch (N = 0)
+// returns 0 and zeroes dlogits (unless Accumulate).
 func (f Focal) Softmax(logits Matrix, labels []int32, dlogits *Matrix) (float32, error) {
-	if err := f.check(); err != nil {
+	if err := f.Validate(); err != nil {
 		return 0, err
 	}
 	if err := checkMatrix("logits", logits); err != nil {
@@ -67,31 +109,48 @@ func (f Focal) Softmax(logits Matrix, labels []int32, dlogits *Matrix) (float32,
 	if err := checkGrad("dlogits", dlogits, logits.Rows, logits.Cols); err != nil {
 		return 0, err
 	}
-	if err := checkFinite("logits", logits); err != nil {
+	outs := [...]span{gradSpan("dlogits", dlogits, "logits")}
+	ins := [...]span{spanOf("logits", logits.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
-	if logits.Rows == 0 {
-		zero(dlogits)
+	_, spread, err := scanLogits(logits)
+	if err != nil {
+		return 0, err
+	}
+	n := logits.Rows
+	// A row loss is at most log(C) + spread + log 2; the reduced sum must fit.
+	scale := f.Reduction.scale(n)
+	if bound := scale * float64(n) * (spread + math.Log(float64(logits.Cols)) + 1); bound > maxOut {
+		return 0, fmt.Errorf("%w: logits spread %g over %d rows would overflow the float32 loss", ErrNonFinite, spread, n)
+	}
+	if n == 0 {
+		if !f.Accumulate {
+			zero(dlogits)
+		}
 		return 0, nil
 	}
 	fw := focalPool.Get().(*focalWork)
 	defer focalPool.Put(fw)
 	*fw = focalWork{logits: logits, labels: labels, grad: dlogits, gamma: float64(f.Gamma),
-		scale: f.Reduction.scale(logits.Rows), rowLoss: fw.rowLoss}
-	return fw.run(logits.Rows), nil
+		scale: scale, accumulate: f.Accumulate, rowLoss: fw.rowLoss}
+	return fw.run(n, (*focalSoftmaxJob)(fw)), nil
 }
 
 // Sigmoid returns the sigmoid focal loss (torchvision's
 // sigmoid_focal_loss) of logits against targets in [0, 1], both N×C: per
 // element ce·(1 − p_t)^γ, with ce the binary cross-entropy of σ(z) and
-// p_t = p·t + (1−p)·(1−t), times α·t + (1−α)·(1−t) when α ≥ 0. Mean is over
-// all N·C elements. Where dlogits is non-nil it receives the gradient.
+// p_t = p·t + (1−p)·(1−t), times α·t + (1−α)·(1−t) when 0 < α ≤ 1. Mean is
+// over all N·C elements. Where dlogits is non-nil it receives the gradient
+// (added to it with Accumulate). dlogits may be logits itself; any other
+// overlap with an input is an error wrapping ErrOverlap.
+//
+// A target outside [0, 1] is an input error wrapping ErrLabel. On error no
+// output is written; a batch with no elements returns 0 and zeroes dlogits
+// (unless Accumulate). The work is bounded by N·C, whatever N alone says.
 func (f Focal) Sigmoid(logits, targets Matrix, dlogits *Matrix) (float32, error) {
-	if err := f.check(); err != nil {
+	if err := f.Validate(); err != nil {
 		return 0, err
-	}
-	if f.Alpha > 1 || f.Alpha != f.Alpha {
-		return 0, fmt.Errorf("%w: focal α = %g, want α ≤ 1 (α < 0 disables it)", ErrParam, f.Alpha)
 	}
 	if err := checkMatrix("logits", logits); err != nil {
 		return 0, err
@@ -105,36 +164,55 @@ func (f Focal) Sigmoid(logits, targets Matrix, dlogits *Matrix) (float32, error)
 	if err := checkGrad("dlogits", dlogits, logits.Rows, logits.Cols); err != nil {
 		return 0, err
 	}
-	if err := checkFinite("logits", logits); err != nil {
+	outs := [...]span{gradSpan("dlogits", dlogits, "logits")}
+	ins := [...]span{spanOf("logits", logits.Data), spanOf("targets", targets.Data)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
-	if err := checkFinite("targets", targets); err != nil {
+	maxAbs, _, err := scanLogits(logits)
+	if err != nil {
 		return 0, err
 	}
 	for k, v := range targets.Data {
-		if v < 0 || v > 1 {
-			return 0, fmt.Errorf("%w: targets row %d column %d is %g, want a value in [0, 1]", ErrParam, k/targets.Cols, k%targets.Cols, v)
+		if !(v >= 0 && v <= 1) {
+			return 0, fmt.Errorf("%w: targets row %d column %d is %g, want a value in [0, 1]", ErrLabel, k/targets.Cols, k%targets.Cols, v)
 		}
 	}
-	if logits.Rows*logits.Cols == 0 {
-		zero(dlogits)
+	elems := len(logits.Data)
+	scale := f.Reduction.scale(elems)
+	// An element's loss is at most |z| + log 2.
+	if bound := scale * float64(elems) * (maxAbs + 1); bound > maxOut {
+		return 0, fmt.Errorf("%w: logits up to |%g| over %d elements would overflow the float32 loss", ErrNonFinite, maxAbs, elems)
+	}
+	if elems == 0 {
+		if !f.Accumulate {
+			zero(dlogits)
+		}
 		return 0, nil
 	}
 	fw := focalPool.Get().(*focalWork)
 	defer focalPool.Put(fw)
+	alpha := float64(f.Alpha)
+	if alpha <= 0 {
+		alpha = -1
+	}
 	*fw = focalWork{logits: logits, targets: targets, grad: dlogits, gamma: float64(f.Gamma),
-		alpha: float64(f.Alpha), scale: f.Reduction.scale(logits.Rows * logits.Cols),
-		rowLoss: fw.rowLoss, sigmoid: true}
-	return fw.run(logits.Rows), nil
+		alpha: alpha, scale: scale, accumulate: f.Accumulate, rowLoss: fw.rowLoss}
+	return fw.run(logits.Rows, (*focalSigmoidJob)(fw)), nil
 }
 
+// maxOut is the largest magnitude a loss or gradient may reach: float32's
+// largest finite value with room for the last roundings.
+const maxOut = 0x1p127
+
 // run computes per-row losses in parallel and sums them in row order.
-func (fw *focalWork) run(n int) float32 {
+// n ≥ 1 rows of at least one element each.
+func (fw *focalWork) run(n int, job par.Job) float32 {
 	if cap(fw.rowLoss) < n {
 		fw.rowLoss = make([]float64, n)
 	}
 	fw.rowLoss = fw.rowLoss[:n]
-	par.Do(par.Chunks(n, focalRows), fw)
+	par.Do(par.Chunks(n, focalRows), job)
 	var total float64
 	for _, v := range fw.rowLoss {
 		total += v
@@ -144,16 +222,36 @@ func (fw *focalWork) run(n int) float32 {
 	return float32(total)
 }
 
-// RunChunk implements par.Job.
-func (fw *focalWork) RunChunk(c int) {
+// focalSoftmaxJob and focalSigmoidJob are the parallel row passes.
+type (
+	focalSoftmaxJob focalWork
+	focalSigmoidJob focalWork
+)
+
+func (j *focalSoftmaxJob) RunChunk(c int) {
+	fw := (*focalWork)(j)
 	lo, hi := par.Range(c, focalRows, fw.logits.Rows)
 	for i := lo; i < hi; i++ {
-		if fw.sigmoid {
-			fw.rowLoss[i] = fw.sigmoidRow(i) * fw.scale
-		} else {
-			fw.rowLoss[i] = fw.softmaxRow(i) * fw.scale
-		}
+		fw.rowLoss[i] = fw.softmaxRow(i) * fw.scale
 	}
+}
+
+func (j *focalSigmoidJob) RunChunk(c int) {
+	fw := (*focalWork)(j)
+	lo, hi := par.Range(c, focalRows, fw.logits.Rows)
+	for i := lo; i < hi; i++ {
+		fw.rowLoss[i] = fw.sigmoidRow(i) * fw.scale
+	}
+}
+
+// softplusOverSigmoid returns softplus(x)/σ(x) = log(1+e^x)·(1+e^−x)
+// without forming either factor when it underflows: it tends to 1 as
+// x → −∞ (to within 2⁻⁵³ below x = −37) and to x as x → +∞.
+func softplusOverSigmoid(x float64) float64 {
+	if x < -37 {
+		return 1
+	}
+	return softplus(x) / sigmoid(x)
 }
 
 // softmaxRow returns row i's loss and writes its gradient:
@@ -162,10 +260,13 @@ func (fw *focalWork) RunChunk(c int) {
 //	∂L/∂z_j = F·(p_j − δ_jy),  F = q^γ − γ·q^(γ−1)·p_y·log p_y
 //
 // With r = Σ_{j≠y} e^(z_j − z_y) (the target left out of the log-sum-exp),
-// log p_y = −softplus(log r), q = σ(log r) and p_y = σ(−log r), all taken
-// from log r so that confident rows keep their precision and a target far
-// below the maximum (r beyond float64) stays finite; q^(γ−1)·log p_y → 0 as
-// q → 0 and is taken as 0 at q = 0.
+// log p_y = −softplus(log r), log q = −softplus(−log r) and
+// p_y = σ(−log r), all taken from log r so that confident rows keep their
+// precision and a target far below the maximum (r beyond float64) stays
+// finite. The second term of F is computed as
+// γ·q^γ·p_y·(softplus(log r)/q), whose last factor tends to 1 as q → 0: q
+// itself may be subnormal or 0, where q^(γ−1) alone would overflow for
+// γ < 1 although the product is finite (it is 0 at q = 0).
 func (fw *focalWork) softmaxRow(i int) float64 {
 	z := fw.logits.Row(i)
 	y := int(fw.labels[i])
@@ -178,18 +279,36 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 	g := fw.gamma
 	mod := 1.0
 	if g != 0 {
-		mod = math.Pow(q, g)
+		mod = math.Exp(-g * softplus(-lr)) // q^γ from log q
 	}
 	loss := -mod * logp
 	if fw.grad != nil {
 		F := mod
-		if g != 0 && q > 0 {
-			F -= g * math.Pow(q, g-1) * py * logp
+		if g != 0 && mod != 0 {
+			F += g * mod * py * softplusOverSigmoid(lr)
 		}
 		F *= fw.scale
 		dz := fw.grad.Row(i)
-		asm.SoftmaxScaled(dz, z, float32(zy-logp), float32(F))
-		dz[y] = float32(-F * q)
+		lse := float32(zy - logp)
+		if !fw.accumulate {
+			asm.SoftmaxScaled(dz, z, lse, float32(F))
+			dz[y] = float32(-F * q)
+			return loss
+		}
+		// Accumulate: the row's softmax in stack blocks, added to dz; then
+		// the target's entry is old + (p_y − 1)·F, as in the overwrite form.
+		oldY := dz[y]
+		var buf [256]float32
+		for j0 := 0; j0 < len(z); j0 += len(buf) {
+			zb := z[j0:min(j0+len(buf), len(z))]
+			b := buf[:len(zb)]
+			asm.SoftmaxScaled(b, zb, lse, float32(F))
+			db := dz[j0 : j0+len(zb)]
+			for k, v := range b {
+				db[k] += v
+			}
+		}
+		dz[y] = oldY + float32(-F*q)
 	}
 	return loss
 }
@@ -200,6 +319,10 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 //
 //	L = w·ce·q^γ
 //	∂L/∂z = w·[(p − t)·q^γ + ce·γ·q^(γ−1)·p(1−p)(1−2t)]
+//
+// q^γ and q^(γ−1)·p(1−p) are taken from log q, log p and log(1−p): q may be
+// subnormal (a confident element), where q^(γ−1) overflows for γ < 1, but
+// q^(γ−1)·p(1−p) = q^γ·p(1−p)/q ≤ 1 since q ≥ min(p, 1−p).
 func (fw *focalWork) sigmoidRow(i int) float64 {
 	z, tg := fw.logits.Row(i), fw.targets.Row(i)
 	var dz []float32
@@ -211,29 +334,43 @@ func (fw *focalWork) sigmoidRow(i int) float64 {
 	for j, zv := range z {
 		x, t := float64(zv), float64(tg[j])
 		e := math.Exp(-math.Abs(x))
-		var p, pm float64 // σ(x), σ(−x)
+		l1p := math.Log1p(e)
+		var p, logp, logpm float64 // σ(x), log σ(x), log σ(−x)
 		if x >= 0 {
-			p, pm = 1/(1+e), e/(1+e)
+			p, logp, logpm = 1/(1+e), -l1p, -x-l1p
 		} else {
-			p, pm = e/(1+e), 1/(1+e)
+			p, logp, logpm = e/(1+e), x-l1p, -l1p
 		}
-		ce := math.Max(x, 0) - x*t + math.Log1p(e)
-		q := t*pm + (1-t)*p
-		mod := 1.0
-		if g != 0 {
-			mod = math.Pow(q, g)
-		}
+		ce := math.Max(x, 0) - x*t + l1p
 		w := 1.0
 		if a >= 0 {
 			w = a*t + (1-a)*(1-t)
 		}
+		mod, logq := 1.0, 0.0
+		if g != 0 {
+			switch t {
+			case 0:
+				logq = logp
+			case 1:
+				logq = logpm
+			default: // log(t·σ(−x) + (1−t)·σ(x))
+				u, v := math.Log(t)+logpm, math.Log1p(-t)+logp
+				hi, lo := math.Max(u, v), math.Min(u, v)
+				logq = hi + math.Log1p(math.Exp(lo-hi))
+			}
+			mod = math.Exp(g * logq)
+		}
 		sum += w * ce * mod
 		if dz != nil {
 			d := (p - t) * mod
-			if g != 0 && q > 0 {
-				d += ce * g * math.Pow(q, g-1) * p * pm * (1 - 2*t)
+			if g != 0 && t != 0.5 {
+				d += ce * g * math.Exp((g-1)*logq+logp+logpm) * (1 - 2*t)
 			}
-			dz[j] = float32(w * d * fw.scale)
+			v := float32(w * d * fw.scale)
+			if fw.accumulate {
+				v += dz[j]
+			}
+			dz[j] = v
 		}
 	}
 	return sum

@@ -51,6 +51,7 @@ type shardState struct {
 	dxhat  []float32 // N×D partial ∂L/∂x̂
 	z, g   []float32 // N×ct tiles: logits, then gradients
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
+	acc    []float32 // Accumulate: a block of dW rows before they are added
 }
 
 // headWorkspace holds one call's inputs and every scratch buffer; buffers
@@ -59,6 +60,7 @@ type headWorkspace struct {
 	kind   headKind
 	g      asm.Margin
 	detach bool
+	accum  bool    // add the gradients to dx and dw
 	s      float32 // scale of ArcFace, CosFace, CombinedMargin
 	scale  float32 // reduction factor: 1/N or 1
 
@@ -86,7 +88,7 @@ func grow(b []float32, n int) []float32 {
 
 // setup records the call and sizes every buffer.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32) {
-	h.kind, h.g, h.s = l.kind, g, l.s
+	h.kind, h.g, h.s, h.accum = l.kind, g, l.s, l.Accumulate
 	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
@@ -115,6 +117,96 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	}
 }
 
+// release drops every reference to the caller's memory, whatever the
+// outcome of the call: the workspace outlives it.
+func (h *headWorkspace) release() {
+	h.x, h.w, h.labels, h.dx, h.dw = Matrix{}, Matrix{}, nil, nil, nil
+}
+
+// bounds returns an ErrNonFinite error when finite inputs could still drive
+// a logit, an intermediate sum or a gradient past maxOut (half of
+// float32's range, which leaves room for rounding and the last sums). It
+// runs after norms and before anything is written. With A_i the row scale
+// (s or ‖x_i‖), B_j the column scale (‖W_j‖ for L-Softmax, else 1), and
+// using Σ_j |∂L/∂z_ij| ≤ 2·scale and |∂L/∂z_ij| ≤ scale:
+//
+//	|z_ij|      ≤ A_i·B_j·max|φ|
+//	|dX̂_i|      ≤ 2·scale·A_i·max B·max|φ′|
+//	|dx_i|      ≤ 2·scale·A_i·‖x_i‖⁻¹·max B·(max|φ′| + max|φ|·[radial])
+//	|dŴ_j|      ≤ N·scale·max A·B_j·max|φ′|
+//	|dW_j|      ≤ N·scale·max A·B_j·‖W_j‖⁻¹·(max|φ′| + max|φ|·[L-Softmax])
+//
+// plus, with Accumulate, the largest magnitude already in dx or dw (which
+// must be finite).
+func (h *headWorkspace) bounds(phiMax, dphiMax float64, dx, dw *Matrix) error {
+	large, radial := h.kind == kindLarge, h.rowScaleIsNorm()
+	scale := float64(h.scale)
+	var maxA, rowFactor float64
+	for i := 0; i < h.n; i++ {
+		a := float64(h.rowA[i])
+		maxA = math.Max(maxA, a)
+		rowFactor = math.Max(rowFactor, a*float64(h.xinv[i]))
+	}
+	maxBz, maxBg, colFactor := 1.0, 1.0, 0.0
+	if large {
+		maxBz, maxBg, colFactor = 0, 0, 0
+		for j := 0; j < h.c; j++ {
+			if h.winv[j] == 0 { // zero row: B = 1 in the gradient
+				maxBg, colFactor = math.Max(maxBg, 1), math.Max(colFactor, 1)
+				continue
+			}
+			nr := float64(h.wnorm[j])
+			maxBz, maxBg = math.Max(maxBz, nr), math.Max(maxBg, nr)
+			colFactor = math.Max(colFactor, nr*float64(h.winv[j]))
+		}
+	} else {
+		for j := 0; j < h.c; j++ {
+			colFactor = math.Max(colFactor, float64(h.winv[j]))
+		}
+	}
+	type check struct {
+		what  string
+		bound float64
+	}
+	dxRad, dwRad := 0.0, 0.0
+	if radial {
+		dxRad = phiMax
+	}
+	if large {
+		dwRad = phiMax
+	}
+	ns := float64(h.n) * scale
+	checks := [...]check{
+		{"logits", 2 * maxA * maxBz * phiMax},
+		{"logit gradients", scale * maxA * maxBg * dphiMax},
+		{"dx", 0}, {"dx", 0}, {"dw", 0}, {"dw", 0},
+	}
+	if dx != nil {
+		checks[2] = check{"dx", 2 * scale * maxA * maxBg * dphiMax}
+		checks[3] = check{"dx", 2*scale*rowFactor*maxBg*(dphiMax+dxRad) + h.accumMax(dx)}
+	}
+	if dw != nil {
+		checks[4] = check{"dw", ns * maxA * maxBg * dphiMax}
+		checks[5] = check{"dw", ns*maxA*colFactor*(dphiMax+dwRad) + h.accumMax(dw)}
+	}
+	for _, c := range checks {
+		if !(c.bound <= maxOut) {
+			return fmt.Errorf("%w: finite inputs would overflow float32 in the %s (bound %.3g from row norms up to %g, column norms up to %g)",
+				ErrNonFinite, c.what, c.bound, maxA, maxBz)
+		}
+	}
+	return nil
+}
+
+// accumMax is the largest magnitude in a gradient the call adds to (+Inf
+// when it holds a non-finite value), or 0 when the call overwrites it.
+func (h *headWorkspace) accumMax(g *Matrix) float64 {
+	if !h.accum {
+		return 0
+	}
+	return maxAbs(g.Data)
+}
+
 // norms computes the row norms of W and x, the normalised x, the target
 // cosines and the margin, in parallel. It reports the first non-finite row
 // (x before w), before any output is written.
@@ -138,9 +230,8 @@ func (h *headWorkspace) norms() error {
 
 // run does the forward pass, then the backward pass where gradients are
 // asked for, and returns the reduced loss.
-func (h *headWorkspace) run(dx, dw *Matrix) float32 {
+func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 	h.dx, h.dw = dx, dw
-	defer func() { h.dx, h.dw, h.x, h.w, h.labels = nil, nil, Matrix{}, Matrix{}, nil }()
 
 	h.phase = phaseForward
 	par.Do(h.shards, h)
@@ -171,8 +262,11 @@ func (h *headWorkspace) run(dx, dw *Matrix) float32 {
 		total += rowLoss
 	}
 	loss := float32(total * float64(h.scale))
+	if !(math.Abs(total*float64(h.scale)) <= maxOut) {
+		return 0, fmt.Errorf("%w: finite inputs give a loss of %g, beyond float32", ErrNonFinite, total*float64(h.scale))
+	}
 	if dx == nil && dw == nil {
-		return loss
+		return loss, nil
 	}
 	if dx != nil {
 		for k := range h.sh {
@@ -185,7 +279,7 @@ func (h *headWorkspace) run(dx, dw *Matrix) float32 {
 		h.phase = phaseDX
 		par.Do(par.Chunks(h.n, rowChunk), h)
 	}
-	return loss
+	return loss, nil
 }
 
 // RunChunk implements par.Job for every phase.
@@ -372,21 +466,53 @@ func (h *headWorkspace) backwardShard(k int) {
 			first = false
 		}
 		if h.dw != nil {
-			dwt := h.dw.Data[j0*d : j1*d]
-			asm.GemmTN(cw, d, n, 1, g, cw, h.xhat, d, 0, dwt, d)
-			for j := 0; j < cw; j++ {
-				var rad float32
-				if large {
-					rad = colRad[j] * winv[j]
-				}
-				row := dwt[j*d : (j+1)*d]
-				if large && winv[j] == 0 {
-					continue // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
-				}
-				asm.NormalizeBackward(row, row, h.w.Row(j0+j), winv[j], rad)
+			h.gradWTile(st, g, j0, j1)
+		}
+	}
+}
+
+// gradWTile turns the tile's cosine-space gradient g (N×cw) into dW for
+// classes j0..j1: dŴ = gᵀ·X̂, then the normalisation backward per row. With
+// Accumulate the rows go through st.acc in blocks and are added to dw.
+func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
+	n, d, cw := h.n, h.d, j1-j0
+	dwt := h.dw.Data[j0*d : j1*d]
+	if !h.accum {
+		asm.GemmTN(cw, d, n, 1, g, cw, h.xhat, d, 0, dwt, d)
+		for j := 0; j < cw; j++ {
+			h.normBackwardW(dwt[j*d:(j+1)*d], st.colRad[j], j0+j)
+		}
+		return
+	}
+	rb := min(cw, max(1, tileFloats/d))
+	st.acc = grow(st.acc, rb*d)
+	for b0 := 0; b0 < cw; b0 += rb {
+		m := min(rb, cw-b0)
+		blk := st.acc[:m*d]
+		asm.GemmTN(m, d, n, 1, g[b0:], cw, h.xhat, d, 0, blk, d)
+		for j := 0; j < m; j++ {
+			row := blk[j*d : (j+1)*d]
+			h.normBackwardW(row, st.colRad[b0+j], j0+b0+j)
+			out := dwt[(b0+j)*d : (b0+j+1)*d]
+			for k, v := range row {
+				out[k] += v
 			}
 		}
 	}
+}
+
+// normBackwardW turns dŴ_j (in row) into ∂L/∂W_j in place; colRad is
+// Σ_i G_ij·z_ij (L-Softmax's radial term).
+func (h *headWorkspace) normBackwardW(row []float32, colRad float32, j int) {
+	winv := h.winv[j]
+	if h.kind == kindLarge {
+		if winv == 0 {
+			return // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
+		}
+		asm.NormalizeBackward(row, row, h.w.Row(j), winv, colRad*winv)
+		return
+	}
+	asm.NormalizeBackward(row, row, h.w.Row(j), winv, 0)
 }
 
 // gradX sums the shards' dX̂ in shard order and applies the normalisation
@@ -408,6 +534,14 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		if radial {
 			rad = r * h.xinv[i]
 		}
-		asm.NormalizeBackward(h.dx.Row(i), acc, h.x.Row(i), h.xinv[i], rad)
+		if !h.accum {
+			asm.NormalizeBackward(h.dx.Row(i), acc, h.x.Row(i), h.xinv[i], rad)
+			continue
+		}
+		asm.NormalizeBackward(acc, acc, h.x.Row(i), h.xinv[i], rad)
+		out := h.dx.Row(i)
+		for q, v := range acc {
+			out[q] += v
+		}
 	}
 }

@@ -28,8 +28,14 @@ import (
 // built: classes are walked in tiles with an online log-sum-exp, and the
 // backward pass recomputes the tiles.
 //
-// A MarginSoftmax keeps scratch buffers between calls; calls on one value
-// from several goroutines are serialised.
+// A MarginSoftmax keeps scratch buffers between calls (they never hold
+// references to the caller's matrices once a call returns); calls on one
+// value from several goroutines are serialised.
+//
+// Bounds: s·max|φ| must not exceed MaxLogit (ErrParam). Finite data whose
+// logits or gradients would still leave float32 (huge norms for SphereFace
+// and L-Softmax, rows of x just above the zero-row threshold) are reported
+// with ErrNonFinite before any output is written.
 type MarginSoftmax struct {
 	// Reduction combines the per-row losses: Mean (over N) or Sum.
 	Reduction Reduction
@@ -41,6 +47,12 @@ type MarginSoftmax struct {
 	// arcface_torch / opensphere convention). SphereFace and LargeMargin
 	// ignore it.
 	DetachMargin bool
+	// Accumulate adds the gradients to what dx and dw hold instead of
+	// overwriting them, so that ArcFace plus center loss, or micro-batches,
+	// need no extra buffers. It costs one scan of dx and dw per call (their
+	// old values must be finite and leave room for the sum) and, for dw, a
+	// scratch block of about 128 KiB per class shard.
+	Accumulate bool
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -119,8 +131,17 @@ func (l *MarginSoftmax) Lambda() float32 {
 	return l.lambda
 }
 
+// MaxLogit bounds s·max|φ| for ArcFace, CosFace and CombinedMargin, the
+// largest logit magnitude the parameters alone can produce (max|φ| is
+// 1 + m·sin m for ArcFace, 1 + m for CosFace and 1 + |m3| for
+// CombinedMargin). Beyond it the softmax sums and the gradient factors
+// (up to s·max|φ′|·‖x‖⁻¹) have no room left in float32.
+const MaxLogit = 1e30
+
 // String describes the loss and its parameters.
 func (l *MarginSoftmax) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	name := kindNames[l.kind]
 	switch l.kind {
 	case kindArc, kindCos:
@@ -133,8 +154,57 @@ func (l *MarginSoftmax) String() string {
 	return name
 }
 
+// Validate reports whether the configuration is usable (the parameters of
+// the constructor, λ, the Reduction), so that a program can reject bad flags
+// before it loads data. It returns nil or an error wrapping ErrParam: the
+// same one Loss would return.
+func (l *MarginSoftmax) Validate() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, err := l.margin()
+	return err
+}
+
+// phiBounds returns bounds on |φ(t)| and |φ′(t)| over t ∈ [−1, 1] for the
+// validated configuration (φ′ with the documented pole clamp, or 1 under
+// DetachMargin).
+func (l *MarginSoftmax) phiBounds() (phiMax, dphiMax float64) {
+	// 1/sin θ̃ at the clamp |t| = 1 − ClampEps
+	invSin := 1 / math.Sqrt(asm.ClampEps*(2-asm.ClampEps))
+	m := float64(l.m2)
+	switch l.kind {
+	case kindArc:
+		phiMax, dphiMax = 1+m*math.Sin(m), 1+math.Sin(m)*invSin
+	case kindCos:
+		phiMax, dphiMax = 1+m, 1
+	case kindCombined:
+		phiMax, dphiMax = 1+math.Abs(float64(l.m3)), math.Max(1, float64(l.m1)*invSin)
+	default: // ψ ∈ [1−2m, 1], |ψ′| = m·|U_{m−1}| ≤ m²
+		mi := float64(l.intM)
+		phiMax, dphiMax = 2*mi-1, math.Max(1, mi*mi)
+	}
+	if l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined) {
+		dphiMax = 1
+	}
+	return phiMax, dphiMax
+}
+
 // margin validates the configuration and returns the margin function.
 func (l *MarginSoftmax) margin() (asm.Margin, error) {
+	g, err := l.marginFunc()
+	if err != nil {
+		return g, err
+	}
+	switch l.kind {
+	case kindArc, kindCos, kindCombined:
+		if phiMax, _ := l.phiBounds(); float64(l.s)*phiMax > MaxLogit {
+			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, kindNames[l.kind], l.s, phiMax, MaxLogit)
+		}
+	}
+	return g, nil
+}
+
+func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 	name := kindNames[l.kind]
 	fin := func(v float32) bool { return isFinite(v) }
 	if err := l.Reduction.check(); err != nil {
@@ -180,12 +250,19 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 
 // Loss returns the reduced loss for embeddings x (N×D), class weights w
 // (C×D) and labels (N values in [0, C)). Where dx (N×D) or dw (C×D) is
-// non-nil, it overwrites it with the gradient of the returned loss.
+// non-nil, it overwrites it with the gradient of the returned loss (adds it
+// with Accumulate).
+//
+// dx may be x itself (the gradient then replaces the embeddings); any other
+// sharing of memory between dx, dw, x, w and labels is an error wrapping
+// ErrOverlap.
 //
 // On bad input it returns an error wrapping ErrShape, ErrLabel,
-// ErrNonFinite or ErrParam and leaves dx and dw untouched. An empty batch
-// (N = 0) returns 0 after validating shapes, with any gradient asked for
-// zeroed.
+// ErrNonFinite, ErrParam or ErrOverlap and leaves dx and dw untouched; a
+// nil error always comes with a finite loss and finite gradients. Every
+// input is validated whatever N is: an empty batch (N = 0) with a non-finite
+// w is an error too; a valid empty batch returns 0 with any gradient asked
+// for zeroed (left as is with Accumulate).
 func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -215,15 +292,32 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 	if err := checkGrad("dw", dw, c, d); err != nil {
 		return 0, err
 	}
+	outs := [...]span{gradSpan("dx", dx, "x"), gradSpan("dw", dw, "")}
+	ins := [...]span{spanOf("x", x.Data), spanOf("w", w.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return 0, err
+	}
 	if n == 0 {
-		zero(dx)
-		zero(dw)
+		for j := 0; j < c; j++ {
+			if nr := asm.L2Norm(w.Row(j)); !isFinite(nr) {
+				return 0, fmt.Errorf("%w: w row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, j, nr)
+			}
+		}
+		if !l.Accumulate {
+			zero(dx)
+			zero(dw)
+		}
 		return 0, nil
 	}
 	h := &l.ws
 	h.setup(l, g, x, w, labels)
+	defer h.release()
 	if err := h.norms(); err != nil {
 		return 0, err
 	}
-	return h.run(dx, dw), nil
+	phiMax, dphiMax := l.phiBounds()
+	if err := h.bounds(phiMax, dphiMax, dx, dw); err != nil {
+		return 0, err
+	}
+	return h.run(dx, dw)
 }

@@ -94,14 +94,13 @@ func checkLabels(labels []int32, n, c int) error {
 	return nil
 }
 
-// checkFinite returns an ErrNonFinite error naming the first row of m that
-// holds a NaN or ±Inf.
+// checkFinite returns an ErrNonFinite error naming the first element of m
+// that is NaN or ±Inf. It walks Data, so its work is bounded by the number
+// of elements whatever Rows says.
 func checkFinite(name string, m Matrix) error {
-	for i := 0; i < m.Rows; i++ {
-		for j, v := range m.Row(i) {
-			if !isFinite(v) {
-				return fmt.Errorf("%w: %s row %d column %d is %v", ErrNonFinite, name, i, j, v)
-			}
+	for k, v := range m.Data {
+		if !isFinite(v) {
+			return fmt.Errorf("%w: %s row %d column %d is %v", ErrNonFinite, name, k/m.Cols, k%m.Cols, v)
 		}
 	}
 	return nil
@@ -116,4 +115,16 @@ func zero(g *Matrix) {
 	if g != nil {
 		clear(g.Data)
 	}
+}
+
+// maxAbs returns the largest |v| in s, or +Inf when s holds a NaN or ±Inf.
+func maxAbs(s []float32) float64 {
+	var m float32
+	for _, v := range s {
+		if !isFinite(v) {
+			return math.Inf(1)
+		}
+		m = max(m, v, -v)
+	}
+	return float64(m)
 }
