@@ -53,6 +53,10 @@ func allHeads() map[string]func() *loss.MarginSoftmax {
 // TestMarginDeterministicAcrossGOMAXPROCS runs a shape with many tiles and
 // shards at several worker counts and requires bitwise-equal outputs.
 func TestMarginDeterministicAcrossGOMAXPROCS(t *testing.T) {
+	forEachLevel(t, testMarginDeterministicAcrossGOMAXPROCS)
+}
+
+func testMarginDeterministicAcrossGOMAXPROCS(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
 	n, c, d := 70, 2100, 33 // 70 rows: two row chunks; 2100 classes: 16 shards of tiles
 	x, w := randMatrix(r, n, d), randMatrix(r, c, d)
@@ -79,7 +83,9 @@ func TestMarginDeterministicAcrossGOMAXPROCS(t *testing.T) {
 	}
 }
 
-func TestFocalCenterDeterministic(t *testing.T) {
+func TestFocalCenterDeterministic(t *testing.T) { forEachLevel(t, testFocalCenterDeterministic) }
+
+func testFocalCenterDeterministic(t *testing.T) {
 	r := rand.New(rand.NewSource(8))
 	n, c, d := 200, 13, 9
 	logits, targets := randMatrix(r, n, c), randMatrix(r, n, c)
@@ -119,7 +125,9 @@ func TestFocalCenterDeterministic(t *testing.T) {
 }
 
 // TestNoAllocs asserts zero heap allocations per steady-state call.
-func TestNoAllocs(t *testing.T) {
+func TestNoAllocs(t *testing.T) { forEachLevel(t, testNoAllocs) }
+
+func testNoAllocs(t *testing.T) {
 	r := rand.New(rand.NewSource(9))
 	n, c, d := 64, 1000, 32
 	x, w := randMatrix(r, n, d), randMatrix(r, c, d)

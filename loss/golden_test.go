@@ -303,7 +303,9 @@ type goldenMarginCase struct {
 	DWScale float64 `json:"dw_scale"`
 }
 
-func TestGoldenMargin(t *testing.T) {
+func TestGoldenMargin(t *testing.T) { forEachLevel(t, testGoldenMargin) }
+
+func testGoldenMargin(t *testing.T) {
 	var doc struct{ Cases []goldenMarginCase }
 	loadGolden(t, "golden_margin.json", &doc)
 	require.NotEmpty(t, doc.Cases)
@@ -362,7 +364,9 @@ type goldenFocalCase struct {
 	DLogits      []float64 `json:"dlogits"`
 }
 
-func TestGoldenFocal(t *testing.T) {
+func TestGoldenFocal(t *testing.T) { forEachLevel(t, testGoldenFocal) }
+
+func testGoldenFocal(t *testing.T) {
 	var doc struct{ Cases []goldenFocalCase }
 	loadGolden(t, "golden_focal.json", &doc)
 	require.NotEmpty(t, doc.Cases)
@@ -413,7 +417,9 @@ type goldenCenterCase struct {
 	CentersAfter []float64 `json:"centers_after"`
 }
 
-func TestGoldenCenter(t *testing.T) {
+func TestGoldenCenter(t *testing.T) { forEachLevel(t, testGoldenCenter) }
+
+func testGoldenCenter(t *testing.T) {
 	var doc struct{ Cases []goldenCenterCase }
 	loadGolden(t, "golden_center.json", &doc)
 	require.NotEmpty(t, doc.Cases)

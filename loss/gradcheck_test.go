@@ -712,7 +712,9 @@ func TestFDRef64Focal(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Layer 2: the float32 API against the float64 reference
 
-func TestGradRef64Margin(t *testing.T) {
+func TestGradRef64Margin(t *testing.T) { forEachLevel(t, testGradRef64Margin) }
+
+func testGradRef64Margin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	tab := newErrTable()
 	// (9, 600, 12) spans more than one class tile.
@@ -740,7 +742,9 @@ func TestGradRef64Margin(t *testing.T) {
 	tab.log(t, "ref64")
 }
 
-func TestGradRef64FocalCenter(t *testing.T) {
+func TestGradRef64FocalCenter(t *testing.T) { forEachLevel(t, testGradRef64FocalCenter) }
+
+func testGradRef64FocalCenter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	tab := newErrTable()
 	for _, shp := range [][2]int{{6, 5}, {33, 17}, {3, 300}, {1, 1}} {
@@ -890,7 +894,9 @@ func dirCheck(t *testing.T, tab *errTable, rng *rand.Rand, kind, at string, pr d
 	assert.LessOrEqualf(t, tol, 0.05*mag, "%s: tolerance %.3e too loose against Σ|g·v| = %.3e; the check would be vacuous", at, tol, mag)
 }
 
-func TestFDAPIMargin(t *testing.T) {
+func TestFDAPIMargin(t *testing.T) { forEachLevel(t, testFDAPIMargin) }
+
+func testFDAPIMargin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	tab := newErrTable()
 	tab.gradLabel = "|FD − Σg·v|/tol"
@@ -935,7 +941,9 @@ func TestFDAPIMargin(t *testing.T) {
 	tab.log(t, "fd32(api)")
 }
 
-func TestFDAPIFocalCenter(t *testing.T) {
+func TestFDAPIFocalCenter(t *testing.T) { forEachLevel(t, testFDAPIFocalCenter) }
+
+func testFDAPIFocalCenter(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	tab := newErrTable()
 	tab.gradLabel = "|FD − Σg·v|/tol"
@@ -1073,7 +1081,9 @@ func lossFinite(t *testing.T, at string, sp marginSpec, x, w []float64, labels [
 // √(2·(D+2)·ε) ≈ 1.3e-3 and each target logit by at most A·M·√(2(D+2)ε),
 // A = s (‖x‖ or ‖x‖·‖W‖ for SphereFace, LargeMargin), M = max(m, m1, 1)
 // bounding |dφ/dθ|.
-func TestEdgeParallelAntiparallel(t *testing.T) {
+func TestEdgeParallelAntiparallel(t *testing.T) { forEachLevel(t, testEdgeParallelAntiparallel) }
+
+func testEdgeParallelAntiparallel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	const n, c, d = 6, 3, 5
 	for _, sp := range allMarginSpecs() {
@@ -1113,7 +1123,9 @@ func TestEdgeParallelAntiparallel(t *testing.T) {
 // target). Nothing may overflow, and the results must match the reference
 // to the golden tolerances (the t ≈ 1 rows contribute ≈ e^−40, so acos's
 // conditioning at 1 does not matter).
-func TestEdgeLargeScale(t *testing.T) {
+func TestEdgeLargeScale(t *testing.T) { forEachLevel(t, testEdgeLargeScale) }
+
+func testEdgeLargeScale(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
 	tab := newErrTable()
 	const n, c, d = 8, 10, 16
@@ -1161,7 +1173,9 @@ func TestEdgeLargeScale(t *testing.T) {
 // reference, except the gradient of an unnormalised zero row (x for
 // SphereFace, x and W for LargeMargin), where the loss is not differentiable
 // and only finiteness is required.
-func TestEdgeZeroRow(t *testing.T) {
+func TestEdgeZeroRow(t *testing.T) { forEachLevel(t, testEdgeZeroRow) }
+
+func testEdgeZeroRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	tab := newErrTable()
 	const n, c, d = 5, 4, 6
@@ -1223,6 +1237,10 @@ func TestEdgeZeroRow(t *testing.T) {
 // the directional difference below confirms; "no gradient through the
 // normalisation" has no normalisation to apply to here.
 func TestEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
+	forEachLevel(t, testEdgeZeroRowLargeMarginNonTarget)
+}
+
+func testEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
 	rng := rand.New(rand.NewPCG(19, 20))
 	const n, c, d, zw = 5, 4, 6, 2
 	for _, sp := range []marginSpec{
@@ -1275,7 +1293,9 @@ func TestEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
 // loss is then ≈ max − z_y and the gradient a one-hot difference; both must
 // be finite and match the reference. LargeMargin (unnormalised, logits of
 // ±1e4 with x antiparallel to W_y) and focal softmax (logits ±1000).
-func TestEdgeTargetFarBelowMax(t *testing.T) {
+func TestEdgeTargetFarBelowMax(t *testing.T) { forEachLevel(t, testEdgeTargetFarBelowMax) }
+
+func testEdgeTargetFarBelowMax(t *testing.T) {
 	tab := newErrTable()
 	const n, c, d = 4, 3, 5
 	rng := rand.New(rand.NewPCG(21, 22))

@@ -1,0 +1,40 @@
+package loss_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/marginloss/marginloss/internal/simd"
+)
+
+// TestMain fails the run when a level named in MARGINLOSS_REQUIRE was never
+// exercised by the loss package's own calls (see forEachLevel).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := simd.CheckRequired(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// forEachLevel runs f once per kernel level that this CPU and build offer
+// (generic first), with every asm wrapper dispatching at that level, the way
+// Go's crypto packages test all implementations in one process. The tests
+// that use it are not parallel: simd.Force is process-wide.
+func forEachLevel(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, l := range simd.Usable() {
+		t.Run(l.String(), func(t *testing.T) {
+			restore, err := simd.Force(l)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer restore()
+			f(t)
+		})
+	}
+}
