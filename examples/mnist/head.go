@@ -146,6 +146,20 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)}, Alpha: def(cfg.CenterRate, 0.5)}
 		h.Desc += fmt.Sprintf(" + %g·Center(α=%g)", h.cw, h.center.Alpha)
 	}
+	// Reject bad hyper-parameters now, before any data is loaded.
+	var err error
+	switch {
+	case h.margin != nil:
+		err = h.margin.Validate()
+	case h.focal != nil:
+		err = h.focal.Validate()
+	}
+	if err == nil && h.center != nil {
+		err = h.center.Validate()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-loss %s: %w", name, err)
+	}
 	return h, nil
 }
 
@@ -175,7 +189,7 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 		v, err = l.Loss(X, W, labels, &dX, &dW)
 	}
 	if err != nil {
-		return 0, nil, fmt.Errorf("%s loss: %w", h.Name, err)
+		return 0, nil, fmt.Errorf("%s: %w", h.Name, err)
 	}
 	h.parts[0] = v
 	if h.center != nil {
@@ -183,7 +197,7 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 		dC := loss.Matrix{Rows: n, Cols: h.D, Data: h.dxc}
 		c, err := h.center.Loss(X, labels, &dC)
 		if err != nil {
-			return 0, nil, fmt.Errorf("center loss: %w", err)
+			return 0, nil, fmt.Errorf("center: %w", err)
 		}
 		for i, g := range h.dxc {
 			h.dx[i] += h.cw * g

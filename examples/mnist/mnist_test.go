@@ -270,10 +270,18 @@ func TestFlags(t *testing.T) {
 		{"-plot", "x.png"}, // needs -embed-dim 2 or 3
 		{"-hidden", "256,x"},
 		{"extra"},
+		{"-m", "2"}, // ArcFace margin ≥ π/2: rejected by Validate, before any data loads
+		{"-loss", "sphereface", "-mi", "9"},
+		{"-center", "0.1", "-center-alpha", "2"},
 	}
 	for _, args := range bad {
-		if _, err := parseFlags(args, &sink); err == nil {
+		_, err := parseFlags(args, &sink)
+		if err == nil {
 			t.Errorf("%q: no error", args)
+			continue
+		}
+		if strings.Count(err.Error(), "loss:") > 1 {
+			t.Errorf("%q: message stutters: %v", args, err)
 		}
 	}
 	cfg, err := parseFlags([]string{"-loss", "Softmax, arcface", "-hidden", "300,100", "-embed-dim", "3"}, &sink)
