@@ -25,7 +25,30 @@
 //     at t = ±1; for |t| < 1 − ε they are exact.
 //   - SphereFace and L-Softmax evaluate cos(mθ) as the Chebyshev polynomial
 //     T_m(cos θ), so ψ and its derivative need no acos.
+//
+// # Contract of every call
+//
 //   - Bad input returns an error wrapping one of the sentinel errors
-//     (ErrShape, ErrLabel, ErrNonFinite, ErrParam) and leaves every output
-//     untouched.
+//     (ErrShape, ErrLabel, ErrNonFinite, ErrParam, ErrOverlap) and leaves
+//     every output untouched: all checks run before anything is written.
+//   - A nil error always comes with a finite loss and finite gradients.
+//     Parameters that alone would overflow float32 are rejected with
+//     ErrParam (MarginSoftmax's MaxLogit, Focal's MaxFocalGamma); finite
+//     data that would still overflow (huge norms, a Sum over huge losses)
+//     are rejected with ErrNonFinite, from bounds computed before the
+//     outputs are written.
+//   - Outputs must not share memory with inputs or with each other
+//     (ErrOverlap), except the in-place forms each method documents: dx
+//     may be x for MarginSoftmax.Loss and Center.Loss, dlogits may be
+//     logits for Focal.
+//   - Every input is validated whatever the batch size: an empty batch
+//     with a NaN in w or Centers is an error; a valid empty batch returns 0
+//     and zeroes the gradients asked for.
+//   - Work is bounded by the number of elements, never by Rows alone.
+//   - No reference to the caller's matrices survives a call, whether it
+//     succeeds or fails.
+//   - Gradients overwrite dx, dw, dlogits by default; with Accumulate they
+//     are added to what the buffers hold (whose old values must be finite).
+//   - Validate checks a configuration without data, so that a program can
+//     reject bad flags before it loads anything.
 package loss
