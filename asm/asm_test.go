@@ -44,7 +44,7 @@ func ulpDiff(a, b float32) int64 {
 	return ib - ia
 }
 
-// TestExpULP measures Expf against the correctly rounded e^x (float64
+// TestExpULP measures expf against the correctly rounded e^x (float64
 // math.Exp rounded once) over a dense sample of every float32 input that
 // gives a finite non-zero result, subnormals included. The documented bound
 // is 2 ULP.
@@ -53,7 +53,7 @@ func TestExpULP(t *testing.T) {
 	var worstX float32
 	check := func(x float32) {
 		want := float32(math.Exp(float64(x)))
-		got := Expf(x)
+		got := expf(x)
 		if d := ulpDiff(got, want); d > worst {
 			worst, worstX = d, x
 		}
@@ -71,15 +71,15 @@ func TestExpULP(t *testing.T) {
 		check(math.Float32frombits(b))
 		check(-math.Float32frombits(b))
 	}
-	t.Logf("Expf worst error %d ULP at x = %v", worst, worstX)
-	require.LessOrEqual(t, worst, int64(2), "Expf error at x = %v", worstX)
+	t.Logf("expf worst error %d ULP at x = %v", worst, worstX)
+	require.LessOrEqual(t, worst, int64(2), "expf error at x = %v", worstX)
 
-	require.True(t, math.IsNaN(float64(Expf(float32(math.NaN())))))
-	require.True(t, math.IsInf(float64(Expf(float32(math.Inf(1)))), 1))
-	require.Zero(t, Expf(float32(math.Inf(-1))))
-	require.True(t, math.IsInf(float64(Expf(89)), 1))
-	require.Zero(t, Expf(-104))
-	require.Equal(t, float32(1), Expf(0))
+	require.True(t, math.IsNaN(float64(expf(float32(math.NaN())))))
+	require.True(t, math.IsInf(float64(expf(float32(math.Inf(1)))), 1))
+	require.Zero(t, expf(float32(math.Inf(-1))))
+	require.True(t, math.IsInf(float64(expf(89)), 1))
+	require.Zero(t, expf(-104))
+	require.Equal(t, float32(1), expf(0))
 }
 
 func TestL2NormRange(t *testing.T) {

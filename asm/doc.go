@@ -1,14 +1,21 @@
-// Package asm holds marginloss's four kernel families: row L2
-// normalisation, GEMM (cosine and dot products), arccos-margin application
-// and log-sum-exp with a vectorised exp.
+// Package asm holds marginloss's vector kernels, for people writing their
+// own layers: GEMM in the three shapes a linear layer needs (GemmNT, GemmNN,
+// GemmTN), the row norm and its gradient (L2Norm, Scale,
+// NormalizeBackward), the exponential, log-sum-exp and softmax of a row
+// (Exp, MaxSumExp, SoftmaxScaled) and the margin functions of ArcFace,
+// CosFace, SphereFace and their relatives (NewMargin, MarginForward).
 //
-// Each exported function is a dispatching wrapper: it checks lengths, picks
-// the body for the active level (see internal/simd) and calls it. Every body
-// has exactly one generic twin, written in Go, whose code is the reference
-// the assembly versions are tested against. Kernels are single-threaded;
-// callers split work across goroutines.
+// Each function's doc comment gives its reference loop. Every function
+// checks its arguments and runs the body for the active instruction-set
+// level: AVX-512 or AVX2 on amd64 CPUs that have them, otherwise a body
+// written in Go, which is also the reference the assembly bodies are tested
+// against. The environment variable MARGINLOSS_SIMD (generic, avx2 or
+// avx512), read once per process, caps the level; building with the tag
+// purego leaves only the Go bodies. Levels may differ in the last bits of a
+// result, within the bound each function states.
 //
-// Wrappers panic on inconsistent lengths, like the built-in copy would on an
-// out-of-range slice: they are building blocks, and the loss package
-// validates user input before it reaches them.
+// The functions are single-threaded; callers split work across goroutines.
+// They panic on inconsistent arguments, naming the operand and the sizes,
+// as BLAS libraries do: they are building blocks, and package loss validates
+// user input before it reaches them.
 package asm

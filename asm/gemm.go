@@ -19,35 +19,85 @@ var (
 	gemmTNImpl = simd.NewTable("GemmTN", gemmTNGeneric)
 )
 
-// GemmNT computes C = α·A·Bᵀ + β·C; A is m×k, B is n×k, C is m×n.
+// GemmNT computes C = α·A·Bᵀ + β·C, where A is m×k, B is n×k and C is m×n,
+// each stored row-major with row stride lda, ldb or ldc:
+//
+//	for i := 0; i < m; i++ {
+//		for j := 0; j < n; j++ {
+//			var s float32
+//			for p := 0; p < k; p++ {
+//				s += a[i*lda+p] * b[j*ldb+p]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+//
+// β = 0 ignores the old contents of C: it is only written, so NaN or Inf
+// there does not propagate. k = 0 gives C = β·C. Columns n..ldc−1 of C are
+// not touched. The levels add the products in different orders (the
+// assembly ones with fused multiply-adds), so their results differ in the
+// last bits: each element is within (k+9)·2⁻²³·Σ|terms| of the exact
+// result, the terms being the k products α·a·b and β·c (plus the absolute
+// rounding of products that underflow).
+//
+// It panics, naming the operand and the sizes, when m, n or k is negative,
+// when a stride is less than its row length (or 1), or when a slice is
+// shorter than (rows−1)·stride + columns.
 func GemmNT(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkGemm("GemmNT", m, k, a, lda, n, k, b, ldb, m, n, c, ldc)
+	checkGemm("GemmNT", m, n, k, "mk", a, lda, "nk", b, ldb, c, ldc)
 	gemmNTImpl.Get()(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// GemmNN computes C = α·A·B + β·C; A is m×k, B is k×n, C is m×n.
+// GemmNN computes C = α·A·B + β·C, where A is m×k, B is k×n and C is m×n,
+// each stored row-major with row stride lda, ldb or ldc:
+//
+//	for i := 0; i < m; i++ {
+//		for j := 0; j < n; j++ {
+//			var s float32
+//			for p := 0; p < k; p++ {
+//				s += a[i*lda+p] * b[p*ldb+j]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+//
+// Everything else is as for GemmNT: β = 0 ignores C's old contents, the
+// error bound and the panics.
 func GemmNN(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkGemm("GemmNN", m, k, a, lda, k, n, b, ldb, m, n, c, ldc)
+	checkGemm("GemmNN", m, n, k, "mk", a, lda, "kn", b, ldb, c, ldc)
 	gemmNNImpl.Get()(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
-// GemmTN computes C = α·Aᵀ·B + β·C; A is k×m, B is k×n, C is m×n.
+// GemmTN computes C = α·Aᵀ·B + β·C, where A is k×m, B is k×n and C is m×n,
+// each stored row-major with row stride lda, ldb or ldc:
+//
+//	for i := 0; i < m; i++ {
+//		for j := 0; j < n; j++ {
+//			var s float32
+//			for p := 0; p < k; p++ {
+//				s += a[p*lda+i] * b[p*ldb+j]
+//			}
+//			if beta == 0 {
+//				c[i*ldc+j] = alpha * s
+//			} else {
+//				c[i*ldc+j] = alpha*s + beta*c[i*ldc+j]
+//			}
+//		}
+//	}
+//
+// Everything else is as for GemmNT: β = 0 ignores C's old contents, the
+// error bound and the panics.
 func GemmTN(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	checkGemm("GemmTN", k, m, a, lda, k, n, b, ldb, m, n, c, ldc)
+	checkGemm("GemmTN", m, n, k, "km", a, lda, "kn", b, ldb, c, ldc)
 	gemmTNImpl.Get()(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
-// checkGemm panics unless each operand (rows×cols with stride ld) fits.
-func checkGemm(name string, ar, ac int, a []float32, lda, br, bc int, b []float32, ldb, cr, cc int, c []float32, ldc int) {
-	fits := func(r, cols int, s []float32, ld int) bool {
-		if r < 0 || cols < 0 || ld < cols || ld < 1 {
-			return false
-		}
-		return r == 0 || cols == 0 || len(s) >= (r-1)*ld+cols
-	}
-	if !fits(ar, ac, a, lda) || !fits(br, bc, b, ldb) || !fits(cr, cc, c, ldc) {
-		panic("asm: " + name + ": operand does not fit its shape")
-	}
 }
 
 // scaleC applies C ← β·C to the m×n block (β = 0 writes zeros).

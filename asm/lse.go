@@ -12,23 +12,29 @@ var (
 	softmaxRowImpl = simd.NewTable("SoftmaxScaled", softmaxScaledGeneric)
 )
 
-// Exp writes dst[k] = e^x[k] with the vectorisable algorithm every level
-// shares: Cody–Waite range reduction, a degree-7 polynomial, and scaling by
-// 2^n. Measured error: at most 2 ULP against the correctly rounded result
-// over the whole float32 range, subnormal results included (TestExpULP).
-// exp(NaN) is NaN, e^+Inf = +Inf, e^−Inf = 0. It panics when
-// len(dst) < len(x).
+// Exp writes the exponential of each element of x into dst:
+//
+//	for k, v := range x {
+//		dst[k] = float32(math.Exp(float64(v)))
+//	}
+//
+// up to its measured error: at most 2 ULP against the correctly rounded
+// result over the whole float32 range, subnormal results included, at every
+// level. Every level runs one algorithm (Cody–Waite range reduction, a
+// degree-7 polynomial, scaling by 2ⁿ), the assembly ones with fused
+// multiply-adds, so levels may differ by an ULP. e^NaN is NaN, e^+Inf = +Inf
+// and e^−Inf = 0; x above about 88.72 overflows to +Inf, x below about
+// −103.97 underflows to 0. dst may be x itself. It panics when
+// len(dst) < len(x); dst[len(x):] is not touched.
 func Exp(dst, x []float32) {
-	if len(dst) < len(x) {
-		panic("asm: Exp: dst shorter than x")
-	}
+	checkAtLeast("Exp", "dst", len(dst), "x", len(x))
 	expImpl.Get()(dst[:len(x)], x)
 }
 
 func expGeneric(dst, x []float32) {
 	dst = dst[:len(x)]
 	for k, v := range x {
-		dst[k] = Expf(v)
+		dst[k] = expf(v)
 	}
 }
 
@@ -47,14 +53,14 @@ const (
 	expP5 = 5.0000001201e-1
 )
 
-// Expf is the scalar form of the shared exp algorithm: the generic twin of
-// every vector exp body.
+// expf is the scalar form of the shared exp algorithm: the generic twin of
+// every vector exp body (registered as "Expf" for the module's tests).
 //
 //	n := round(x·log2e)
 //	r := (x − n·ln2Hi) − n·ln2Lo
 //	p := 1 + r + r²·(((((P0·r + P1)·r + P2)·r + P3)·r + P4)·r + P5)
 //	return p·2^n   (in two factors when 2^n is subnormal)
-func Expf(x float32) float32 {
+func expf(x float32) float32 {
 	switch {
 	case x != x:
 		return x
@@ -82,19 +88,29 @@ func Expf(x float32) float32 {
 // MaxSumExp folds z into a running log-sum-exp state (m, s), where m is the
 // running maximum and s = Σ e^(z−m) over everything folded so far:
 //
-//	m' = max(m, max_k z_k)
-//	s' = s·e^(m−m') + Σ_k e^(z_k − m')
+//	m2 := m
+//	for _, v := range z {
+//		m2 = max(m2, v)
+//	}
+//	s2 := s * e^(m−m2)
+//	for _, v := range z {
+//		s2 += e^(v − m2)
+//	}
+//	return m2, s2
 //
-// Start from (m, s) = (−Inf, 0). The state after a row is log-sum-exp
-// m + log s. z may hold −Inf for entries left out of the sum (they add
-// e^−Inf = 0), but no NaN or +Inf, and max(m, max z) must be finite unless z
-// is empty (an empty z returns the state unchanged).
+// with e^ as Exp computes it. Start from (m, s) = (−Inf, 0); fold a row in
+// one call or in pieces. The row's log-sum-exp is m + log s. z may hold −Inf
+// for entries left out of the sum (they add e^−Inf = 0), but no NaN or
+// +Inf, and max(m, max z) must be finite unless z is empty (an empty z
+// returns the state unchanged). The maximum is exact at every level; the
+// levels add in different orders, each within (n+10.5)·2⁻²³ relative of the
+// exact sum (n+8 for the additions, 2.5 for Exp), n = len(z).
 func MaxSumExp(z []float32, m, s float32) (float32, float32) {
 	return maxSumExpImpl.Get()(z, m, s)
 }
 
 // maxSumExpGeneric is the reference: the maximum in order, then the
-// sum of Expf(z_k − m') in order, added to s·Expf(m − m').
+// sum of expf(z_k − m') in order, added to s·expf(m − m').
 func maxSumExpGeneric(z []float32, m, s float32) (float32, float32) {
 	if len(z) == 0 {
 		return m, s
@@ -107,29 +123,35 @@ func maxSumExpGeneric(z []float32, m, s float32) (float32, float32) {
 	}
 	var t float32
 	for _, v := range z {
-		t += Expf(v - mx)
+		t += expf(v - mx)
 	}
 	if s != 0 {
-		t += s * Expf(m-mx)
+		t += s * expf(m-mx)
 	}
 	return mx, t
 }
 
-// SoftmaxScaled writes dst[k] = e^(z[k] − lse)·scale: the softmax
-// probabilities of a row whose log-sum-exp is lse, times scale (the
-// gradient of a reduced cross-entropy before the −scale at the target).
-// It panics when len(dst) < len(z).
+// SoftmaxScaled writes the softmax probabilities of a row whose
+// log-sum-exp is lse, times scale (the gradient of a cross-entropy before
+// the −scale at the target):
+//
+//	for k, v := range z {
+//		dst[k] = e^(v − lse) * scale
+//	}
+//
+// with e^ as Exp computes it: each element is within 3·2⁻²³ relative of
+// the exact e^(v − lse)·scale of the float32 difference, at every level.
+// dst may be z itself. It panics when len(dst) < len(z); dst[len(z):] is
+// not touched.
 func SoftmaxScaled(dst, z []float32, lse, scale float32) {
-	if len(dst) < len(z) {
-		panic("asm: SoftmaxScaled: dst shorter than z")
-	}
+	checkAtLeast("SoftmaxScaled", "dst", len(dst), "z", len(z))
 	softmaxRowImpl.Get()(dst[:len(z)], z, lse, scale)
 }
 
-// softmaxScaledGeneric is the reference: dst[k] = Expf(z[k] − lse)·scale.
+// softmaxScaledGeneric is the reference: dst[k] = expf(z[k] − lse)·scale.
 func softmaxScaledGeneric(dst, z []float32, lse, scale float32) {
 	dst = dst[:len(z)]
 	for k, v := range z {
-		dst[k] = Expf(v-lse) * scale
+		dst[k] = expf(v-lse) * scale
 	}
 }

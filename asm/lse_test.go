@@ -66,7 +66,7 @@ func lseSrc(r *rand.Rand, n int, sc float64) []float32 {
 func TestExpKernel(t *testing.T) {
 	r := rand.New(rand.NewSource(21))
 	rig := newShapeRig(t, [][]float32{lseSrc(r, shapeMaxLen+shapeOffsets, 40)}, 1)
-	tab := LSEKernels.Exp
+	tab := expImpl
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
 		var worst int64
@@ -112,7 +112,7 @@ func TestExpULPSweep(t *testing.T) {
 		worst  int64
 		worstX float32
 	}
-	tab := LSEKernels.Exp
+	tab := expImpl
 	levels := tab.Levels()
 	stats := make([]acc, len(levels))
 	got := make([]float32, 1<<16)
@@ -194,7 +194,7 @@ func TestMaxSumExpKernel(t *testing.T) {
 		z[i] -= 95 // subnormal terms
 	}
 	rig := newShapeRig(t, [][]float32{z}, 0)
-	tab := LSEKernels.MaxSumExp
+	tab := maxSumExpImpl
 	negInf := float32(math.Inf(-1))
 	states := [][2]float32{{negInf, 0}, {1.5, 2.25}, {40, 1e-3}, {-20, 1e30}}
 	for _, l := range tab.Levels() {
@@ -230,7 +230,7 @@ func TestMaxSumExpKernel(t *testing.T) {
 func TestSoftmaxScaledKernel(t *testing.T) {
 	r := rand.New(rand.NewSource(23))
 	rig := newShapeRig(t, [][]float32{lseSrc(r, shapeMaxLen+shapeOffsets, 4)}, 1)
-	tab := LSEKernels.SoftmaxScaled
+	tab := softmaxRowImpl
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
 		var w errStat
@@ -286,7 +286,7 @@ func checkSoftmaxElem(t testing.TB, w *errStat, got, z, lse, scale float32, wher
 // lse_amd64.s: the AVX2 bodies use only X0–X15/Y0–Y15 and no Z or K
 // registers (avo hands out X16+/Y16+ under register pressure), no legacy
 // SSE instruction appears anywhere, every RET follows a VZEROUPPER, and
-// lse_amd64.s holds each constant of Expf as the float32 Go rounds it to.
+// lse_amd64.s holds each constant of expf as the float32 Go rounds it to.
 func TestNormLSEAssembly(t *testing.T) {
 	bad := regexp.MustCompile(`\b([XY](1[6-9]|2[0-9]|3[01])|Z[0-9]+|K[0-7])\b`)
 	vecReg := regexp.MustCompile(`\b[XYZ][0-9]+\b`)
@@ -346,11 +346,11 @@ func TestNormLSEAssembly(t *testing.T) {
 func TestLSEKernelLevelsAgree(t *testing.T) {
 	r := rand.New(rand.NewSource(24))
 	z := randSlice(r, 10000, 6)
-	g, _ := LSEKernels.MaxSumExp.At(simd.Generic)
+	g, _ := maxSumExpImpl.At(simd.Generic)
 	gm, gs := g(z, float32(math.Inf(-1)), 0)
-	for _, l := range LSEKernels.MaxSumExp.Levels() {
-		f, _ := LSEKernels.MaxSumExp.At(l)
-		sm, _ := LSEKernels.SoftmaxScaled.At(l)
+	for _, l := range maxSumExpImpl.Levels() {
+		f, _ := maxSumExpImpl.At(l)
+		sm, _ := softmaxRowImpl.At(l)
 		m, s := f(z[:6000], float32(math.Inf(-1)), 0)
 		m, s = f(z[6000:], m, s) // folding in two pieces
 		require.Equal(t, gm, m, "%v", l)

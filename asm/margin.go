@@ -1,6 +1,7 @@
 package asm
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/marginloss/marginloss/internal/simd"
@@ -26,22 +27,52 @@ const (
 	MarginPsi
 )
 
-// Margin holds the parameters of φ. Build it with NewMargin so that the
-// derived constants are consistent.
+// String returns the constant's name without the Margin prefix ("Arc"),
+// or MarginKind(n) for an unknown kind.
+func (k MarginKind) String() string {
+	switch k {
+	case MarginArc:
+		return "Arc"
+	case MarginArcEasy:
+		return "ArcEasy"
+	case MarginCos:
+		return "Cos"
+	case MarginCombined:
+		return "Combined"
+	case MarginPsi:
+		return "Psi"
+	}
+	return fmt.Sprintf("MarginKind(%d)", int(k))
+}
+
+// Margin is a margin function φ with its parameters and the constants
+// derived from them, which every level reads. Build it with NewMargin; it
+// cannot be changed afterwards, so that the levels always agree. The zero
+// Margin lacks the derived constants: it is only a placeholder.
 type Margin struct {
-	Kind       MarginKind
-	M1, M2, M3 float64 // Arc*, Cos: M2 = m. Combined: m1, m2, m3.
-	IntM       int     // Psi: the integer m, 1..8
-	Lambda     float64 // Psi: λ ≥ 0
+	kind       MarginKind
+	m1, m2, m3 float64 // Arc*, Cos: m2 = m. Combined: m1, m2, m3.
+	intM       int     // Psi: the integer m, 1..8
+	lambda     float64 // Psi: λ ≥ 0
 	// derived
 	cosM, sinM, th, mm float64
 	kcos               [9]float64   // Psi: cos(kπ/m) for k = 0..m
 	vec                marginParams // what the assembly bodies read
 }
 
-// NewMargin returns the parameters of φ with its derived constants filled.
+// NewMargin returns φ of the given kind with its derived constants.
+// The parameters each kind reads:
+//
+//	MarginArc, MarginArcEasy, MarginCos: m = m2
+//	MarginCombined:                      m1, m2, m3
+//	MarginPsi:                           m = intM (1..8), λ = lambda ≥ 0
+//
+// The others are kept (Params) but unused. Parameters outside what the
+// assembly bodies handle (Psi with m outside 1..8 or λ < 0, |m1| > 2¹⁶, a
+// constant that is not a finite, zero or normal float32) make every level
+// run the Go body; m > 8 is outside φ's domain altogether.
 func NewMargin(kind MarginKind, m1, m2, m3 float64, intM int, lambda float64) Margin {
-	g := Margin{Kind: kind, M1: m1, M2: m2, M3: m3, IntM: intM, Lambda: lambda}
+	g := Margin{kind: kind, m1: m1, m2: m2, m3: m3, intM: intM, lambda: lambda}
 	g.cosM, g.sinM = math.Cos(m2), math.Sin(m2)
 	g.th = math.Cos(math.Pi - m2)
 	g.mm = math.Sin(math.Pi-m2) * m2
@@ -54,22 +85,63 @@ func NewMargin(kind MarginKind, m1, m2, m3 float64, intM int, lambda float64) Ma
 	return g
 }
 
-// SinEps bounds sin θ away from 0 in φ′ for the acos-based margins: t is
+// Kind returns the kind of φ.
+func (g Margin) Kind() MarginKind { return g.kind }
+
+// Params returns the parameters g was built with, in NewMargin's order.
+func (g Margin) Params() (m1, m2, m3 float64, intM int, lambda float64) {
+	return g.m1, g.m2, g.m3, g.intM, g.lambda
+}
+
+// String describes φ by its kind and the parameters that kind reads, for
+// example "Arc(m=0.5)" or "Psi(m=4, λ=5)".
+func (g Margin) String() string {
+	switch g.kind {
+	case MarginArc, MarginArcEasy, MarginCos:
+		return fmt.Sprintf("%v(m=%g)", g.kind, g.m2)
+	case MarginCombined:
+		return fmt.Sprintf("Combined(m1=%g, m2=%g, m3=%g)", g.m1, g.m2, g.m3)
+	case MarginPsi:
+		return fmt.Sprintf("Psi(m=%d, λ=%g)", g.intM, g.lambda)
+	}
+	return fmt.Sprintf("%v(m1=%g, m2=%g, m3=%g, intM=%d, λ=%g)", g.kind, g.m1, g.m2, g.m3, g.intM, g.lambda)
+}
+
+// ClampEps bounds sin θ away from 0 in φ′ for the acos-based margins: t is
 // clamped to [−1+ClampEps, 1−ClampEps] inside the derivative only, so φ′ is
 // exact for |t| < 1 − ClampEps and finite everywhere.
 const ClampEps = 1e-6
 
 var marginImpl = simd.NewTable("MarginForward", marginForwardGeneric)
 
-// MarginForward writes phi[i] = φ(t[i]) and, when dphi is non-nil,
-// dphi[i] = dφ/dt at t[i]. t values outside [−1, 1] (rounding overshoot) are
-// clamped to it; a NaN t gives a NaN φ (and the generic twin's φ′: 1 for
-// ArcFace, ArcEasy and CosFace, NaN otherwise). Every level is within
-// g.ErrorBound(t[i]) of the generic twin. It panics when phi or a non-nil
-// dphi is shorter than t.
+// MarginForward evaluates the margin function g on the target cosines t,
+// and its derivative when dphi is non-nil:
+//
+//	for i, v := range t {
+//		c := min(max(float64(v), -1), 1) // rounding overshoot
+//		phi[i] = float32(φ(c))
+//		if dphi != nil {
+//			dphi[i] = float32(φ′(c))
+//		}
+//	}
+//
+// where φ is g's function (see MarginKind) and φ′ = dφ/dt; the acos-based
+// kinds evaluate φ′ at t clamped to ±(1 − ClampEps), so that its 1/sin θ
+// stays finite at |t| = 1. The Go body computes in float64 and rounds once; the assembly levels compute in
+// float32, within a first-order rounding-error bound of it: a few 2⁻²³ of
+// the magnitudes of the terms φ combines (φ′ of the acos-based kinds grows
+// like 1/sin θ, up to about 700, near |t| = 1, and its error with it). A
+// NaN t gives a NaN φ, and φ′ = 1 for MarginArc, MarginArcEasy and
+// MarginCos, NaN otherwise. It panics when g is nil or when phi, or a
+// non-nil dphi, is shorter than t; phi[len(t):] and dphi[len(t):] are not
+// touched.
 func MarginForward(phi, dphi, t []float32, g *Margin) {
-	if len(phi) < len(t) || (dphi != nil && len(dphi) < len(t)) {
-		panic("asm: MarginForward: output shorter than t")
+	if g == nil {
+		panicf("MarginForward: g is nil")
+	}
+	checkAtLeast("MarginForward", "phi", len(phi), "t", len(t))
+	if dphi != nil {
+		checkAtLeast("MarginForward", "dphi", len(dphi), "t", len(t))
 	}
 	marginImpl.Get()(phi, dphi, t, g)
 }
@@ -78,7 +150,7 @@ func MarginForward(phi, dphi, t []float32, g *Margin) {
 // once to float32.
 func marginForwardGeneric(phi, dphi, t []float32, g *Margin) {
 	for i, tv := range t {
-		p, d := g.Eval(float64(tv))
+		p, d := g.eval(float64(tv))
 		phi[i] = float32(p)
 		if dphi != nil {
 			dphi[i] = float32(d)
@@ -86,8 +158,9 @@ func marginForwardGeneric(phi, dphi, t []float32, g *Margin) {
 	}
 }
 
-// Eval returns φ(t) and φ′(t) in float64.
-func (g *Margin) Eval(t float64) (phi, dphi float64) {
+// eval returns φ(t) and φ′(t) in float64: the generic twin before its
+// rounding to float32.
+func (g *Margin) eval(t float64) (phi, dphi float64) {
 	if t > 1 {
 		t = 1
 	} else if t < -1 {
@@ -96,10 +169,10 @@ func (g *Margin) Eval(t float64) (phi, dphi float64) {
 	// sin θ from the clamped t, for the derivative; exact sin θ for φ.
 	sinTheta := func(t float64) float64 { return math.Sqrt((1 - t) * (1 + t)) }
 	clamped := math.Max(-1+ClampEps, math.Min(1-ClampEps, t))
-	switch g.Kind {
+	switch g.kind {
 	case MarginArc, MarginArcEasy:
 		limit := g.th
-		if g.Kind == MarginArcEasy {
+		if g.kind == MarginArcEasy {
 			limit = 0
 		}
 		if t > limit {
@@ -107,20 +180,20 @@ func (g *Margin) Eval(t float64) (phi, dphi float64) {
 			dphi = g.cosM + clamped*g.sinM/sinTheta(clamped)
 			return
 		}
-		if g.Kind == MarginArcEasy {
+		if g.kind == MarginArcEasy {
 			return t, 1
 		}
 		return t - g.mm, 1
 	case MarginCos:
-		return t - g.M2, 1
+		return t - g.m2, 1
 	case MarginCombined:
-		a := g.M1*math.Acos(t) + g.M2
-		phi = math.Cos(a) - g.M3
-		ac := g.M1*math.Acos(clamped) + g.M2
-		dphi = math.Sin(ac) * g.M1 / sinTheta(clamped)
+		a := g.m1*math.Acos(t) + g.m2
+		phi = math.Cos(a) - g.m3
+		ac := g.m1*math.Acos(clamped) + g.m2
+		dphi = math.Sin(ac) * g.m1 / sinTheta(clamped)
 		return
 	case MarginPsi:
-		m := g.IntM
+		m := g.intM
 		// k = ⌊mθ/π⌋ = number of j in 1..m with θ ≥ jπ/m, i.e. t ≤ cos(jπ/m).
 		k := 0
 		for j := 1; j <= m; j++ {
@@ -135,7 +208,7 @@ func (g *Margin) Eval(t float64) (phi, dphi float64) {
 		}
 		psi := sign*tm - 2*float64(k)
 		dpsi := sign * float64(m) * um1
-		return (g.Lambda*t + psi) / (1 + g.Lambda), (g.Lambda + dpsi) / (1 + g.Lambda)
+		return (g.lambda*t + psi) / (1 + g.lambda), (g.lambda + dpsi) / (1 + g.lambda)
 	}
 	return t, 1
 }
@@ -178,7 +251,7 @@ const (
 //	φ  = t·cosM − sinθ·sinM          if t > th, else t − sub
 //	φ′ = cosM + t̃·sinM/sin θ̃        if t > th, else 1
 //
-// (t̃, θ̃ clamped as in Eval), which is ArcFace (th = cos(π−m) rounded down,
+// (t̃, θ̃ clamped as in eval), which is ArcFace (th = cos(π−m) rounded down,
 // sub = m·sin m), ArcEasy (th = 0, sub = 0), CosFace (th = +Inf, sub = m)
 // and the identity of unknown kinds (th = +Inf, sub = 0).
 //
@@ -227,51 +300,51 @@ func newMarginParams(g *Margin) marginParams {
 		clampThetaPi: float32(math.Acos(-c)),
 	}
 	var finite []float32
-	switch g.Kind {
+	switch g.kind {
 	case MarginArc, MarginArcEasy:
 		p.body = marginBodyArc
 		p.cosM, p.sinM = float32(g.cosM), float32(g.sinM)
 		p.th, p.sub = roundDown32(g.th), float32(g.mm)
-		if g.Kind == MarginArcEasy {
+		if g.kind == MarginArcEasy {
 			p.th, p.sub = 0, 0
 		}
 		finite = []float32{p.cosM, p.sinM, p.th, p.sub}
 	case MarginCos:
 		p.body = marginBodyArc
-		p.th, p.sub = inf, float32(g.M2)
+		p.th, p.sub = inf, float32(g.m2)
 		finite = []float32{p.sub}
 	case MarginCombined:
 		p.body = marginBodyCombined
 		// cos is 2π-periodic; math.Sin and math.Cos reduce any float64
 		// argument accurately, so this is m2 mod 2π to float64 accuracy.
-		m2 := math.Atan2(math.Sin(g.M2), math.Cos(g.M2))
-		p.m1, p.m2, p.m3 = float32(g.M1), float32(m2), float32(g.M3)
+		m2 := math.Atan2(math.Sin(g.m2), math.Cos(g.m2))
+		p.m1, p.m2, p.m3 = float32(g.m1), float32(m2), float32(g.m3)
 		finite = []float32{p.m1, p.m2, p.m3}
-		if !(math.Abs(g.M1) <= marginMaxM1) {
+		if !(math.Abs(g.m1) <= marginMaxM1) {
 			return marginParams{}
 		}
 	case MarginPsi:
-		if g.IntM < 1 || g.IntM > 8 || !(g.Lambda >= 0) {
+		if g.intM < 1 || g.intM > 8 || !(g.lambda >= 0) {
 			return marginParams{}
 		}
-		p.body, p.m = marginBodyPsi, int32(g.IntM)
-		p.a = float32(g.Lambda / (1 + g.Lambda))
-		p.b = float32(1 / (1 + g.Lambda))
-		p.bm = float32(float64(g.IntM) / (1 + g.Lambda))
+		p.body, p.m = marginBodyPsi, int32(g.intM)
+		p.a = float32(g.lambda / (1 + g.lambda))
+		p.b = float32(1 / (1 + g.lambda))
+		p.bm = float32(float64(g.intM) / (1 + g.lambda))
 		for j := range p.kthr {
 			p.kthr[j] = -inf
-			if j < g.IntM {
+			if j < g.intM {
 				p.kthr[j] = roundDown32(g.kcos[j+1])
 			}
 		}
 		finite = []float32{p.a, p.b, p.bm}
-	default: // Eval's identity
+	default: // eval's identity
 		p.body = marginBodyArc
 		p.th = inf
 	}
 	for _, v := range finite {
 		// finite and zero or normal: a subnormal constant would carry more
-		// than ErrorBound's relative error u
+		// than errorBound's relative error u
 		if a := math.Abs(float64(v)); !(a <= math.MaxFloat32) || (a != 0 && a < 0x1p-126) {
 			return marginParams{}
 		}
@@ -289,7 +362,7 @@ func roundDown32(x float64) float32 {
 	return f
 }
 
-// ErrorBound returns bounds on |φ − φ_generic| and |φ′ − φ′_generic| that
+// errorBound returns bounds on |φ − φ_generic| and |φ′ − φ′_generic| that
 // every vector level of MarginForward meets at t, where φ_generic is the
 // generic twin's float64 value rounded once to float32. Both are 0 where the
 // levels run the generic twin itself; NaN t (NaN results at every level
@@ -328,7 +401,7 @@ func roundDown32(x float64) float32 {
 // an absolute 2⁻¹⁵⁰; at most about 16 such operations per evaluation,
 // amplified by |U_j| ≤ 9 and m·b ≤ 8 at worst (Psi), stay below 2⁻¹³⁹,
 // which is added to every bound that is not exact.
-func (g *Margin) ErrorBound(t float32) (phi, dphi float64) {
+func (g *Margin) errorBound(t float32) (phi, dphi float64) {
 	if g.vec.body == marginBodyNone || t != t {
 		return 0, 0
 	}
@@ -348,19 +421,19 @@ func (g *Margin) ErrorBound(t float32) (phi, dphi float64) {
 			phi = eps * (abs(x) + 1.5*abs(float64(g.vec.sub)))
 		}
 	case marginBodyCombined:
-		m2 := abs(math.Atan2(math.Sin(g.M2), math.Cos(g.M2)))
+		m2 := abs(math.Atan2(math.Sin(g.m2), math.Cos(g.m2)))
 		alpha := func(x float64) (a, da float64) {
 			th := math.Acos(x)
-			return g.M1*th + g.M2, eps * (2.5*abs(g.M1*th) + m2)
+			return g.m1*th + g.m2, eps * (2.5*abs(g.m1*th) + m2)
 		}
 		a, da := alpha(x)
-		phi = abs(math.Sin(a))*da + da*da/2 + eps*(3+1.5*abs(g.M3))
+		phi = abs(math.Sin(a))*da + da*da/2 + eps*(3+1.5*abs(g.m3))
 		// the float64 reference's rounding of m1·θ + m2 when |m2| is huge
-		phi += 0x1p-51 * abs(g.M2)
+		phi += 0x1p-51 * abs(g.m2)
 		ac, dac := alpha(xc)
-		dphi = abs(g.M1) / sc * (abs(math.Cos(ac))*dac + dac*dac/2 + eps*(2+2.75*abs(math.Sin(ac))) + 0x1p-51*abs(g.M2))
+		dphi = abs(g.m1) / sc * (abs(math.Cos(ac))*dac + dac*dac/2 + eps*(2+2.75*abs(math.Sin(ac))) + 0x1p-51*abs(g.m2))
 	case marginBodyPsi:
-		m := g.IntM
+		m := g.intM
 		var tj, uj [10]float64 // T_j, U_j for j = 0..m
 		tj[0], tj[1], uj[0], uj[1] = 1, x, 1, 2*x
 		for j := 2; j <= m; j++ {
@@ -384,8 +457,8 @@ func (g *Margin) ErrorBound(t float32) (phi, dphi float64) {
 		if k&1 == 1 {
 			psi = -tj[m] - 2*float64(k)
 		}
-		a := g.Lambda / (1 + g.Lambda)
-		b := 1 / (1 + g.Lambda)
+		a := g.lambda / (1 + g.lambda)
+		b := 1 / (1 + g.lambda)
 		mb := float64(m) * b
 		phi = eps * (b*et/2 + 2.5*abs(b*psi) + 1.5*abs(a*x))
 		dphi = eps * (mb*eu/2 + 1.5*(abs(mb*uj[m-1])+abs(a)))

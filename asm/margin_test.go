@@ -18,26 +18,26 @@ import (
 // directPhi is φ written from θ = acos t, as the papers state it.
 func directPhi(g *Margin, t float64) float64 {
 	th := math.Acos(t)
-	switch g.Kind {
+	switch g.kind {
 	case MarginArc:
-		if t > math.Cos(math.Pi-g.M2) {
-			return math.Cos(th + g.M2)
+		if t > math.Cos(math.Pi-g.m2) {
+			return math.Cos(th + g.m2)
 		}
-		return t - g.M2*math.Sin(g.M2)
+		return t - g.m2*math.Sin(g.m2)
 	case MarginArcEasy:
 		if t > 0 {
-			return math.Cos(th + g.M2)
+			return math.Cos(th + g.m2)
 		}
 		return t
 	case MarginCos:
-		return t - g.M2
+		return t - g.m2
 	case MarginCombined:
-		return math.Cos(g.M1*th+g.M2) - g.M3
+		return math.Cos(g.m1*th+g.m2) - g.m3
 	case MarginPsi:
-		m := float64(g.IntM)
+		m := float64(g.intM)
 		k := math.Floor(m * th / math.Pi)
 		psi := math.Pow(-1, k)*math.Cos(m*th) - 2*k
-		return (g.Lambda*t + psi) / (1 + g.Lambda)
+		return (g.lambda*t + psi) / (1 + g.lambda)
 	}
 	panic("kind")
 }
@@ -46,14 +46,14 @@ func directPhi(g *Margin, t float64) float64 {
 // branch.
 func nearBranch(g *Margin, t, r float64) bool {
 	var pts []float64
-	switch g.Kind {
+	switch g.kind {
 	case MarginArc:
-		pts = []float64{math.Cos(math.Pi - g.M2)}
+		pts = []float64{math.Cos(math.Pi - g.m2)}
 	case MarginArcEasy:
 		pts = []float64{0}
 	case MarginPsi:
-		for k := 1; k < g.IntM; k++ {
-			pts = append(pts, math.Cos(float64(k)*math.Pi/float64(g.IntM)))
+		for k := 1; k < g.intM; k++ {
+			pts = append(pts, math.Cos(float64(k)*math.Pi/float64(g.intM)))
 		}
 	}
 	for _, p := range pts {
@@ -87,7 +87,7 @@ func TestMarginEval(t *testing.T) {
 	for _, g := range allMargins() {
 		for i := 1; i < 2000; i++ {
 			tv := -1 + 2*float64(i)/2000
-			phi, dphi := g.Eval(tv)
+			phi, dphi := g.eval(tv)
 			require.InDelta(t, directPhi(&g, tv), phi, 1e-12, "%+v t=%v", g, tv)
 			h := 1e-6
 			fd := (directPhi(&g, tv+h) - directPhi(&g, tv-h)) / (2 * h)
@@ -129,7 +129,7 @@ func TestChebyshev(t *testing.T) {
 // large m (large m puts much of [−1, 1] on the fallback branch), ArcEasy,
 // Cos, Combined (m1 up to 8 as loss allows, and far beyond to exercise the
 // reduction; m2 = 0, negative and beyond 2π), Psi for every
-// m with several λ, and an unknown kind (Eval's identity).
+// m with several λ, and an unknown kind (eval's identity).
 func levelMargins() []Margin {
 	var ms []Margin
 	for _, m := range []float64{0.05, 0.5, 1, 1.5, 2, 3} {
@@ -171,7 +171,7 @@ func marginInputs(g *Margin) []float32 {
 	for k := 0; k <= 64; k++ {
 		ts = append(ts, 1-float32(k)*0x1p-24, -1+float32(k)*0x1p-24)
 	}
-	pts := []float64{0, 1 - ClampEps, -1 + ClampEps, g.th, math.Cos(g.M2)}
+	pts := []float64{0, 1 - ClampEps, -1 + ClampEps, g.th, math.Cos(g.m2)}
 	pts = append(pts, g.kcos[:]...)
 	for _, p := range pts {
 		up, down := float32(p), float32(p)
@@ -184,24 +184,8 @@ func marginInputs(g *Margin) []float32 {
 	return append(ts, 1.0000001, -1.0000001, 1.5, -1.5, inf, -inf, float32(math.NaN()))
 }
 
-func marginName(g *Margin) string {
-	switch g.Kind {
-	case MarginArc:
-		return fmt.Sprintf("Arc(m=%g)", g.M2)
-	case MarginArcEasy:
-		return fmt.Sprintf("ArcEasy(m=%g)", g.M2)
-	case MarginCos:
-		return fmt.Sprintf("Cos(m=%g)", g.M2)
-	case MarginCombined:
-		return fmt.Sprintf("Combined(%g,%g,%g)", g.M1, g.M2, g.M3)
-	case MarginPsi:
-		return fmt.Sprintf("Psi(m=%d,λ=%g)", g.IntM, g.Lambda)
-	}
-	return fmt.Sprintf("kind%d", g.Kind)
-}
-
 // marginWithin checks got against the generic's want with the bound of
-// ErrorBound: NaN exactly where the generic has NaN, equal infinities, and
+// errorBound: NaN exactly where the generic has NaN, equal infinities, and
 // |got − want| ≤ bound otherwise (a zero bound means bit-exact). It returns
 // the error as a fraction of the bound and in units of eps·max(1, |want|).
 func marginWithin(t testing.TB, got, want float32, bound float64, msg func() string) (ratio, epsErr float64) {
@@ -224,7 +208,7 @@ func marginWithin(t testing.TB, got, want float32, bound float64, msg func() str
 }
 
 // TestMarginLevels compares every level of MarginForward with the float64
-// generic twin, element by element, within ErrorBound (see its comment for
+// generic twin, element by element, within errorBound (see its comment for
 // the derivation: eps times the magnitudes of the terms that are combined,
 // with 1/sin θ growth of φ′ near |t| = 1 where acos is involved). It logs
 // the worst error per margin and level, as a fraction of the bound and in
@@ -245,10 +229,10 @@ func TestMarginLevels(t *testing.T) {
 			f(p, d, ts, &g)
 			var w worst
 			for i, tv := range ts {
-				bp, bd := g.ErrorBound(tv)
+				bp, bd := g.errorBound(tv)
 				msg := func(what string) func() string {
 					return func() string {
-						return fmt.Sprintf("%v %s t=%v (%#x) %s", l, marginName(&g), tv, math.Float32bits(tv), what)
+						return fmt.Sprintf("%v %s t=%v (%#x) %s", l, g.String(), tv, math.Float32bits(tv), what)
 					}
 				}
 				r, e := marginWithin(t, p[i], wantP[i], bp, msg("φ"))
@@ -260,9 +244,9 @@ func TestMarginLevels(t *testing.T) {
 			pn := make([]float32, len(ts))
 			f(pn, nil, ts, &g)
 			for i := range ts {
-				require.Equal(t, math.Float32bits(p[i]), math.Float32bits(pn[i]), "%v %s dphi=nil t=%v", l, marginName(&g), ts[i])
+				require.Equal(t, math.Float32bits(p[i]), math.Float32bits(pn[i]), "%v %s dphi=nil t=%v", l, g.String(), ts[i])
 			}
-			key := fmt.Sprintf("%-24s %v", marginName(&g), l)
+			key := fmt.Sprintf("%-24s %v", g.String(), l)
 			summary[key] = &w
 		}
 	}
@@ -319,7 +303,7 @@ func TestMarginShapes(t *testing.T) {
 						wd = math.Float32bits(refD[s.off+k])
 					}
 					if math.Float32bits(phi[k]) != math.Float32bits(refP[s.off+k]) || math.Float32bits(dphi[k]) != wd {
-						t.Fatalf("%v %s %v dphi=%v: element %d is (%#x, %#x), want (%#x, %#x)", l, marginName(&g), s, withD, k,
+						t.Fatalf("%v %s %v dphi=%v: element %d is (%#x, %#x), want (%#x, %#x)", l, g.String(), s, withD, k,
 							math.Float32bits(phi[k]), math.Float32bits(dphi[k]), math.Float32bits(refP[s.off+k]), wd)
 					}
 				}
@@ -332,13 +316,13 @@ func TestMarginShapes(t *testing.T) {
 // (and a Margin not built by NewMargin) run the generic twin at every level.
 func TestMarginGenericFallback(t *testing.T) {
 	for _, g := range []Margin{
-		NewMargin(MarginPsi, 0, 0, 0, 0, 0), // (m > 8 is out of Eval's contract too)
+		NewMargin(MarginPsi, 0, 0, 0, 0, 0), // (m > 8 is out of eval's contract too)
 		NewMargin(MarginPsi, 0, 0, 0, 3, -0.5),
 		NewMargin(MarginCombined, 1e6, 0, 0, 0, 0),
 		NewMargin(MarginCombined, 1, math.Inf(1), 0, 0, 0),
 		NewMargin(MarginCos, 1, 1e39, 0, 0, 0),
 		NewMargin(MarginArc, 1, math.NaN(), 0, 0, 0),
-		{Kind: MarginCos, M2: 0.35},
+		{kind: MarginCos, m2: 0.35},
 	} {
 		require.Equal(t, int32(marginBodyNone), g.vec.body, "%+v", g)
 		ts := marginInputs(&g)

@@ -12,13 +12,23 @@ var (
 	normBackwardImpl = simd.NewTable("NormalizeBackward", normalizeBackwardGeneric)
 )
 
-// L2Norm returns ‖x‖₂. It does not overflow or lose subnormal inputs: when
-// the plain sum of squares leaves the normal float32 range it rescales by
-// max|x_k| first, as gonum's L2Norm does. A NaN or ±Inf element gives a
-// non-finite result (callers use this to detect bad input).
+// L2Norm returns ‖x‖₂, the Euclidean norm of x:
 //
-// The kernel is the plain float32 sum of squares; the range check and the
-// rescue path (l2NormScaled, in Go) are the same at every level:
+//	var s float64
+//	for _, v := range x {
+//		s += float64(v) * float64(v)
+//	}
+//	return float32(math.Sqrt(s))
+//
+// It does not overflow or lose subnormal inputs: when the float32 sum of
+// squares leaves the normal range it rescales by max|x_k| first, as gonum's
+// L2Norm does; only a norm beyond the float32 range is +Inf. A NaN element
+// gives NaN, an infinite one (and no NaN) +Inf. The levels sum in different
+// orders: each result is within (n+9)·2⁻²³ relative of the exact norm,
+// n = len(x).
+//
+// The levels differ only in the float32 sum of squares; the range check and
+// the rescaled path are the same Go code at every level:
 //
 //	s := Σ x_k²
 //	if s is 0, subnormal-small or +Inf while x has a finite non-zero element:
@@ -77,11 +87,16 @@ func l2NormScaled(x []float32) float32 {
 	return float32(float64(a) * math.Sqrt(s))
 }
 
-// Scale writes dst[k] = a·x[k]. It panics when len(dst) < len(x).
+// Scale multiplies x by a into dst:
+//
+//	for k, v := range x {
+//		dst[k] = a * v
+//	}
+//
+// Every level gives the same bits (one rounding per element). dst may be x
+// itself. It panics when len(dst) < len(x); dst[len(x):] is not touched.
 func Scale(dst, x []float32, a float32) {
-	if len(dst) < len(x) {
-		panic("asm: Scale: dst shorter than x")
-	}
+	checkAtLeast("Scale", "dst", len(dst), "x", len(x))
 	scaleImpl.Get()(dst[:len(x)], x, a)
 }
 
@@ -98,12 +113,25 @@ func scaleGeneric(dst, x []float32, a float32) {
 //
 //	dx = (dy − x̂·(x̂·dy))·inv + radial·x̂,   x̂ = x·inv
 //
+// as the loop
+//
+//	var p float32
+//	for k, v := range x {
+//		p += (v * inv) * dy[k]
+//	}
+//	for k, v := range x {
+//		q := v * inv
+//		dx[k] = (dy[k]-q*p)*inv + radial*q
+//	}
+//
 // radial is ∂L/∂‖x‖ for losses whose logits also scale with the norm
-// (SphereFace, L-Softmax); pass 0 otherwise. A zero row (inv = 0) gets dx = 0.
-// It panics when the lengths of dx, dy and x differ.
+// (SphereFace, L-Softmax); pass 0 otherwise. A zero row (inv = 0) gets
+// dx = 0. dx may be dy itself. The levels form the dot product p in
+// different orders, within (n+8)·2⁻²³·Σ|x_k·inv·dy_k| of each other. It
+// panics when dx or dy is not as long as x.
 func NormalizeBackward(dx, dy, x []float32, inv, radial float32) {
 	if len(dx) != len(x) || len(dy) != len(x) {
-		panic("asm: NormalizeBackward: length mismatch")
+		panicf("NormalizeBackward: len(dx) = %d, len(dy) = %d, want both len(x) = %d", len(dx), len(dy), len(x))
 	}
 	normBackwardImpl.Get()(dx, dy, x, inv, radial)
 }

@@ -183,7 +183,7 @@ func testSrc(r *rand.Rand, n int) []float32 {
 func TestSumSquaresKernel(t *testing.T) {
 	r := rand.New(rand.NewSource(11))
 	rig := newShapeRig(t, [][]float32{testSrc(r, shapeMaxLen+shapeOffsets)}, 0)
-	tab := NormalizeKernels.SumSquares
+	tab := sumSquaresImpl
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
 		var w errStat
@@ -205,7 +205,7 @@ func TestScaleKernel(t *testing.T) {
 	src := testSrc(r, shapeMaxLen+shapeOffsets)
 	src[40], src[41], src[42], src[43] = 0, float32(math.Copysign(0, -1)), 1e-40, -3e38 // zeros, subnormal, overflow
 	rig := newShapeRig(t, [][]float32{src}, 1)
-	tab := NormalizeKernels.Scale
+	tab := scaleImpl
 	want := make([]float32, shapeMaxLen)
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
@@ -265,7 +265,7 @@ func TestNormalizeBackwardKernel(t *testing.T) {
 	xs, dys := testSrc(r, shapeMaxLen+shapeOffsets), testSrc(r, shapeMaxLen+shapeOffsets)
 	rig := newShapeRig(t, [][]float32{xs, dys}, 1)
 	alias := newShapeRig(t, [][]float32{xs}, 1)
-	tab := NormalizeKernels.NormalizeBackward
+	tab := normBackwardImpl
 	sep := make([]float32, shapeMaxLen)
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
@@ -315,7 +315,7 @@ func TestNormalizeBackwardKernel(t *testing.T) {
 // where the rescue path takes over and on random rows within (n+8)·eps.
 func TestL2NormLevels(t *testing.T) {
 	r := rand.New(rand.NewSource(14))
-	for _, l := range NormalizeKernels.SumSquares.Levels() {
+	for _, l := range sumSquaresImpl.Levels() {
 		restore, err := simd.Force(l)
 		require.NoError(t, err)
 		for _, n := range []int{1, 5, 16, 33, 100, 1000} {

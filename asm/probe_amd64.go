@@ -10,11 +10,12 @@ func fmaPeakAVX2(iters int)
 //go:noescape
 func fmaPeakAVX512(iters int)
 
-// FMAPeakLoop runs iters iterations of 12 independent vector FMAs at level
+// fmaPeakLoop runs iters iterations of 12 independent vector FMAs at level
 // l and reports whether it could (the CPU supports l). One iteration is
 // 12·lanes·2 flops, lanes = 8 for AVX2 and 16 for AVX-512. Benchmarks time it
-// to state results as a fraction of this core's FMA peak.
-func FMAPeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
+// (registered as "FMAPeakLoop") to state results as a fraction of this
+// core's FMA peak.
+func fmaPeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
 	if !simd.CPUSupports(l) {
 		return 0, false
 	}

@@ -37,6 +37,19 @@ func forEachLevel(b *testing.B, name string, fn func(b *testing.B)) {
 	}
 }
 
+// fmaPeakProbe is asm's FMA peak probe, registered in internal/simd as
+// "FMAPeakLoop": iters iterations of 12 independent vector FMAs at level l,
+// flopsPerIter flops each; ok is false when the CPU or build lacks l.
+type fmaPeakProbe = func(l simd.Level, iters int) (flopsPerIter int, ok bool)
+
+func lookupFMAPeak(b *testing.B) fmaPeakProbe {
+	probe, err := simd.Lookup[fmaPeakProbe]("FMAPeakLoop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return probe
+}
+
 func gflops(b *testing.B, flops float64) {
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

@@ -15,6 +15,7 @@ import (
 // machine; GFLOPs reports 0 at generic.
 type peakMeter struct {
 	l            simd.Level
+	probe        fmaPeakProbe
 	flops, nanos float64
 }
 
@@ -22,7 +23,7 @@ func (p *peakMeter) burst() {
 	const iters, reps = 1 << 14, 32
 	start := time.Now()
 	for range reps {
-		f, ok := asm.FMAPeakLoop(p.l, iters)
+		f, ok := p.probe(p.l, iters)
 		if !ok {
 			return
 		}
@@ -60,13 +61,14 @@ var gemmShapes = []struct {
 //	go test ./bench -run '^$' -bench GemmHead -benchtime 5x -count 2
 func BenchmarkGemmHead(b *testing.B) {
 	r := rand.New(rand.NewSource(5))
+	probe := lookupFMAPeak(b)
 	for _, s := range gemmShapes {
 		a, w := randSlice(r, s.ar*s.ac), randSlice(r, s.br*s.bc)
 		c := make([]float32, s.m*s.n)
 		flops := 2 * float64(s.m) * float64(s.n) * float64(s.k)
 		name := fmt.Sprintf("%s/m=%d/n=%d/k=%d", s.name, s.m, s.n, s.k)
 		forEachLevel(b, name, func(b *testing.B) {
-			peak := peakMeter{l: simd.Active()}
+			peak := peakMeter{l: simd.Active(), probe: probe}
 			s.call(s.m, s.n, s.k, 1, a, s.ac, w, s.bc, 0, c, s.n) // warm the scratch
 			for b.Loop() {
 				s.call(s.m, s.n, s.k, 1, a, s.ac, w, s.bc, 0, c, s.n)

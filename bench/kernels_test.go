@@ -5,15 +5,19 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/internal/simd"
 )
 
-// benchLevels runs call as sub-benchmark name/level for every level of tab
-// that this CPU and build can run, calling the body directly (no wrapper),
-// and reports the bytes of the slices read and written, once each, per
-// second.
-func benchLevels[F any](b *testing.B, name string, tab *simd.Table[F], bytes int, call func(F)) {
+// benchLevels runs call as sub-benchmark kernel/n=n/level for every level
+// of asm's table registered as kernel that this CPU and build can run,
+// calling the body directly (no wrapper), and reports the bytes of the
+// slices read and written, once each, per second.
+func benchLevels[F any](b *testing.B, kernel string, n, bytes int, call func(F)) {
+	tab, err := simd.TableOf[F](kernel)
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := fmt.Sprintf("%s/n=%d", kernel, n)
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
 		b.Run(name+"/"+l.String(), func(b *testing.B) {
@@ -33,31 +37,29 @@ var sinkF32 float32
 //	go test ./bench -run '^$' -bench 'Kernels/MaxSumExp/n=4096' -benchtime 200ms
 func BenchmarkKernels(b *testing.B) {
 	r := rand.New(rand.NewSource(9))
-	nk, lk := asm.NormalizeKernels, asm.LSEKernels
 	for _, n := range []int{512, 4096} {
 		x, y, dst := randSlice(r, n), randSlice(r, n), make([]float32, n)
 		z := make([]float32, n)
 		for i := range z {
 			z[i] = 4 * float32(r.NormFloat64())
 		}
-		tag := func(kernel string) string { return fmt.Sprintf("%s/n=%d", kernel, n) }
-		benchLevels(b, tag("SumSquares"), nk.SumSquares, 4*n, func(f func([]float32) float32) {
+		benchLevels(b, "SumSquares", n, 4*n, func(f func([]float32) float32) {
 			sinkF32 += f(x)
 		})
-		benchLevels(b, tag("Scale"), nk.Scale, 8*n, func(f func(dst, x []float32, a float32)) {
+		benchLevels(b, "Scale", n, 8*n, func(f func(dst, x []float32, a float32)) {
 			f(dst, x, 0.37)
 		})
-		benchLevels(b, tag("NormalizeBackward"), nk.NormalizeBackward, 12*n, func(f func(dx, dy, x []float32, inv, radial float32)) {
+		benchLevels(b, "NormalizeBackward", n, 12*n, func(f func(dx, dy, x []float32, inv, radial float32)) {
 			f(dst, y, x, 0.05, 0.3)
 		})
-		benchLevels(b, tag("Exp"), lk.Exp, 8*n, func(f func(dst, x []float32)) {
+		benchLevels(b, "Exp", n, 8*n, func(f func(dst, x []float32)) {
 			f(dst, z)
 		})
-		benchLevels(b, tag("MaxSumExp"), lk.MaxSumExp, 4*n, func(f func(z []float32, m, s float32) (float32, float32)) {
+		benchLevels(b, "MaxSumExp", n, 4*n, func(f func(z []float32, m, s float32) (float32, float32)) {
 			m, s := f(z, 1, 2)
 			sinkF32 += m + s
 		})
-		benchLevels(b, tag("SoftmaxScaled"), lk.SoftmaxScaled, 8*n, func(f func(dst, z []float32, lse, scale float32)) {
+		benchLevels(b, "SoftmaxScaled", n, 8*n, func(f func(dst, z []float32, lse, scale float32)) {
 			f(dst, z, 12, 30)
 		})
 	}

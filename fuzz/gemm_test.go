@@ -4,12 +4,12 @@ import (
 	"math"
 	"testing"
 
-	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/internal/simd"
 )
 
 // The GEMM fuzz targets read a shape, leading-dimension padding, α, β and
 // float32 bit patterns from the bytes, run every level of one of asm's
-// GemmKernels tables, generic included, and hold each to a float64
+// GEMM tables ("GemmNT", "GemmNN", "GemmTN"), generic included, and hold each to a float64
 // reference: every element of C is a float32 sum of k+1 terms (the k
 // products and β·c), within (k+9)·eps·Σ|terms|, plus the underflow of each
 // product: a subnormal rounding unit η, carried through the next factor
@@ -48,8 +48,8 @@ func (r *gemmBytes) floats(n int) []float32 {
 	return s
 }
 
-// fuzzGemm runs one shape of op ("NT", "NN" or "TN") at every level.
-func fuzzGemm(t *testing.T, op string, data []byte) {
+// fuzzGemm runs one shape of op ("NT", "NN" or "TN") at every level of tbl.
+func fuzzGemm(t *testing.T, op string, tbl *simd.Table[gemmBody], data []byte) {
 	r := &gemmBytes{byteReader{b: data}}
 	m, n, k := r.size()%40, r.size()%70, r.size()%64
 	flags := r.size()
@@ -63,12 +63,11 @@ func fuzzGemm(t *testing.T, op string, data []byte) {
 	}
 	// stored shapes of A and B
 	ar, ac, br, bc := m, k, n, k
-	tbl := asm.GemmKernels.NT
 	switch op {
 	case "NN":
-		br, bc, tbl = k, n, asm.GemmKernels.NN
+		br, bc = k, n
 	case "TN":
-		ar, ac, br, bc, tbl = k, m, k, n, asm.GemmKernels.TN
+		ar, ac, br, bc = k, m, k, n
 	}
 	lda, ldb, ldc := max(ac+r.size()%5, 1), max(bc+r.size()%5, 1), max(n+r.size()%5, 1)
 	span := func(rows, cols, ld int) int {
@@ -156,19 +155,22 @@ func FuzzGemmNT(f *testing.F) {
 	for _, s := range gemmSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "NT", data) })
+	tbl := table[gemmBody](f, "GemmNT")
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "NT", tbl, data) })
 }
 
 func FuzzGemmNN(f *testing.F) {
 	for _, s := range gemmSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "NN", data) })
+	tbl := table[gemmBody](f, "GemmNN")
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "NN", tbl, data) })
 }
 
 func FuzzGemmTN(f *testing.F) {
 	for _, s := range gemmSeeds {
 		f.Add(s)
 	}
-	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "TN", data) })
+	tbl := table[gemmBody](f, "GemmTN")
+	f.Fuzz(func(t *testing.T, data []byte) { fuzzGemm(t, "TN", tbl, data) })
 }

@@ -4,13 +4,12 @@ import (
 	"math"
 	"testing"
 
-	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/internal/simd"
 )
 
 // The kernel fuzz targets turn raw bytes into a length, a start offset and
-// float32 bit patterns, run every level of one kernel table (asm's
-// NormalizeKernels and LSEKernels) and compare each with the generic twin
+// float32 bit patterns, run every level of one of asm's kernel tables (the
+// normalize and lse families) and compare each with the generic twin
 // and with a float64 reference under the kernel's stated bound:
 //
 //   - Scale: bit-exact with generic (one rounding per element);
@@ -95,7 +94,7 @@ func FuzzSumSquares(f *testing.F) {
 	f.Add([]byte{9, 0, 1, 1, 0, 0xc0, 0x7f})    // NaN first
 	f.Add([]byte{40, 0, 0, 0xff, 0xff, 0x7f, 0x7f, 0xff, 0xff, 0x7f, 0x7f})
 	f.Add([]byte{33, 0, 7, 1, 0, 0, 0, 1, 0, 0, 0}) // subnormals
-	tab := asm.NormalizeKernels.SumSquares
+	tab := table[func(x []float32) float32](f, "SumSquares")
 	gen, _ := tab.At(simd.Generic)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, n, off := newKernelInput(data)
@@ -136,7 +135,7 @@ func FuzzScale(f *testing.F) {
 	f.Add([]byte{17, 0, 3, 0, 0, 0xc0, 0x3e})
 	f.Add([]byte{129, 0, 15, 0, 0, 0x80, 0x7f, 0, 0, 0xc0, 0x7f})
 	f.Add([]byte{2, 0, 1, 0, 0, 0, 0, 0, 0, 0x80, 0xff})
-	tab := asm.NormalizeKernels.Scale
+	tab := table[func(dst, x []float32, a float32)](f, "Scale")
 	gen, _ := tab.At(simd.Generic)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, n, off := newKernelInput(data)
@@ -171,7 +170,7 @@ func FuzzNormalizeBackward(f *testing.F) {
 	f.Add([]byte{5, 0, 1, 0, 0, 0x80, 0x5f, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0}) // huge inv, subnormal x
 	f.Add([]byte{64, 0, 2, 0, 0, 0xc0, 0x7f})                                 // NaN inv
 	f.Add([]byte{48, 0, 0, 0xab, 0xaa, 0x8a, 0xc0, 0, 0, 0x80, 0xc0})         // negative inv and radial
-	tab := asm.NormalizeKernels.NormalizeBackward
+	tab := table[func(dx, dy, x []float32, inv, radial float32)](f, "NormalizeBackward")
 	gen, _ := tab.At(simd.Generic)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, n, off := newKernelInput(data)
@@ -257,7 +256,7 @@ func FuzzExp(f *testing.F) {
 	f.Add([]byte{17, 0, 3, 0, 0, 0xc0, 0x7f, 0, 0, 0x80, 0x7f, 0, 0, 0x80, 0xff})
 	f.Add([]byte{129, 0, 15, 0x18, 0x72, 0xb1, 0x42, 0xb6, 0xf1, 0xcf, 0xc2}) // expHi, expLo
 	f.Add([]byte{64, 0, 1, 0, 0, 0xb0, 0xc2, 0, 0, 0xc8, 0xc2})               // subnormal results
-	tab := asm.LSEKernels.Exp
+	tab := table[func(dst, x []float32)](f, "Exp")
 	gen, _ := tab.At(simd.Generic)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, n, off := newKernelInput(data)
@@ -287,7 +286,7 @@ func FuzzMaxSumExp(f *testing.F) {
 	f.Add([]byte{129, 0, 15, 0, 0, 0xc0, 0x3f, 0, 0, 0x10, 0x40, 0, 0, 0x80, 0xff})
 	f.Add([]byte{0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40}) // empty z
 	f.Add([]byte{40, 0, 9, 0, 0, 0x20, 0x42, 0, 0, 0x80, 0x3f, 0, 0, 0xc8, 0xc2})
-	tab := asm.LSEKernels.MaxSumExp
+	tab := table[func(z []float32, m, s float32) (float32, float32)](f, "MaxSumExp")
 	gen, _ := tab.At(simd.Generic)
 	negInf := float32(math.Inf(-1))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -379,7 +378,7 @@ func FuzzSoftmaxScaled(f *testing.F) {
 	f.Add([]byte{129, 0, 15, 0, 0, 0xa0, 0xc2, 0, 0, 0x80, 0x3f, 0, 0, 0x80, 0x7f}) // overflow, +Inf z
 	f.Add([]byte{33, 0, 4, 0, 0, 0x80, 0x7f, 0, 0, 0, 0})                           // lse = +Inf, scale 0
 	f.Add([]byte{64, 0, 1, 0, 0, 0xbe, 0x42, 0x28, 0x6b, 0x6e, 0x61})               // subnormal e, large scale
-	tab := asm.LSEKernels.SoftmaxScaled
+	tab := table[func(dst, z []float32, lse, scale float32)](f, "SoftmaxScaled")
 	gen, _ := tab.At(simd.Generic)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in, n, off := newKernelInput(data)

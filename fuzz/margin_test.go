@@ -41,8 +41,8 @@ func marginSeed(kind asm.MarginKind, m1, m2, m3 float32, intM byte, lambda float
 // unknown one included), its parameters as float32 bit patterns (NaN, Inf
 // and huge values included: the levels then fall back to the generic twin),
 // Psi's m in 0..8, a length up to 2·16·4+1 from a start offset 0..15, and t
-// bit patterns. Each element must be within asm's ErrorBound, with NaN
-// exactly where the generic has NaN.
+// bit patterns. Each element must be within asm's error bound (the
+// "Margin.ErrorBound" hook), with NaN exactly where the generic has NaN.
 func FuzzMarginForward(f *testing.F) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	f.Add(marginSeed(asm.MarginArc, 1, 0.5, 0, 0, 0, 40, 3))
@@ -54,11 +54,13 @@ func FuzzMarginForward(f *testing.F) {
 	f.Add(marginSeed(asm.MarginCombined, 1, nan, 0, 0, 0, 8, 0))
 	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 7, 5, 64, 7, nan, inf, -inf, 1e-40))
 	f.Add(marginSeed(asm.MarginPsi, 0, 0, 0, 4, 1e30, 16, 2))
+	tab := table[marginBody](f, "MarginForward")
+	errorBound := hook[marginErrorBound](f, "Margin.ErrorBound")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &reader{byteReader{b: data}}
 		kind := asm.MarginKind(r.u8() % 6)
 		m1, m2, m3 := r.float(), r.float(), r.float()
-		intM := int(r.u8() % 9) // m > 8 is outside Eval's contract
+		intM := int(r.u8() % 9) // m > 8 is outside φ's domain
 		lambda := r.float()
 		g := asm.NewMargin(kind, float64(m1), float64(m2), float64(m3), intM, float64(lambda))
 		n, off := int(r.u8())%(2*16*4+2), int(r.u8()%16)
@@ -71,14 +73,14 @@ func FuzzMarginForward(f *testing.F) {
 			}
 		}
 		ts := buf[off:]
-		gen, _ := asm.MarginKernels.At(simd.Generic)
+		gen, _ := tab.At(simd.Generic)
 		wantP, wantD := make([]float32, n), make([]float32, n)
 		gen(wantP, wantD, ts, &g)
-		for _, l := range asm.MarginKernels.Levels() {
+		for _, l := range tab.Levels() {
 			if l == simd.Generic {
 				continue
 			}
-			body, _ := asm.MarginKernels.At(l)
+			body, _ := tab.At(l)
 			p, d := make([]float32, n+1), make([]float32, n+1)
 			p[n], d[n] = 42, 42
 			body(p[:n], d[:n], ts, &g)
@@ -88,7 +90,7 @@ func FuzzMarginForward(f *testing.F) {
 				t.Fatalf("%v %+v: wrote past the outputs", l, g)
 			}
 			for i, tv := range ts {
-				bp, bd := g.ErrorBound(tv)
+				bp, bd := errorBound(&g, tv)
 				check := func(what string, got, want float32, bound float64) {
 					if (got != got) != (want != want) {
 						t.Fatalf("%v %+v t=%v %s: got %v, generic %v", l, g, tv, what, got, want)

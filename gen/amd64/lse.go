@@ -19,7 +19,7 @@ func lse() {
 	}
 }
 
-// The constants of asm.Expf (asm/lse.go), rounded to float32 as Go does
+// The constants of asm's expf (asm/lse.go), rounded to float32 as Go does
 // when it evaluates them in float32 expressions. TestNormLSEAssembly checks
 // that each one's bit pattern is in lse_amd64.s.
 const (
@@ -72,7 +72,7 @@ func (e *vecEmitter) expClamp(withHi bool) expClamp {
 	return c
 }
 
-// exp returns e^x in each lane, the algorithm of asm.Expf with FMAs:
+// exp returns e^x in each lane, the algorithm of asm's expf with FMAs:
 //
 //	x := clamp(x)                            NaN stays NaN
 //	n := round(x·log2e)                      via the 1.5·2^23 shift

@@ -281,7 +281,7 @@ func (g *mgen) poly(z reg.VecVirtual, c ...string) reg.VecVirtual {
 // Math, emitted for both ISAs
 
 // acos returns θ = acos t for t in [−1, 1] (NaN gives NaN), within about
-// 3 float32 rounding errors of θ (asm/margin.go's ErrorBound derivation):
+// 3 float32 rounding errors of θ (asm/margin.go's errorBound derivation):
 //
 //	|t| ≤ 1/2:  θ = π/2 − asin t
 //	t > 1/2:    θ = 2·asin s,       s = sqrt((1−t)/2)

@@ -1,6 +1,9 @@
 // Package simd decides, once per process, which kernel level the machine and
 // the MARGINLOSS_SIMD override allow, and keeps the registry of kernel
-// implementations that tests iterate.
+// implementations that tests iterate. The registry also holds named values
+// (Register, Lookup): the module's tests, fuzz targets and benchmarks reach
+// the kernel tables and test hooks that the kernel packages keep
+// unexported through it, and nothing outside the module can.
 package simd
 
 import "strings"
@@ -18,6 +21,14 @@ const (
 )
 
 var levelNames = [...]string{Generic: "generic", AVX2: "avx2", AVX512: "avx512", NEON: "neon"}
+
+// numLevels bounds the Level values: one per name.
+const numLevels = len(levelNames)
+
+// levelFamily is the architecture whose instructions each level uses.
+// Levels of one family are ordered (a higher one includes the lower ones);
+// Generic belongs to none.
+var levelFamily = [numLevels]string{Generic: "", AVX2: "x86", AVX512: "x86", NEON: "arm64"}
 
 // String returns the lower-case name used by MARGINLOSS_SIMD and loss.Backend.
 func (l Level) String() string {
@@ -78,7 +89,7 @@ func resolve(supported []Level, override string) Level {
 	if capLevel == Generic {
 		return Generic
 	}
-	// Levels of one architecture are ordered; NEON stands alone on arm64.
+	// Levels of one family are ordered; another family's cap allows none.
 	res := Generic
 	for _, l := range supported {
 		if sameFamily(l, capLevel) && l <= capLevel && l > res {
@@ -88,7 +99,11 @@ func resolve(supported []Level, override string) Level {
 	return res
 }
 
+// sameFamily reports whether a and b are assembly levels of one
+// architecture family.
 func sameFamily(a, b Level) bool {
-	x86 := func(l Level) bool { return l == AVX2 || l == AVX512 }
-	return (x86(a) && x86(b)) || (a == NEON && b == NEON)
+	if a < 0 || int(a) >= numLevels || b < 0 || int(b) >= numLevels {
+		return false
+	}
+	return levelFamily[a] != "" && levelFamily[a] == levelFamily[b]
 }

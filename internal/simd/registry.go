@@ -3,13 +3,11 @@ package simd
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"sort"
 	"sync"
 	"sync/atomic"
 )
-
-// numLevels bounds the Level values a Table can hold.
-const numLevels = int(NEON) + 1
 
 // Table holds the implementations of one kernel, indexed by level. The
 // generic implementation is always present. Assembly files add their bodies
@@ -24,6 +22,7 @@ var (
 	regMu    sync.Mutex
 	built    [numLevels]bool // some kernel has a body at this level in this build
 	kernels  []string
+	named    = map[string]any{} // Register and NewTable
 	resolved struct {
 		once  sync.Once
 		level Level
@@ -31,14 +30,55 @@ var (
 	exercised [numLevels]atomic.Bool
 )
 
-// NewTable registers a kernel by name with its generic implementation.
+// NewTable creates the table of a kernel with its generic implementation
+// and registers it under name (see TableOf). It panics when name is taken.
 func NewTable[F any](name string, generic F) *Table[F] {
 	t := &Table[F]{name: name}
 	t.impls[Generic], t.has[Generic] = generic, true
+	register(name, t)
 	regMu.Lock()
 	kernels = append(kernels, name)
 	regMu.Unlock()
 	return t
+}
+
+// Register records v under name, so that the module's tests, fuzz targets
+// and benchmarks can reach a value that the kernel packages keep unexported
+// (Lookup). Call it from package initialisation. It panics when name is
+// taken, by a table or another value.
+func Register(name string, v any) { register(name, v) }
+
+func register(name string, v any) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	if _, dup := named[name]; dup {
+		panic(fmt.Sprintf("simd: %q registered twice", name))
+	}
+	named[name] = v
+}
+
+// Lookup returns the value registered under name (by Register or NewTable)
+// as a T. It fails when nothing is registered under name or the value is
+// not a T.
+func Lookup[T any](name string) (T, error) {
+	regMu.Lock()
+	v, ok := named[name]
+	regMu.Unlock()
+	var zero T
+	if !ok {
+		return zero, fmt.Errorf("simd: nothing registered as %q", name)
+	}
+	t, ok := v.(T)
+	if !ok {
+		return zero, fmt.Errorf("simd: %q is a %T, not a %v", name, v, reflect.TypeFor[T]())
+	}
+	return t, nil
+}
+
+// TableOf returns the kernel table registered under name by NewTable. It
+// fails when there is none or its implementations are not of type F.
+func TableOf[F any](name string) (*Table[F], error) {
+	return Lookup[*Table[F]](name)
 }
 
 // Add registers the body for level l. Call it only from init functions.
@@ -54,17 +94,32 @@ func (t *Table[F]) Name() string { return t.name }
 
 // Get returns the body for the active level, falling back to the highest
 // lower level of the same family that has one, and to generic.
+//
+// It marks the level it returns as exercised for MARGINLOSS_REQUIRE, so
+// that tests which Force each level and call the public wrappers count.
 func (t *Table[F]) Get() F {
 	a := Active()
 	if t.has[a] {
+		markExercised(a)
 		return t.impls[a]
 	}
 	for l := a - 1; l > Generic; l-- {
 		if t.has[l] && sameFamily(l, a) {
+			markExercised(l)
 			return t.impls[l]
 		}
 	}
+	markExercised(Generic)
 	return t.impls[Generic]
+}
+
+// markExercised records that a body of level l ran or was handed out. It
+// stores only when the flag is not yet set, so that the dispatch path reads
+// a shared cache line instead of writing it on every call.
+func markExercised(l Level) {
+	if !exercised[l].Load() {
+		exercised[l].Store(true)
+	}
 }
 
 // At returns the body for level l when this build has one and the CPU can
@@ -75,7 +130,7 @@ func (t *Table[F]) At(l Level) (F, bool) {
 		var zero F
 		return zero, false
 	}
-	exercised[l].Store(true)
+	markExercised(l)
 	return t.impls[l], true
 }
 
@@ -137,7 +192,8 @@ func Active() Level {
 	return resolved.level
 }
 
-// Kernels lists the registered kernel names, sorted.
+// Kernels lists the names of the kernel tables (NewTable), sorted; values
+// registered with Register are not kernels.
 func Kernels() []string {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -151,8 +207,9 @@ func Kernels() []string {
 const EnvRequire = "MARGINLOSS_REQUIRE"
 
 // CheckRequired returns an error naming every level listed in
-// MARGINLOSS_REQUIRE that no test looked up through Table.At. Call it at the
-// end of a package's tests (TestMain).
+// MARGINLOSS_REQUIRE that was never exercised: no test looked a body of it
+// up through Table.At, and no wrapper dispatched to it through Table.Get.
+// Call it at the end of a package's tests (TestMain).
 func CheckRequired() error {
 	req := os.Getenv(EnvRequire)
 	if req == "" {

@@ -41,8 +41,13 @@ func TestParseLevel(t *testing.T) {
 	require.Equal(t, "unknown", Level(42).String())
 }
 
+// testTable is created once per test binary: names register only once.
+var testTable = NewTable("testKernel", func() int { return 0 })
+
+func init() { Register("testValue", 42) }
+
 func TestTable(t *testing.T) {
-	tb := NewTable("testKernel", func() int { return 0 })
+	tb := testTable
 	require.Equal(t, "testKernel", tb.Name())
 	require.Contains(t, Kernels(), "testKernel")
 	f, ok := tb.At(Generic)
@@ -52,6 +57,52 @@ func TestTable(t *testing.T) {
 	_, ok = tb.At(Level(99))
 	require.False(t, ok)
 	require.Equal(t, 0, tb.Get()())
+}
+
+func TestRegistry(t *testing.T) {
+	tb, err := TableOf[func() int]("testKernel")
+	require.NoError(t, err)
+	require.Same(t, testTable, tb)
+	_, err = TableOf[func() float32]("testKernel")
+	require.ErrorContains(t, err, `"testKernel" is a *simd.Table[func() int], not a *simd.Table[func() float32]`)
+	_, err = TableOf[func() int]("testValue")
+	require.Error(t, err)
+
+	v, err := Lookup[int]("testValue")
+	require.NoError(t, err)
+	require.Equal(t, 42, v)
+	_, err = Lookup[string]("testValue")
+	require.Error(t, err)
+	_, err = Lookup[int]("missing")
+	require.ErrorContains(t, err, `nothing registered as "missing"`)
+
+	require.NotContains(t, Kernels(), "testValue")
+	require.PanicsWithValue(t, `simd: "testValue" registered twice`, func() { Register("testValue", 1) })
+	require.Panics(t, func() { NewTable("testValue", func() int { return 1 }) })
+}
+
+// TestGetMarksExercised: dispatching through Get counts as exercising the
+// level whose body it returns.
+func TestGetMarksExercised(t *testing.T) {
+	restore, err := Force(Generic)
+	require.NoError(t, err)
+	defer restore()
+	exercised[Generic].Store(false)
+	_ = testTable.Get()
+	require.True(t, exercised[Generic].Load())
+}
+
+func TestLevelFamilies(t *testing.T) {
+	require.Len(t, levelFamily, len(levelNames))
+	for l := Generic; int(l) < numLevels; l++ {
+		// every assembly level belongs to a family, and only those
+		require.Equal(t, l != Generic, levelFamily[l] != "", "%v", l)
+		require.Equal(t, l != Generic, sameFamily(l, l), "%v", l)
+	}
+	require.True(t, sameFamily(AVX2, AVX512))
+	require.False(t, sameFamily(AVX2, NEON))
+	require.False(t, sameFamily(Generic, Generic))
+	require.False(t, sameFamily(Level(-1), Level(numLevels)))
 }
 
 func TestSplitList(t *testing.T) {

@@ -1,0 +1,191 @@
+package asm_test
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/marginloss/marginloss/asm"
+)
+
+// printMatrix prints the rows×cols block of a row-major matrix with row
+// stride ld, to four decimals (levels may differ in the last bits).
+func printMatrix(rows, cols int, s []float32, ld int) {
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			fmt.Printf(" %8.4f", s[i*ld+j])
+		}
+		fmt.Println()
+	}
+}
+
+// Cosine logits of two unit embeddings against three unit class centres:
+// C = X·Wᵀ with X 2×3 and W 3×3, one row per class.
+func ExampleGemmNT() {
+	x := []float32{
+		1, 0, 0,
+		0.6, 0.8, 0,
+	}
+	w := []float32{
+		1, 0, 0,
+		0, 1, 0,
+		0, 0.6, 0.8,
+	}
+	c := make([]float32, 2*3)
+	asm.GemmNT(2, 3, 3, 1, x, 3, w, 3, 0, c, 3)
+	printMatrix(2, 3, c, 3)
+	// Output:
+	//    1.0000   0.0000   0.0000
+	//    0.6000   0.8000   0.4800
+}
+
+// The gradient of C = X·Wᵀ with respect to X is dX = dC·W: GemmNN with
+// dC 2×3 and W 3×2. β = 1 accumulates into dX instead of overwriting it.
+func ExampleGemmNN() {
+	dC := []float32{
+		1, 0, -1,
+		0.5, 0.5, 0,
+	}
+	w := []float32{
+		1, 2,
+		3, 4,
+		5, 6,
+	}
+	dX := []float32{
+		10, 10,
+		10, 10,
+	}
+	asm.GemmNN(2, 2, 3, 1, dC, 3, w, 2, 1, dX, 2)
+	printMatrix(2, 2, dX, 2)
+	// Output:
+	//    6.0000   6.0000
+	//   12.0000  13.0000
+}
+
+// The gradient of C = X·Wᵀ with respect to W is dW = dCᵀ·X: GemmTN with
+// dC 2×3 (k×m) and X 2×2 (k×n). Here C's row stride ldc = 3 leaves a
+// column of padding, which is not touched.
+func ExampleGemmTN() {
+	dC := []float32{
+		1, 0, -1,
+		0.5, 0.5, 0,
+	}
+	x := []float32{
+		1, 2,
+		3, 4,
+	}
+	dW := []float32{
+		9, 9, -7,
+		9, 9, -7,
+		9, 9, -7,
+	}
+	asm.GemmTN(3, 2, 2, 1, dC, 3, x, 2, 0, dW, 3)
+	printMatrix(3, 3, dW, 3)
+	// Output:
+	//    2.5000   4.0000  -7.0000
+	//    1.5000   2.0000  -7.0000
+	//   -1.0000  -2.0000  -7.0000
+}
+
+// L2Norm does not overflow or underflow where the sum of squares would.
+func ExampleL2Norm() {
+	fmt.Printf("%.4g\n", asm.L2Norm([]float32{3, 4}))
+	fmt.Printf("%.4g\n", asm.L2Norm([]float32{3e30, 4e30}))   // Σx² = 2.5e61 overflows float32
+	fmt.Printf("%.4g\n", asm.L2Norm([]float32{3e-30, 4e-30})) // Σx² = 2.5e-59 underflows
+	fmt.Println(asm.L2Norm([]float32{1, float32(math.NaN())}))
+	// Output:
+	// 5
+	// 5e+30
+	// 5e-30
+	// NaN
+}
+
+// Normalising a row in place: x̂ = x/‖x‖.
+func ExampleScale() {
+	x := []float32{3, 0, -4}
+	asm.Scale(x, x, 1/asm.L2Norm(x))
+	fmt.Println(x)
+	// Output:
+	// [0.6 0 -0.8]
+}
+
+// The gradient through x̂ = x/‖x‖: the part of dy along x̂ is removed and
+// the rest divided by ‖x‖.
+func ExampleNormalizeBackward() {
+	x := []float32{3, 4}
+	inv := 1 / asm.L2Norm(x) // 0.2
+	dy := []float32{1, 0}
+	dx := make([]float32, 2)
+	asm.NormalizeBackward(dx, dy, x, inv, 0)
+	fmt.Printf("%.4f %.4f\n", dx[0], dx[1])
+	// Output:
+	// 0.1280 -0.0960
+}
+
+func ExampleExp() {
+	x := []float32{0, 1, -1, 10, float32(math.Inf(-1)), 100}
+	dst := make([]float32, len(x))
+	asm.Exp(dst, x)
+	for _, v := range dst {
+		fmt.Printf("%.5g ", v)
+	}
+	fmt.Println()
+	// Output:
+	// 1 2.7183 0.36788 22026 0 +Inf
+}
+
+// The log-sum-exp of a row, folded in two pieces (a row split into tiles).
+func ExampleMaxSumExp() {
+	z := []float32{1, 2, 3, 4, 100, 99}
+	m, s := float32(math.Inf(-1)), float32(0)
+	m, s = asm.MaxSumExp(z[:3], m, s)
+	m, s = asm.MaxSumExp(z[3:], m, s)
+	lse := float64(m) + math.Log(float64(s))
+	fmt.Printf("max %.0f, log-sum-exp %.4f\n", m, lse)
+	// Output:
+	// max 100, log-sum-exp 100.3133
+}
+
+// Softmax probabilities from the row's log-sum-exp; scale 1.
+func ExampleSoftmaxScaled() {
+	z := []float32{1, 2, 3}
+	m, s := asm.MaxSumExp(z, float32(math.Inf(-1)), 0)
+	lse := m + float32(math.Log(float64(s)))
+	p := make([]float32, len(z))
+	asm.SoftmaxScaled(p, z, lse, 1)
+	fmt.Printf("%.4f %.4f %.4f\n", p[0], p[1], p[2])
+	// Output:
+	// 0.0900 0.2447 0.6652
+}
+
+// ArcFace's φ(t) = cos(θ + m) on four target cosines, with its derivative;
+// below cos(π − m) it falls back to t − m·sin m.
+func ExampleMarginForward() {
+	g := asm.NewMargin(asm.MarginArc, 1, 0.5, 0, 0, 0)
+	t := []float32{0.9, 0.5, 0, -0.9}
+	phi, dphi := make([]float32, len(t)), make([]float32, len(t))
+	asm.MarginForward(phi, dphi, t, &g)
+	for i := range t {
+		fmt.Printf("t=%4.1f φ=%7.4f φ′=%.4f\n", t[i], phi[i], dphi[i])
+	}
+	// Output:
+	// t= 0.9 φ= 0.5808 φ′=1.8675
+	// t= 0.5 φ= 0.0236 φ′=1.1544
+	// t= 0.0 φ=-0.4794 φ′=0.8776
+	// t=-0.9 φ=-1.1397 φ′=1.0000
+}
+
+func ExampleNewMargin() {
+	for _, g := range []asm.Margin{
+		asm.NewMargin(asm.MarginArc, 1, 0.5, 0, 0, 0),           // ArcFace, m = 0.5
+		asm.NewMargin(asm.MarginCos, 1, 0.35, 0, 0, 0),          // CosFace, m = 0.35
+		asm.NewMargin(asm.MarginCombined, 0.9, 0.4, 0.15, 0, 0), // cos(m1·θ + m2) − m3
+		asm.NewMargin(asm.MarginPsi, 0, 0, 0, 4, 5),             // SphereFace, m = 4, λ = 5
+	} {
+		fmt.Println(g.Kind(), g.String())
+	}
+	// Output:
+	// Arc Arc(m=0.5)
+	// Cos Cos(m=0.35)
+	// Combined Combined(m1=0.9, m2=0.4, m3=0.15)
+	// Psi Psi(m=4, λ=5)
+}

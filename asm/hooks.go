@@ -1,0 +1,26 @@
+package asm
+
+import "github.com/marginloss/marginloss/internal/simd"
+
+// The module's tests, fuzz targets and benchmarks reach what this package
+// keeps unexported through internal/simd's registry, which nothing outside
+// the module can import:
+//
+//   - each kernel table, by the name NewTable gave it (simd.TableOf):
+//     "GemmNT", "GemmNN", "GemmTN", "SumSquares", "Scale",
+//     "NormalizeBackward", "Exp", "MaxSumExp", "SoftmaxScaled",
+//     "MarginForward";
+//   - the test hooks below (simd.Lookup), each with the type it is
+//     registered as.
+func init() {
+	// func(x float32) float32: the scalar exp, generic twin of the exp bodies.
+	simd.Register("Expf", expf)
+	// func(g *Margin, t float64) (phi, dphi float64): φ and φ′ in float64.
+	simd.Register("Margin.Eval", (*Margin).eval)
+	// func(g *Margin, t float32) (phi, dphi float64): the bound every
+	// vector level of MarginForward meets at t.
+	simd.Register("Margin.ErrorBound", (*Margin).errorBound)
+	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the FMA
+	// peak probe.
+	simd.Register("FMAPeakLoop", fmaPeakLoop)
+}
