@@ -3,6 +3,8 @@ package asm
 import (
 	"math"
 
+	"github.com/marginloss/marginloss/internal/kconst"
+
 	"github.com/marginloss/marginloss/internal/simd"
 )
 
@@ -38,19 +40,20 @@ func expGeneric(dst, x []float32) {
 	}
 }
 
-// Constants of the float32 exp.
+// Constants of the float32 exp, from their one source (internal/kconst),
+// which the generators read too.
 const (
-	expHi = 88.72283935546875   // above: +Inf
-	expLo = -103.97208404541016 // below: 0 (smaller than half the least subnormal)
-	log2e = 1.44269504088896341 // 1/ln 2
-	ln2Hi = 0.693359375         // ln 2, high part (exact in 9 bits)
-	ln2Lo = -2.12194440e-4      // ln 2 − ln2Hi
-	expP0 = 1.9875691500e-4     // polynomial for (e^r − 1 − r)/r² on |r| ≤ ln2/2
-	expP1 = 1.3981999507e-3
-	expP2 = 8.3334519073e-3
-	expP3 = 4.1665795894e-2
-	expP4 = 1.6666665459e-1
-	expP5 = 5.0000001201e-1
+	expHi = kconst.ExpHi
+	expLo = kconst.ExpLo
+	log2e = kconst.Log2e
+	ln2Hi = kconst.Ln2Hi
+	ln2Lo = kconst.Ln2Lo
+	expP0 = kconst.ExpP0
+	expP1 = kconst.ExpP1
+	expP2 = kconst.ExpP2
+	expP3 = kconst.ExpP3
+	expP4 = kconst.ExpP4
+	expP5 = kconst.ExpP5
 )
 
 // expf is the scalar form of the shared exp algorithm: the generic twin of

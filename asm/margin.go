@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/marginloss/marginloss/internal/kconst"
 	"github.com/marginloss/marginloss/internal/simd"
 )
 
@@ -233,11 +234,12 @@ func chebyshev(m int, t float64) (tm, um1 float64) {
 
 // The bodies of the vector levels. The arc body also serves ArcEasy, Cos and
 // unknown kinds (see marginParams).
+// The numbers come from internal/kconst, which the generators read too.
 const (
-	marginBodyNone     = 0 // no vector body: the level falls back to the generic twin
-	marginBodyArc      = 1
-	marginBodyCombined = 2
-	marginBodyPsi      = 3
+	marginBodyNone     = kconst.MarginBodyNone // no vector body: the level falls back to the generic twin
+	marginBodyArc      = kconst.MarginBodyArc
+	marginBodyCombined = kconst.MarginBodyCombined
+	marginBodyPsi      = kconst.MarginBodyPsi
 )
 
 // marginParams is what the assembly bodies read: every constant of φ and φ′
@@ -282,7 +284,7 @@ type marginParams struct {
 // marginMaxM1 bounds |m1| on the vector path: the bodies reduce
 // m1·θ + m2 by π/2 with a two-part Cody–Waite constant, which stays within
 // one rounding of the reduced argument while the quadrant is below 2¹⁷.
-const marginMaxM1 = 1 << 16
+const marginMaxM1 = kconst.MarginMaxM1
 
 // newMarginParams derives the float32 constants of g. It returns a
 // marginBodyNone params when g is outside what the bodies handle (Psi with
