@@ -38,11 +38,16 @@ type Center struct {
 
 const centerRows = 64 // rows per parallel chunk
 
+var errNilCenter = fmt.Errorf("%w: nil *Center", ErrShape)
+
 // Validate reports whether the configuration is usable: Centers a
 // consistent C×D matrix with C, D ≥ 1 and finite entries, and 0 < Alpha ≤ 1
 // (the rate Update needs). It returns an error wrapping ErrShape,
 // ErrNonFinite or ErrParam, or nil.
 func (c *Center) Validate() error {
+	if c == nil {
+		return errNilCenter
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkAlpha(); err != nil {
@@ -96,6 +101,9 @@ func (c *Center) check(x Matrix, labels []int32) error {
 // validated whatever N is; a valid empty batch returns 0 (zeroing dx unless
 // Accumulate).
 func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
+	if c == nil {
+		return 0, errNilCenter
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.check(x, labels); err != nil {
@@ -211,6 +219,9 @@ func (j *centerGradJob) RunChunk(ch int) {
 // of c_j and the x_i, so it stays finite. x and labels must not share memory
 // with Centers (ErrOverlap). On error Centers is untouched.
 func (c *Center) Update(x Matrix, labels []int32) error {
+	if c == nil {
+		return errNilCenter
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.checkAlpha(); err != nil {

@@ -560,3 +560,19 @@ func testAccumulate(t *testing.T) {
 }
 
 func ox2(old, g []float32, k int) float64 { return float64(old[k] + g[k]) }
+
+// TestNilReceivers: a nil head or Center is an error, not a panic.
+func TestNilReceivers(t *testing.T) {
+	var h *loss.MarginSoftmax
+	_, err := h.Loss(filled(1, 2, 1), filled(2, 2, 1), []int32{0}, nil, nil)
+	require.ErrorIs(t, err, loss.ErrParam)
+	require.ErrorIs(t, h.Validate(), loss.ErrParam)
+	h.SetLambda(3)
+	require.Zero(t, h.Lambda())
+	require.NotEmpty(t, h.String())
+	var c *loss.Center
+	_, err = c.Loss(filled(1, 2, 1), []int32{0}, nil)
+	require.ErrorIs(t, err, loss.ErrShape)
+	require.ErrorIs(t, c.Update(filled(1, 2, 1), []int32{0}), loss.ErrShape)
+	require.ErrorIs(t, c.Validate(), loss.ErrShape)
+}

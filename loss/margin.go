@@ -119,6 +119,9 @@ func LargeMargin(m int, lambda float32) *MarginSoftmax {
 // SetLambda changes λ of SphereFace or LargeMargin (for annealing). It has
 // no effect on the other losses.
 func (l *MarginSoftmax) SetLambda(lambda float32) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	l.lambda = lambda
 	l.mu.Unlock()
@@ -126,10 +129,15 @@ func (l *MarginSoftmax) SetLambda(lambda float32) {
 
 // Lambda returns the current λ of SphereFace or LargeMargin.
 func (l *MarginSoftmax) Lambda() float32 {
+	if l == nil {
+		return 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lambda
 }
+
+var errNilHead = fmt.Errorf("%w: nil *MarginSoftmax (use ArcFace, CosFace, …)", ErrParam)
 
 // MaxLogit bounds s·max|φ| for ArcFace, CosFace and CombinedMargin, the
 // largest logit magnitude the parameters alone can produce (max|φ| is
@@ -140,6 +148,9 @@ const MaxLogit = 1e30
 
 // String describes the loss and its parameters.
 func (l *MarginSoftmax) String() string {
+	if l == nil {
+		return "<nil MarginSoftmax>"
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	name := kindNames[l.kind]
@@ -159,6 +170,9 @@ func (l *MarginSoftmax) String() string {
 // before it loads data. It returns nil or an error wrapping ErrParam: the
 // same one Loss would return.
 func (l *MarginSoftmax) Validate() error {
+	if l == nil {
+		return errNilHead
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	_, err := l.margin()
@@ -264,6 +278,9 @@ func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 // w is an error too; a valid empty batch returns 0 with any gradient asked
 // for zeroed (left as is with Accumulate).
 func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, error) {
+	if l == nil {
+		return 0, errNilHead
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	g, err := l.margin()
