@@ -395,40 +395,39 @@ GLOBL marginConst<>(SB), RODATA|NOPTR, $1536
 TEXT ·marginForwardAVX2(SB), NOSPLIT, $32-172
 	MOVL p_body+72(FP), AX
 	CMPL AX, $0x02
-	JE   marginAVX2_combined_start
+	JE   marginForwardAVX2_combined_start
 	CMPL AX, $0x03
-	JE   marginAVX2_psi_start
+	JE   marginForwardAVX2_psi_start
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX2_arc_loop:
+marginForwardAVX2_arc_loop:
 	MOVQ    CX, DI
 	SUBQ    SI, DI
-	JLE     marginAVX2_arc_done
+	JLE     marginForwardAVX2_arc_done
 	CMPQ    DI, $0x08
-	JL      marginAVX2_arc_tailload
+	JL      marginForwardAVX2_arc_tailload
 	VMOVUPS (AX)(SI*4), Y0
-	JMP     marginAVX2_arc_compute
+	JMP     marginForwardAVX2_arc_compute
 
-marginAVX2_arc_tailload:
+marginForwardAVX2_arc_tailload:
 	VXORPS  Y0, Y0, Y0
 	VMOVUPS Y0, (SP)
 	LEAQ    (AX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_arc_tailcopy:
-	MOVL    (R8)(R10*4), R11
-	MOVL    R11, (R9)(R10*4)
-	INCQ    R10
-	CMPQ    R10, DI
-	JL      marginAVX2_arc_tailcopy
+marginForwardAVX2_copy1:
+	MOVL    (R8)(R9*4), R10
+	MOVL    R10, (SP)(R9*4)
+	INCQ    R9
+	CMPQ    R9, DI
+	JL      marginForwardAVX2_copy1
 	VMOVUPS (SP), Y0
 
-marginAVX2_arc_compute:
+marginForwardAVX2_arc_compute:
 	VMOVUPS      marginConst<>+64(SB), Y1
 	VMAXPS       Y0, Y1, Y1
 	VMOVUPS      marginConst<>+0(SB), Y0
@@ -446,26 +445,25 @@ marginAVX2_arc_compute:
 	VCMPPS       $0x1e, Y4, Y0, Y4
 	VBLENDVPS    Y4, Y3, Y2, Y2
 	CMPQ         DI, $0x08
-	JL           marginAVX2_arc_phitail
+	JL           marginForwardAVX2_arc_phitail
 	VMOVUPS      Y2, (DX)(SI*4)
-	JMP          marginAVX2_arc_phistored
+	JMP          marginForwardAVX2_arc_phistored
 
-marginAVX2_arc_phitail:
+marginForwardAVX2_arc_phitail:
 	VMOVUPS Y2, (SP)
 	LEAQ    (DX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_arc_phitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_arc_phitailcopy
+marginForwardAVX2_copy2:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy2
 
-marginAVX2_arc_phistored:
+marginForwardAVX2_arc_phistored:
 	TESTQ        BX, BX
-	JZ           marginAVX2_arc_next
+	JZ           marginForwardAVX2_arc_next
 	VANDPS       marginConst<>+320(SB), Y0, Y2
 	VBROADCASTSS p_clampTh+152(FP), Y3
 	VCMPPS       $0x1e, Y3, Y2, Y2
@@ -483,64 +481,62 @@ marginAVX2_arc_phistored:
 	VMOVUPS      marginConst<>+0(SB), Y1
 	VBLENDVPS    Y4, Y0, Y1, Y0
 	CMPQ         DI, $0x08
-	JL           marginAVX2_arc_dphitail
+	JL           marginForwardAVX2_arc_dphitail
 	VMOVUPS      Y0, (BX)(SI*4)
-	JMP          marginAVX2_arc_dphistored
+	JMP          marginForwardAVX2_arc_dphistored
 
-marginAVX2_arc_dphitail:
+marginForwardAVX2_arc_dphitail:
 	VMOVUPS Y0, (SP)
 	LEAQ    (BX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_arc_dphitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_arc_dphitailcopy
+marginForwardAVX2_copy3:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy3
 
-marginAVX2_arc_dphistored:
-marginAVX2_arc_next:
+marginForwardAVX2_arc_dphistored:
+marginForwardAVX2_arc_next:
 	ADDQ $0x08, SI
-	JMP  marginAVX2_arc_loop
+	JMP  marginForwardAVX2_arc_loop
 
-marginAVX2_arc_done:
+marginForwardAVX2_arc_done:
 	VZEROUPPER
 	RET
 
-marginAVX2_combined_start:
+marginForwardAVX2_combined_start:
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX2_combined_loop:
+marginForwardAVX2_combined_loop:
 	MOVQ    CX, DI
 	SUBQ    SI, DI
-	JLE     marginAVX2_combined_done
+	JLE     marginForwardAVX2_combined_done
 	CMPQ    DI, $0x08
-	JL      marginAVX2_combined_tailload
+	JL      marginForwardAVX2_combined_tailload
 	VMOVUPS (AX)(SI*4), Y0
-	JMP     marginAVX2_combined_compute
+	JMP     marginForwardAVX2_combined_compute
 
-marginAVX2_combined_tailload:
+marginForwardAVX2_combined_tailload:
 	VXORPS  Y0, Y0, Y0
 	VMOVUPS Y0, (SP)
 	LEAQ    (AX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_combined_tailcopy:
-	MOVL    (R8)(R10*4), R11
-	MOVL    R11, (R9)(R10*4)
-	INCQ    R10
-	CMPQ    R10, DI
-	JL      marginAVX2_combined_tailcopy
+marginForwardAVX2_copy4:
+	MOVL    (R8)(R9*4), R10
+	MOVL    R10, (SP)(R9*4)
+	INCQ    R9
+	CMPQ    R9, DI
+	JL      marginForwardAVX2_copy4
 	VMOVUPS (SP), Y0
 
-marginAVX2_combined_compute:
+marginForwardAVX2_combined_compute:
 	VMOVUPS      marginConst<>+64(SB), Y1
 	VMAXPS       Y0, Y1, Y1
 	VMOVUPS      marginConst<>+0(SB), Y0
@@ -605,26 +601,25 @@ marginAVX2_combined_compute:
 	VBROADCASTSS p_m3+104(FP), Y2
 	VSUBPS       Y2, Y1, Y1
 	CMPQ         DI, $0x08
-	JL           marginAVX2_combined_phitail
+	JL           marginForwardAVX2_combined_phitail
 	VMOVUPS      Y1, (DX)(SI*4)
-	JMP          marginAVX2_combined_phistored
+	JMP          marginForwardAVX2_combined_phistored
 
-marginAVX2_combined_phitail:
+marginForwardAVX2_combined_phitail:
 	VMOVUPS Y1, (SP)
 	LEAQ    (DX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_combined_phitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_combined_phitailcopy
+marginForwardAVX2_copy5:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy5
 
-marginAVX2_combined_phistored:
+marginForwardAVX2_combined_phistored:
 	TESTQ        BX, BX
-	JZ           marginAVX2_combined_next
+	JZ           marginForwardAVX2_combined_next
 	VMOVUPS      marginConst<>+0(SB), Y1
 	VFNMADD231PS Y0, Y0, Y1
 	VSQRTPS      Y1, Y1
@@ -633,7 +628,7 @@ marginAVX2_combined_phistored:
 	VCMPPS       $0x1e, Y4, Y2, Y2
 	VMOVMSKPS    Y2, R8
 	TESTL        R8, R8
-	JZ           marginAVX2_combined_unclamped
+	JZ           marginForwardAVX2_combined_unclamped
 	VBROADCASTSS p_clampTheta0+164(FP), Y4
 	VBROADCASTSS p_clampThetaPi+168(FP), Y5
 	VBLENDVPS    Y0, Y5, Y4, Y0
@@ -674,69 +669,67 @@ marginAVX2_combined_phistored:
 	VBROADCASTSS p_clampSin+160(FP), Y0
 	VBLENDVPS    Y2, Y0, Y1, Y1
 
-marginAVX2_combined_unclamped:
+marginForwardAVX2_combined_unclamped:
 	VBROADCASTSS p_m1+96(FP), Y0
 	VMULPS       Y0, Y6, Y0
 	VDIVPS       Y1, Y0, Y0
 	CMPQ         DI, $0x08
-	JL           marginAVX2_combined_dphitail
+	JL           marginForwardAVX2_combined_dphitail
 	VMOVUPS      Y0, (BX)(SI*4)
-	JMP          marginAVX2_combined_dphistored
+	JMP          marginForwardAVX2_combined_dphistored
 
-marginAVX2_combined_dphitail:
+marginForwardAVX2_combined_dphitail:
 	VMOVUPS Y0, (SP)
 	LEAQ    (BX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_combined_dphitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_combined_dphitailcopy
+marginForwardAVX2_copy6:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy6
 
-marginAVX2_combined_dphistored:
-marginAVX2_combined_next:
+marginForwardAVX2_combined_dphistored:
+marginForwardAVX2_combined_next:
 	ADDQ $0x08, SI
-	JMP  marginAVX2_combined_loop
+	JMP  marginForwardAVX2_combined_loop
 
-marginAVX2_combined_done:
+marginForwardAVX2_combined_done:
 	VZEROUPPER
 	RET
 
-marginAVX2_psi_start:
+marginForwardAVX2_psi_start:
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX2_psi_loop:
+marginForwardAVX2_psi_loop:
 	MOVQ    CX, DI
 	SUBQ    SI, DI
-	JLE     marginAVX2_psi_done
+	JLE     marginForwardAVX2_psi_done
 	CMPQ    DI, $0x08
-	JL      marginAVX2_psi_tailload
+	JL      marginForwardAVX2_psi_tailload
 	VMOVUPS (AX)(SI*4), Y0
-	JMP     marginAVX2_psi_compute
+	JMP     marginForwardAVX2_psi_compute
 
-marginAVX2_psi_tailload:
+marginForwardAVX2_psi_tailload:
 	VXORPS  Y0, Y0, Y0
 	VMOVUPS Y0, (SP)
 	LEAQ    (AX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_psi_tailcopy:
-	MOVL    (R8)(R10*4), R11
-	MOVL    R11, (R9)(R10*4)
-	INCQ    R10
-	CMPQ    R10, DI
-	JL      marginAVX2_psi_tailcopy
+marginForwardAVX2_copy7:
+	MOVL    (R8)(R9*4), R10
+	MOVL    R10, (SP)(R9*4)
+	INCQ    R9
+	CMPQ    R9, DI
+	JL      marginForwardAVX2_copy7
 	VMOVUPS (SP), Y0
 
-marginAVX2_psi_compute:
+marginForwardAVX2_psi_compute:
 	VMOVUPS      marginConst<>+64(SB), Y1
 	VMAXPS       Y0, Y1, Y1
 	VMOVUPS      marginConst<>+0(SB), Y0
@@ -774,9 +767,9 @@ marginAVX2_psi_compute:
 	MOVL         p_m+76(FP), R8
 	DECL         R8
 
-marginAVX2_psi_cheb:
+marginForwardAVX2_psi_cheb:
 	TESTL       R8, R8
-	JZ          marginAVX2_psi_chebdone
+	JZ          marginForwardAVX2_psi_chebdone
 	VMOVAPS     Y4, Y7
 	VFMSUB213PS Y3, Y2, Y4
 	VMOVAPS     Y7, Y3
@@ -784,9 +777,9 @@ marginAVX2_psi_cheb:
 	VFMSUB213PS Y5, Y2, Y6
 	VMOVAPS     Y7, Y5
 	DECL        R8
-	JMP         marginAVX2_psi_cheb
+	JMP         marginForwardAVX2_psi_cheb
 
-marginAVX2_psi_chebdone:
+marginForwardAVX2_psi_chebdone:
 	VFMSUB213PS  Y3, Y2, Y4
 	VPSLLD       $0x1f, Y1, Y2
 	VXORPS       Y2, Y4, Y4
@@ -797,54 +790,52 @@ marginAVX2_psi_chebdone:
 	VBROADCASTSS p_a+108(FP), Y1
 	VFMADD231PS  Y0, Y1, Y4
 	CMPQ         DI, $0x08
-	JL           marginAVX2_psi_phitail
+	JL           marginForwardAVX2_psi_phitail
 	VMOVUPS      Y4, (DX)(SI*4)
-	JMP          marginAVX2_psi_phistored
+	JMP          marginForwardAVX2_psi_phistored
 
-marginAVX2_psi_phitail:
+marginForwardAVX2_psi_phitail:
 	VMOVUPS Y4, (SP)
 	LEAQ    (DX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_psi_phitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_psi_phitailcopy
+marginForwardAVX2_copy8:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy8
 
-marginAVX2_psi_phistored:
+marginForwardAVX2_psi_phistored:
 	TESTQ        BX, BX
-	JZ           marginAVX2_psi_next
+	JZ           marginForwardAVX2_psi_next
 	VXORPS       Y2, Y6, Y6
 	VBROADCASTSS p_a+108(FP), Y0
 	VBROADCASTSS p_bm+116(FP), Y1
 	VFMADD231PS  Y6, Y1, Y0
 	CMPQ         DI, $0x08
-	JL           marginAVX2_psi_dphitail
+	JL           marginForwardAVX2_psi_dphitail
 	VMOVUPS      Y0, (BX)(SI*4)
-	JMP          marginAVX2_psi_dphistored
+	JMP          marginForwardAVX2_psi_dphistored
 
-marginAVX2_psi_dphitail:
+marginForwardAVX2_psi_dphitail:
 	VMOVUPS Y0, (SP)
 	LEAQ    (BX)(SI*4), R8
-	LEAQ    (SP), R9
-	XORQ    R10, R10
+	XORQ    R9, R9
 
-marginAVX2_psi_dphitailcopy:
-	MOVL (R9)(R10*4), R11
-	MOVL R11, (R8)(R10*4)
-	INCQ R10
-	CMPQ R10, DI
-	JL   marginAVX2_psi_dphitailcopy
+marginForwardAVX2_copy9:
+	MOVL (SP)(R9*4), R10
+	MOVL R10, (R8)(R9*4)
+	INCQ R9
+	CMPQ R9, DI
+	JL   marginForwardAVX2_copy9
 
-marginAVX2_psi_dphistored:
-marginAVX2_psi_next:
+marginForwardAVX2_psi_dphistored:
+marginForwardAVX2_psi_next:
 	ADDQ $0x08, SI
-	JMP  marginAVX2_psi_loop
+	JMP  marginForwardAVX2_psi_loop
 
-marginAVX2_psi_done:
+marginForwardAVX2_psi_done:
 	VZEROUPPER
 	RET
 
@@ -853,30 +844,30 @@ marginAVX2_psi_done:
 TEXT ·marginForwardAVX512(SB), NOSPLIT, $0-172
 	MOVL p_body+72(FP), AX
 	CMPL AX, $0x02
-	JE   marginAVX512_combined_start
+	JE   marginForwardAVX512_combined_start
 	CMPL AX, $0x03
-	JE   marginAVX512_psi_start
+	JE   marginForwardAVX512_psi_start
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX512_arc_loop:
+marginForwardAVX512_arc_loop:
 	MOVQ  CX, DI
 	SUBQ  SI, DI
-	JLE   marginAVX512_arc_done
+	JLE   marginForwardAVX512_arc_done
 	CMPQ  DI, $0x10
-	JL    marginAVX512_arc_tailload
+	JL    marginForwardAVX512_arc_tailload
 	MOVL  $0x0000ffff, DI
 	KMOVW DI, K1
-	JMP   marginAVX512_arc_load
+	JMP   marginForwardAVX512_arc_load
 
-marginAVX512_arc_tailload:
+marginForwardAVX512_arc_tailload:
 	VPBROADCASTD DI, Z0
 	VPCMPGTD     marginConst<>+1472(SB), Z0, K1
 
-marginAVX512_arc_load:
+marginForwardAVX512_arc_load:
 	VMOVUPS.Z    (AX)(SI*4), K1, Z0
 	VMOVUPS      marginConst<>+64(SB), Z1
 	VMAXPS       Z0, Z1, Z1
@@ -896,7 +887,7 @@ marginAVX512_arc_load:
 	VBLENDMPS    Z6, Z5, K2, Z2
 	VMOVUPS      Z2, K1, (DX)(SI*4)
 	TESTQ        BX, BX
-	JZ           marginAVX512_arc_next
+	JZ           marginForwardAVX512_arc_next
 	VANDPS       marginConst<>+320(SB), Z0, Z5
 	VBROADCASTSS p_clampTh+152(FP), Z6
 	VCMPPS       $0x1e, Z6, Z5, K3
@@ -915,36 +906,36 @@ marginAVX512_arc_load:
 	VBLENDMPS    Z0, Z1, K2, Z4
 	VMOVUPS      Z4, K1, (BX)(SI*4)
 
-marginAVX512_arc_next:
+marginForwardAVX512_arc_next:
 	ADDQ $0x10, SI
-	JMP  marginAVX512_arc_loop
+	JMP  marginForwardAVX512_arc_loop
 
-marginAVX512_arc_done:
+marginForwardAVX512_arc_done:
 	VZEROUPPER
 	RET
 
-marginAVX512_combined_start:
+marginForwardAVX512_combined_start:
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX512_combined_loop:
+marginForwardAVX512_combined_loop:
 	MOVQ  CX, DI
 	SUBQ  SI, DI
-	JLE   marginAVX512_combined_done
+	JLE   marginForwardAVX512_combined_done
 	CMPQ  DI, $0x10
-	JL    marginAVX512_combined_tailload
+	JL    marginForwardAVX512_combined_tailload
 	MOVL  $0x0000ffff, DI
 	KMOVW DI, K1
-	JMP   marginAVX512_combined_load
+	JMP   marginForwardAVX512_combined_load
 
-marginAVX512_combined_tailload:
+marginForwardAVX512_combined_tailload:
 	VPBROADCASTD DI, Z0
 	VPCMPGTD     marginConst<>+1472(SB), Z0, K1
 
-marginAVX512_combined_load:
+marginForwardAVX512_combined_load:
 	VMOVUPS.Z    (AX)(SI*4), K1, Z0
 	VMOVUPS      marginConst<>+64(SB), Z1
 	VMAXPS       Z0, Z1, Z1
@@ -1011,7 +1002,7 @@ marginAVX512_combined_load:
 	VSUBPS       Z1, Z7, Z1
 	VMOVUPS      Z1, K1, (DX)(SI*4)
 	TESTQ        BX, BX
-	JZ           marginAVX512_combined_next
+	JZ           marginForwardAVX512_combined_next
 	VMOVUPS      marginConst<>+0(SB), Z1
 	VFNMADD231PS Z0, Z0, Z1
 	VSQRTPS      Z1, Z1
@@ -1019,7 +1010,7 @@ marginAVX512_combined_load:
 	VBROADCASTSS p_clampTh+152(FP), Z13
 	VCMPPS       $0x1e, Z13, Z12, K2
 	KORTESTW     K2, K2
-	JZ           marginAVX512_combined_unclamped
+	JZ           marginForwardAVX512_combined_unclamped
 	VPMOVD2M     Z0, K3
 	VBROADCASTSS p_clampTheta0+164(FP), Z0
 	VBROADCASTSS p_clampThetaPi+168(FP), Z12
@@ -1061,42 +1052,42 @@ marginAVX512_combined_load:
 	VBROADCASTSS p_clampSin+160(FP), Z0
 	VBLENDMPS    Z0, Z1, K2, Z1
 
-marginAVX512_combined_unclamped:
+marginForwardAVX512_combined_unclamped:
 	VBROADCASTSS p_m1+96(FP), Z0
 	VMULPS       Z0, Z6, Z0
 	VDIVPS       Z1, Z0, Z0
 	VMOVUPS      Z0, K1, (BX)(SI*4)
 
-marginAVX512_combined_next:
+marginForwardAVX512_combined_next:
 	ADDQ $0x10, SI
-	JMP  marginAVX512_combined_loop
+	JMP  marginForwardAVX512_combined_loop
 
-marginAVX512_combined_done:
+marginForwardAVX512_combined_done:
 	VZEROUPPER
 	RET
 
-marginAVX512_psi_start:
+marginForwardAVX512_psi_start:
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
 	MOVQ phi_base+0(FP), DX
 	MOVQ dphi_base+24(FP), BX
 	XORQ SI, SI
 
-marginAVX512_psi_loop:
+marginForwardAVX512_psi_loop:
 	MOVQ  CX, DI
 	SUBQ  SI, DI
-	JLE   marginAVX512_psi_done
+	JLE   marginForwardAVX512_psi_done
 	CMPQ  DI, $0x10
-	JL    marginAVX512_psi_tailload
+	JL    marginForwardAVX512_psi_tailload
 	MOVL  $0x0000ffff, DI
 	KMOVW DI, K1
-	JMP   marginAVX512_psi_load
+	JMP   marginForwardAVX512_psi_load
 
-marginAVX512_psi_tailload:
+marginForwardAVX512_psi_tailload:
 	VPBROADCASTD DI, Z0
 	VPCMPGTD     marginConst<>+1472(SB), Z0, K1
 
-marginAVX512_psi_load:
+marginForwardAVX512_psi_load:
 	VMOVUPS.Z    (AX)(SI*4), K1, Z0
 	VMOVUPS      marginConst<>+64(SB), Z1
 	VMAXPS       Z0, Z1, Z1
@@ -1135,9 +1126,9 @@ marginAVX512_psi_load:
 	MOVL         p_m+76(FP), DI
 	DECL         DI
 
-marginAVX512_psi_cheb:
+marginForwardAVX512_psi_cheb:
 	TESTL       DI, DI
-	JZ          marginAVX512_psi_chebdone
+	JZ          marginForwardAVX512_psi_chebdone
 	VMOVAPS     Z4, Z7
 	VFMSUB213PS Z3, Z2, Z4
 	VMOVAPS     Z7, Z3
@@ -1145,9 +1136,9 @@ marginAVX512_psi_cheb:
 	VFMSUB213PS Z5, Z2, Z6
 	VMOVAPS     Z7, Z5
 	DECL        DI
-	JMP         marginAVX512_psi_cheb
+	JMP         marginForwardAVX512_psi_cheb
 
-marginAVX512_psi_chebdone:
+marginForwardAVX512_psi_chebdone:
 	VFMSUB213PS  Z3, Z2, Z4
 	VPSLLD       $0x1f, Z1, Z2
 	VXORPS       Z2, Z4, Z4
@@ -1159,17 +1150,17 @@ marginAVX512_psi_chebdone:
 	VFMADD231PS  Z0, Z1, Z4
 	VMOVUPS      Z4, K1, (DX)(SI*4)
 	TESTQ        BX, BX
-	JZ           marginAVX512_psi_next
+	JZ           marginForwardAVX512_psi_next
 	VXORPS       Z2, Z6, Z6
 	VBROADCASTSS p_a+108(FP), Z0
 	VBROADCASTSS p_bm+116(FP), Z1
 	VFMADD231PS  Z6, Z1, Z0
 	VMOVUPS      Z0, K1, (BX)(SI*4)
 
-marginAVX512_psi_next:
+marginForwardAVX512_psi_next:
 	ADDQ $0x10, SI
-	JMP  marginAVX512_psi_loop
+	JMP  marginForwardAVX512_psi_loop
 
-marginAVX512_psi_done:
+marginForwardAVX512_psi_done:
 	VZEROUPPER
 	RET

@@ -10,37 +10,25 @@ import (
 
 func init() { families["gemm"] = gemm }
 
-// gemmISA is one level's micro-kernel shape. The Go driver in
-// asm/gemm_amd64.go repeats mr and nr (gemmAVX2MR, …); its tests cover every
-// mr in 1..2·MR+1, so a mismatch cannot pass them.
+// gemmISA is one level's micro-kernel shape. The Go driver in asm repeats
+// mr and nr (gemmAVX2MR, …); its tests cover every mr in 1..2·MR+1, so a
+// mismatch cannot pass them. The bodies use physical registers (isa.phys),
+// so the AVX2 ones provably stay within Y0–Y15.
 type gemmISA struct {
-	name   string // suffix of the TEXT symbols
-	lanes  int    // float32 lanes per vector
-	mr     int    // rows of the C tile (broadcast operand)
-	nv     int    // vectors per C tile row; NR = nv·lanes
-	unroll int    // k steps per loop iteration
-	// v returns vector register i, physical so that the AVX2 body
-	// provably stays within Y0–Y15.
-	v func(i int) reg.VecPhysical
+	isa
+	mr     int // rows of the C tile (broadcast operand)
+	nv     int // vectors per C tile row; NR = nv·lanes
+	unroll int // k steps per loop iteration
 }
 
 func (g gemmISA) nr() int { return g.nv * g.lanes }
-
-var (
-	ymms = []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y2, reg.Y3, reg.Y4, reg.Y5, reg.Y6, reg.Y7,
-		reg.Y8, reg.Y9, reg.Y10, reg.Y11, reg.Y12, reg.Y13, reg.Y14, reg.Y15}
-	zmms = []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z2, reg.Z3, reg.Z4, reg.Z5, reg.Z6, reg.Z7,
-		reg.Z8, reg.Z9, reg.Z10, reg.Z11, reg.Z12, reg.Z13, reg.Z14, reg.Z15,
-		reg.Z16, reg.Z17, reg.Z18, reg.Z19, reg.Z20, reg.Z21, reg.Z22, reg.Z23,
-		reg.Z24, reg.Z25, reg.Z26, reg.Z27, reg.Z28, reg.Z29, reg.Z30, reg.Z31}
-)
 
 // The two levels' tiles. AVX2: 6×16, 12 accumulators Y0–Y11, B in Y12–Y13,
 // broadcasts in Y14–Y15. AVX-512: 12×32, 24 accumulators Z0–Z23, B in
 // Z28–Z29, broadcasts in Z30–Z31.
 var (
-	gemmAVX2   = gemmISA{name: "AVX2", lanes: 8, mr: 6, nv: 2, unroll: 4, v: func(i int) reg.VecPhysical { return ymms[i] }}
-	gemmAVX512 = gemmISA{name: "AVX512", lanes: 16, mr: 12, nv: 2, unroll: 4, v: func(i int) reg.VecPhysical { return zmms[i] }}
+	gemmAVX2   = gemmISA{isa: avx2, mr: 6, nv: 2, unroll: 4}
+	gemmAVX512 = gemmISA{isa: avx512, mr: 12, nv: 2, unroll: 4}
 )
 
 // gemm emits, for each level, the micro-kernel and the tile merge, then the
@@ -64,8 +52,7 @@ func gemm() {
 // that the source of the next panel streams into L2 while the kernels run
 // on this one. Prefetches never fault.
 func gemmPrefetch() {
-	TEXT("gemmPrefetch", NOSPLIT, "func(p *float32, ld, rows, width int)")
-	Doc("gemmPrefetch prefetches into L2 the lines of rows rows of width floats at p, row stride ld floats.")
+	implement("gemmPrefetch", "gemmPrefetch prefetches into L2 the lines of rows rows of width floats at p, row stride ld floats.")
 	p := Load(Param("p"), GP64())
 	ld := Load(Param("ld"), GP64())
 	rows := Load(Param("rows"), GP64())
@@ -88,31 +75,22 @@ func gemmPrefetch() {
 	DECQ(rows)
 	JNZ(LabelRef("gemmPrefetch_row"))
 	Label("gemmPrefetch_done")
-	VZEROUPPER()
-	RET()
+	ret()
 }
 
 // regs of the accumulators and the scratch vectors.
-func (g gemmISA) acc(i, v int) reg.VecPhysical { return g.v(i*g.nv + v) }
+func (g gemmISA) acc(i, v int) reg.VecPhysical { return g.phys(i*g.nv + v) }
 
 func (g gemmISA) bvec(v int) reg.VecPhysical {
-	n := 16
-	if g.lanes == 16 {
-		n = 32
-	}
-	return g.v(n - 4 + v) // Y12, Y13 / Z28, Z29
+	return g.phys(g.regs - 4 + v) // Y12, Y13 / Z28, Z29
 }
 
 func (g gemmISA) tvec(u int) reg.VecPhysical {
-	n := 16
-	if g.lanes == 16 {
-		n = 32
-	}
-	return g.v(n - 2 + u%2) // Y14, Y15 / Z30, Z31
+	return g.phys(g.regs - 2 + u%2) // Y14, Y15 / Z30, Z31
 }
 
 func (g gemmISA) zero(r reg.VecPhysical) {
-	if g.lanes == 16 {
+	if g.z {
 		VPXORD(r, r, r)
 	} else {
 		VXORPS(r, r, r)
@@ -126,8 +104,7 @@ func (g gemmISA) jumpMR(name string, mr reg.Register) {
 		CMPQ(mr, Imm(uint64(r)))
 		JEQ(LabelRef(fmt.Sprintf("%s_mr%d", name, r)))
 	}
-	VZEROUPPER()
-	RET()
+	ret()
 }
 
 // kernel emits gemmKernel<ISA>(mr, kc, a, b, c, ldc, alpha, beta): with A the
@@ -137,9 +114,8 @@ func (g gemmISA) jumpMR(name string, mr reg.Register) {
 // stride ldc floats). β = 0 (either sign) never reads C. One body per mr is
 // emitted; mr outside 1..MR does nothing.
 func (g gemmISA) kernel() {
-	name := "gemmKernel" + g.name
-	TEXT(name, NOSPLIT, "func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32)")
-	Doc(fmt.Sprintf("%s computes an mr×%d tile of C ← α·A·B + β·C from a packed %d-row sliver of A and %d-column panel of B (1 ≤ mr ≤ %d).",
+	name := "gemmKernel" + g.suffix
+	implement(name, fmt.Sprintf("%s computes an mr×%d tile of C ← α·A·B + β·C from a packed %d-row sliver of A and %d-column panel of B (1 ≤ mr ≤ %d).",
 		name, g.nr(), g.mr, g.nr(), g.mr))
 	mr := Load(Param("mr"), GP64())
 	kc := Load(Param("kc"), GP64())
@@ -217,12 +193,12 @@ func (g gemmISA) body(name string, r int, kc, a, b, c, ldc reg.Register) {
 // anything, fills acc(i, v) first (the merge's tile load).
 func (g gemmISA) store(lbl func(string) string, r int, c, ldc reg.Register, load func(i, v int)) {
 	alpha, beta := g.bvec(0), g.bvec(1)
-	VBROADCASTSS(paramAddr("alpha"), alpha)
+	VBROADCASTSS(addr(Param("alpha")), alpha)
 	bits := GP32()
-	MOVL(paramAddr("beta"), bits)
+	MOVL(addr(Param("beta")), bits)
 	ANDL(U32(0x7fffffff), bits)
 	JZ(LabelRef(lbl("beta0")))
-	VBROADCASTSS(paramAddr("beta"), beta)
+	VBROADCASTSS(addr(Param("beta")), beta)
 	for i := 0; i < r; i++ {
 		for v := 0; v < g.nv; v++ {
 			load(i, v)
@@ -234,8 +210,7 @@ func (g gemmISA) store(lbl func(string) string, r int, c, ldc reg.Register, load
 			ADDQ(ldc, c)
 		}
 	}
-	VZEROUPPER()
-	RET()
+	ret()
 	Label(lbl("beta0"))
 	for i := 0; i < r; i++ {
 		for v := 0; v < g.nv; v++ {
@@ -247,17 +222,15 @@ func (g gemmISA) store(lbl func(string) string, r int, c, ldc reg.Register, load
 			ADDQ(ldc, c)
 		}
 	}
-	VZEROUPPER()
-	RET()
+	ret()
 }
 
 // merge emits gemmMerge<ISA>(mr, t, c, ldc, alpha, beta): C ← α·T + β·C for
 // the mr×NR tile T stored row by row (stride NR) at t. It is the second half
 // of the kernel's store, for tiles that went through an L1 buffer.
 func (g gemmISA) merge() {
-	name := "gemmMerge" + g.name
-	TEXT(name, NOSPLIT, "func(mr int, t, c *float32, ldc int, alpha, beta float32)")
-	Doc(fmt.Sprintf("%s computes C ← α·T + β·C for an mr×%d tile T (row stride %d) (1 ≤ mr ≤ %d).", name, g.nr(), g.nr(), g.mr))
+	name := "gemmMerge" + g.suffix
+	implement(name, fmt.Sprintf("%s computes C ← α·T + β·C for an mr×%d tile T (row stride %d) (1 ≤ mr ≤ %d).", name, g.nr(), g.nr(), g.mr))
 	mr := Load(Param("mr"), GP64())
 	t := Load(Param("t"), GP64())
 	c := Load(Param("c"), GP64())
@@ -279,8 +252,7 @@ func (g gemmISA) merge() {
 // VEX-encoded on Y0–Y15, so both levels use it.
 func gemmPackT(w int) {
 	name := fmt.Sprintf("gemmPackT%d", w)
-	TEXT(name, NOSPLIT, "func(dst *float32, ldd int, src *float32, lds int, kc8 int)")
-	Doc(fmt.Sprintf("%s sets dst[p·ldd+i] = src[i·lds+p] for i < %d and p < 8·kc8.", name, w))
+	implement(name, fmt.Sprintf("%s sets dst[p·ldd+i] = src[i·lds+p] for i < %d and p < 8·kc8.", name, w))
 	dst := Load(Param("dst"), GP64())
 	ldd := Load(Param("ldd"), GP64())
 	src := Load(Param("src"), GP64())
@@ -320,21 +292,21 @@ func gemmPackT(w int) {
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
 	LEAQ(Mem{Base: dst, Index: ldd, Scale: 4}, dst4)
-	y := ymms
+	y := avx2.phys
 	for i := 0; i < w; i++ {
 		base := src
 		if i >= 4 {
 			base = src4
 		}
-		VMOVUPS(rowAt(base, lds, lds3, i%4), y[i])
+		VMOVUPS(rowAt(base, lds, lds3, i%4), y(i))
 	}
 	if w == 2 {
 		// r0p0 r1p0 r0p1 r1p1 | p4 p5, and p2 p3 | p6 p7: 64-bit stores
-		VUNPCKLPS(y[1], y[0], y[2])
-		VUNPCKHPS(y[1], y[0], y[3])
-		VEXTRACTF128(U8(1), y[2], y[4].AsX())
-		VEXTRACTF128(U8(1), y[3], y[5].AsX())
-		for p, x := range []reg.VecPhysical{y[2], y[3], y[4], y[5]} {
+		VUNPCKLPS(y(1), y(0), y(2))
+		VUNPCKHPS(y(1), y(0), y(3))
+		VEXTRACTF128(U8(1), y(2), y(4).AsX())
+		VEXTRACTF128(U8(1), y(3), y(5).AsX())
+		for p, x := range []reg.VecPhysical{y(2), y(3), y(4), y(5)} {
 			base := dst
 			if p >= 2 {
 				base = dst4
@@ -345,8 +317,8 @@ func gemmPackT(w int) {
 	}
 	// 2×2 interleave of row pairs, then 4×4 blocks within each 128-bit lane.
 	for q := 0; q < w/4; q++ {
-		r0, r1, r2, r3 := y[4*q], y[4*q+1], y[4*q+2], y[4*q+3]
-		t0, t1, t2, t3 := y[8+4*q], y[8+4*q+1], y[8+4*q+2], y[8+4*q+3]
+		r0, r1, r2, r3 := y(4*q), y(4*q+1), y(4*q+2), y(4*q+3)
+		t0, t1, t2, t3 := y(8+4*q), y(8+4*q+1), y(8+4*q+2), y(8+4*q+3)
 		VUNPCKLPS(r1, r0, t0) // r0p0 r1p0 r0p1 r1p1 | p4 p5
 		VUNPCKHPS(r1, r0, t1) // r0p2 r1p2 r0p3 r1p3 | p6 p7
 		VUNPCKLPS(r3, r2, t2)
@@ -359,17 +331,17 @@ func gemmPackT(w int) {
 	if w == 8 {
 		// rows 0–3 in y0..y3 and rows 4–7 in y4..y7, each p | p+4
 		for p := 0; p < 4; p++ {
-			VPERM2F128(U8(0x20), y[4+p], y[p], y[8+p])  // p: rows 0–7
-			VPERM2F128(U8(0x31), y[4+p], y[p], y[12+p]) // p+4
+			VPERM2F128(U8(0x20), y(4+p), y(p), y(8+p))  // p: rows 0–7
+			VPERM2F128(U8(0x31), y(4+p), y(p), y(12+p)) // p+4
 		}
 		for p := 0; p < 4; p++ {
-			VMOVUPS(y[8+p], rowAt(dst, ldd, ldd3, p))
-			VMOVUPS(y[12+p], rowAt(dst4, ldd, ldd3, p))
+			VMOVUPS(y(8+p), rowAt(dst, ldd, ldd3, p))
+			VMOVUPS(y(12+p), rowAt(dst4, ldd, ldd3, p))
 		}
 	} else if w == 4 {
 		for p := 0; p < 4; p++ {
-			VMOVUPS(y[p].AsX(), rowAt(dst, ldd, ldd3, p))
-			VEXTRACTF128(U8(1), y[p], rowAt(dst4, ldd, ldd3, p))
+			VMOVUPS(y(p).AsX(), rowAt(dst, ldd, ldd3, p))
+			VEXTRACTF128(U8(1), y(p), rowAt(dst4, ldd, ldd3, p))
 		}
 	}
 	ADDQ(U8(32), src)
@@ -380,17 +352,7 @@ func gemmPackT(w int) {
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	VZEROUPPER()
-	RET()
-}
-
-// paramAddr is the stack address of a scalar parameter.
-func paramAddr(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
+	ret()
 }
 
 // gemmPackC emits gemmPackC<w>(dst, ldd, src, lds, kc): the copying pack
@@ -398,8 +360,7 @@ func paramAddr(name string) Mem {
 // 2-float moves (VEX on Y0–Y15 and plain MOVQ, for both levels).
 func gemmPackC(w int) {
 	name := fmt.Sprintf("gemmPackC%d", w)
-	TEXT(name, NOSPLIT, "func(dst *float32, ldd int, src *float32, lds int, kc int)")
-	Doc(fmt.Sprintf("%s sets dst[p·ldd+j] = src[p·lds+j] for j < %d and p < kc.", name, w))
+	implement(name, fmt.Sprintf("%s sets dst[p·ldd+j] = src[p·lds+j] for j < %d and p < kc.", name, w))
 	dst := Load(Param("dst"), GP64())
 	ldd := Load(Param("ldd"), GP64())
 	src := Load(Param("src"), GP64())
@@ -410,14 +371,15 @@ func gemmPackC(w int) {
 	TESTQ(n, n)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
+	y := avx2.phys
 	j, k := 0, 0
 	for ; j+8 <= w; j, k = j+8, k+1 {
-		VMOVUPS(Mem{Base: src, Disp: 4 * j}, ymms[k])
+		VMOVUPS(Mem{Base: src, Disp: 4 * j}, y(k))
 	}
 	x := -1
 	if j+4 <= w {
 		x = k
-		VMOVUPS(Mem{Base: src, Disp: 4 * j}, ymms[k].AsX())
+		VMOVUPS(Mem{Base: src, Disp: 4 * j}, y(k).AsX())
 	}
 	var q reg.GPVirtual
 	if w%4 >= 2 {
@@ -428,10 +390,10 @@ func gemmPackC(w int) {
 		panic("gemmPackC: odd width")
 	}
 	for j, k = 0, 0; j+8 <= w; j, k = j+8, k+1 {
-		VMOVUPS(ymms[k], Mem{Base: dst, Disp: 4 * j})
+		VMOVUPS(y(k), Mem{Base: dst, Disp: 4 * j})
 	}
 	if x >= 0 {
-		VMOVUPS(ymms[x].AsX(), Mem{Base: dst, Disp: 4 * j})
+		VMOVUPS(y(x).AsX(), Mem{Base: dst, Disp: 4 * j})
 	}
 	if q != nil {
 		MOVQ(q, Mem{Base: dst, Disp: 4 * (w &^ 3)})
@@ -441,8 +403,7 @@ func gemmPackC(w int) {
 	DECQ(n)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
-	VZEROUPPER()
-	RET()
+	ret()
 }
 
 func log2(n int) int {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/marginloss/marginloss/internal/kconst"
 	. "github.com/mmcloughlin/avo/build"
 	. "github.com/mmcloughlin/avo/operand"
 	"github.com/mmcloughlin/avo/reg"
@@ -11,33 +12,21 @@ func init() { families["lse"] = lse }
 // lse emits the AVX2 and AVX-512 bodies of asm's lse family: exp,
 // maxSumExp and softmaxScaled, all built on the vector exp below.
 func lse() {
-	tab := newVecConsts("lseConst", append(streamConsts(), expConsts()...))
-	for _, isa := range vecISAs {
-		expBody(newVecEmitter("exp", isa, tab))
-		maxSumExpBody(newVecEmitter("maxSumExp", isa, tab))
-		softmaxScaledBody(newVecEmitter("softmaxScaled", isa, tab))
+	if !(expClampLo <= kconst.ExpLo && kconst.ExpHi <= expClampHi) {
+		panic("lse: the exp clamp cuts into [kconst.ExpLo, kconst.ExpHi]")
+	}
+	tab := newConstTable("lseConst", append([]vecConst{iotaConst()}, expConsts()...)...)
+	for _, s := range isas {
+		expBody(newEmitter("exp", s, tab))
+		maxSumExpBody(newEmitter("maxSumExp", s, tab))
+		softmaxScaledBody(newEmitter("softmaxScaled", s, tab))
 	}
 }
 
-// The constants of asm's expf (asm/lse.go), rounded to float32 as Go does
-// when it evaluates them in float32 expressions. TestNormLSEAssembly checks
-// that each one's bit pattern is in lse_amd64.s.
-const (
-	expLog2e = 1.44269504088896341
-	expLn2Hi = 0.693359375
-	expLn2Lo = -2.12194440e-4
-	expP0    = 1.9875691500e-4
-	expP1    = 1.3981999507e-3
-	expP2    = 8.3334519073e-3
-	expP3    = 4.1665795894e-2
-	expP4    = 1.6666665459e-1
-	expP5    = 5.0000001201e-1
-)
-
 // The vector exp clamps its argument to [expClampLo, expClampHi] and lets the
 // arithmetic produce 0 and +Inf: e^−104 is below half the least subnormal
-// (so rounds to 0, as for every x < asm's expLo = −103.972…), and
-// e^89 = 1.32·2^128 overflows, as e^x does for every x > asm's expHi. Both
+// (so rounds to 0, as for every x < kconst.ExpLo = −103.972…), and
+// e^89 = 1.32·2^128 overflows, as e^x does for every x > kconst.ExpHi. Both
 // bounds keep n = round(x·log2e) within [−150, 128].
 const (
 	expClampLo = -104
@@ -48,11 +37,14 @@ const (
 	expMagic = 0x1.8p23
 )
 
+// expConsts are the constants of the vector exp. The polynomial and the
+// range reduction are asm's expf's, from their one source, internal/kconst;
+// TestNormLSEAssembly checks that each one's bit pattern is in lse_amd64.s.
 func expConsts() []vecConst {
 	return []vecConst{
-		splatF("log2e", expLog2e), splatF("ln2hi", expLn2Hi), splatF("ln2lo", expLn2Lo),
-		splatF("p0", expP0), splatF("p1", expP1), splatF("p2", expP2),
-		splatF("p3", expP3), splatF("p4", expP4), splatF("p5", expP5),
+		splatF("log2e", kconst.Log2e), splatF("ln2hi", kconst.Ln2Hi), splatF("ln2lo", kconst.Ln2Lo),
+		splatF("p0", kconst.ExpP0), splatF("p1", kconst.ExpP1), splatF("p2", kconst.ExpP2),
+		splatF("p3", kconst.ExpP3), splatF("p4", kconst.ExpP4), splatF("p5", kconst.ExpP5),
 		splatF("one", 1), splatF("magic", expMagic),
 		splatF("explo", expClampLo), splatF("exphi", expClampHi),
 		splat("bias", 127), // float32 exponent bias, int32
@@ -64,7 +56,7 @@ func expConsts() []vecConst {
 // known to be ≤ 0, as in maxSumExp.
 type expClamp struct{ lo, hi reg.VecVirtual }
 
-func (e *vecEmitter) expClamp(withHi bool) expClamp {
+func (e *emitter) expClamp(withHi bool) expClamp {
 	c := expClamp{lo: e.constReg("explo")}
 	if withHi {
 		c.hi = e.constReg("exphi")
@@ -85,7 +77,7 @@ func (e *vecEmitter) expClamp(withHi bool) expClamp {
 // normal for n in [−150, 128], the first product is exact and the second
 // rounds once, so subnormal results are rounded once as well. x is
 // clobbered.
-func (e *vecEmitter) exp(x reg.VecVirtual, c expClamp) reg.VecVirtual {
+func (e *emitter) exp(x reg.VecVirtual, c expClamp) reg.VecVirtual {
 	VMAXPS(x, c.lo, x) // max(lo, x): the second source, x, is returned for NaN
 	if c.hi != nil {
 		VMINPS(x, c.hi, x)
@@ -102,10 +94,7 @@ func (e *vecEmitter) exp(x reg.VecVirtual, c expClamp) reg.VecVirtual {
 	VFNMADD231PS(e.c("ln2hi"), n, x) // r = x − n·ln2Hi, exact
 	VFNMADD231PS(e.c("ln2lo"), n, x) // r −= n·ln2Lo
 	r := x
-	p := e.constReg("p0")
-	for _, name := range []string{"p1", "p2", "p3", "p4", "p5"} {
-		VFMADD213PS(e.c(name), r, p) // p = p·r + c
-	}
+	p := e.poly(r, "p0", "p1", "p2", "p3", "p4", "p5")
 	r2 := e.vec()
 	VMULPS(r, r, r2)
 	VFMADD213PS(r, r2, p) // p = p·r² + r
@@ -126,62 +115,52 @@ func (e *vecEmitter) exp(x reg.VecVirtual, c expClamp) reg.VecVirtual {
 }
 
 // expBody: dst_k = e^x_k.
-func expBody(e *vecEmitter) {
-	e.text("func(dst, x []float32)",
-		"is the %s body of Exp: dst[k] = e^x[k] for k < len(x); len(dst) ≥ len(x).")
+func expBody(e *emitter) {
+	e.implement("is the %s body of Exp: dst[k] = e^x[k] for k < len(x); len(dst) ≥ len(x).")
 	dp := Load(Param("dst").Base(), GP64())
 	xp := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
 	c := e.expClamp(true)
-	e.stream("exp", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *vecMask) {
+	e.stream("exp", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *mask) {
 		e.store(e.exp(e.load(at(xp), m), c), at(dp), m)
 	})
-	e.ret()
+	ret()
 }
 
 // softmaxScaledBody: dst_k = e^(z_k − lse)·scale.
-func softmaxScaledBody(e *vecEmitter) {
-	e.text("func(dst, z []float32, lse, scale float32)",
-		"is the %s body of SoftmaxScaled: dst[k] = e^(z[k]−lse)·scale for k < len(z); len(dst) ≥ len(z).")
+func softmaxScaledBody(e *emitter) {
+	e.implement("is the %s body of SoftmaxScaled: dst[k] = e^(z[k]−lse)·scale for k < len(z); len(dst) ≥ len(z).")
 	dp := Load(Param("dst").Base(), GP64())
 	zp := Load(Param("z").Base(), GP64())
 	n := Load(Param("z").Len(), GP64())
 	lsev := e.broadcast(Param("lse"))
 	scale := e.broadcast(Param("scale"))
 	c := e.expClamp(true)
-	e.stream("softmax", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *vecMask) {
+	e.stream("softmax", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *mask) {
 		d := e.load(at(zp), m)
 		VSUBPS(lsev, d, d)
 		p := e.exp(d, c)
 		VMULPS(scale, p, p)
 		e.store(p, at(dp), m)
 	})
-	e.ret()
+	ret()
 }
 
 // maxSumExpBody: m' = max(m, max z), then t = Σ e^(z_k − m') and, when
 // s ≠ 0, t += s·e^(m − m'). An empty z returns (m, s).
-func maxSumExpBody(e *vecEmitter) {
-	e.text("func(z []float32, m, s float32) (float32, float32)",
-		"is the %s body of MaxSumExp.")
+func maxSumExpBody(e *emitter) {
+	e.implement("is the %s body of MaxSumExp.")
 	zp := Load(Param("z").Base(), GP64())
 	n := Load(Param("z").Len(), GP64())
-	mArg, err := Param("m").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	sArg, err := Param("s").Resolve()
-	if err != nil {
-		panic(err)
-	}
+	mArg, sArg := addr(Param("m")), addr(Param("s"))
 	TESTQ(n, n)
 	JNZ(LabelRef(e.label("nonempty")))
 	ms := XMM()
-	VMOVSS(mArg.Addr, ms)
+	VMOVSS(mArg, ms)
 	e.storeRet(ms, 0)
-	VMOVSS(sArg.Addr, ms)
+	VMOVSS(sArg, ms)
 	e.storeRet(ms, 1)
-	e.ret()
+	ret()
 	Label(e.label("nonempty"))
 
 	// Pass 1: the maximum, starting from m in every lane.
@@ -189,7 +168,7 @@ func maxSumExpBody(e *vecEmitter) {
 	for i := range acc {
 		acc[i] = e.broadcast(Param("m"))
 	}
-	e.stream("max", n, streamUnroll, func(j int, at func(reg.Register) Mem, m *vecMask) {
+	e.stream("max", n, streamUnroll, func(j int, at func(reg.Register) Mem, m *mask) {
 		if m == nil {
 			VMAXPS(at(zp), acc[j], acc[j])
 			return
@@ -209,7 +188,7 @@ func maxSumExpBody(e *vecEmitter) {
 	// Pass 2: Σ e^(z_k − m').
 	c := e.expClamp(false)
 	sum := e.zeros(streamUnroll)
-	e.stream("sum", n, streamUnroll, func(j int, at func(reg.Register) Mem, m *vecMask) {
+	e.stream("sum", n, streamUnroll, func(j int, at func(reg.Register) Mem, m *mask) {
 		d := e.load(at(zp), m)
 		VSUBPS(mxv, d, d)
 		p := e.exp(d, c)
@@ -227,7 +206,7 @@ func maxSumExpBody(e *vecEmitter) {
 
 	// The old state: t += s·e^(m − m') unless s == 0 (NaN s is added).
 	s := XMM()
-	VMOVSS(sArg.Addr, s)
+	VMOVSS(sArg, s)
 	zero := XMM()
 	VXORPS(zero, zero, zero)
 	VUCOMISS(zero, s)
@@ -236,7 +215,7 @@ func maxSumExpBody(e *vecEmitter) {
 	JMP(LabelRef(e.label("store")))
 	Label(e.label("old"))
 	d := XMM()
-	VMOVSS(mArg.Addr, d)
+	VMOVSS(mArg, d)
 	VSUBSS(mx, d, d) // m − m'
 	dv := e.vec()
 	e.broadcastReg(d, dv)
@@ -245,5 +224,5 @@ func maxSumExpBody(e *vecEmitter) {
 	Label(e.label("store"))
 	e.storeRet(mx, 0)
 	e.storeRet(t, 1)
-	e.ret()
+	ret()
 }

@@ -4,16 +4,22 @@
 //
 //	go run ./amd64 -family normalize -out ../asm/normalize_amd64.s
 //
-// Bodies implement the //go:noescape stubs hand-written in
-// asm/<family>_amd64.go (Package + Implement), so go vet's asmdecl checks the
-// frame layout against them. AVX2 bodies allocate from Y0–Y15 only.
+// Every family builds on the one emitter in emit.go (ISA levels, constant
+// tables, masked loads and stores, loops, reductions). Bodies implement the
+// //go:noescape stubs hand-written in asm/<family>_amd64.go (Package +
+// Implement), so go vet's asmdecl checks the frame layout against them.
+// Numbers that asm's Go twins share come from internal/kconst. AVX2 bodies
+// allocate from Y0–Y15 only; checkRegisters rejects an output that breaks
+// the rule.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"regexp"
 	"sort"
+	"strings"
 
 	. "github.com/mmcloughlin/avo/build"
 )
@@ -58,11 +64,43 @@ func main() {
 	build()
 	Generate()
 	if final != "" {
+		if err := checkRegisters(out.Value.String()); err != nil {
+			fmt.Fprintf(os.Stderr, "amd64: %s: %v\n", final, err)
+			os.Exit(1)
+		}
 		if err := replaceFile(final, out.Value.String()); err != nil {
 			fmt.Fprintf(os.Stderr, "amd64: %v\n", err)
 			os.Exit(1)
 		}
 	}
+}
+
+// evex matches the registers that need AVX-512: X16–X31, Y16–Y31, Z0–Z31
+// and K0–K7.
+var evex = regexp.MustCompile(`\b([XY](1[6-9]|2[0-9]|3[01])|Z([0-9]|[12][0-9]|3[01])|K[0-7])\b`)
+
+// checkRegisters enforces the register rule on a generated file: only
+// bodies named …AVX512 may use a register that needs AVX-512. The AVX2
+// bodies, and the VEX helpers that both levels call (gemm's packs), must
+// run on CPUs without it; avo's allocator hands out Y16+ under register
+// pressure, so a body that keeps more than 16 vectors live fails here.
+func checkRegisters(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fn := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0 || strings.HasPrefix(f[0], "//"):
+		case f[0] == "TEXT":
+			fn = strings.TrimSuffix(strings.TrimPrefix(f[1], "·"), "(SB),")
+		case fn != "" && !strings.HasSuffix(fn, "AVX512") && evex.MatchString(line):
+			return fmt.Errorf("%s uses an AVX-512 register: %s", fn, strings.TrimSpace(line))
+		}
+	}
+	return nil
 }
 
 // replaceFile copies src over dst (src may be on another file system).

@@ -13,32 +13,27 @@ func init() { families["probe"] = probe }
 // probe emits the FMA peak probes: loops of 12 independent FMA chains (more
 // than latency × ports, so the FMA units never wait), 12 FMAs per iteration.
 func probe() {
-	for _, isa := range []struct {
-		name string
-		vec  func() reg.VecVirtual
-	}{{"fmaPeakAVX2", YMM}, {"fmaPeakAVX512", ZMM}} {
-		TEXT(isa.name, NOSPLIT, "func(iters int)")
-		Doc(fmt.Sprintf("%s runs iters iterations of 12 independent vector FMAs.", isa.name))
+	for _, s := range isas {
+		name := "fmaPeak" + s.suffix
+		implement(name, fmt.Sprintf("%s runs iters iterations of 12 independent vector FMAs.", name))
 		n := Load(Param("iters"), GP64())
 		acc := make([]reg.VecVirtual, 12)
 		for i := range acc {
-			acc[i] = isa.vec()
+			acc[i] = s.vec()
 			VXORPS(acc[i], acc[i], acc[i])
 		}
-		a, b := isa.vec(), isa.vec()
+		a, b := s.vec(), s.vec()
 		VXORPS(a, a, a)
 		VXORPS(b, b, b)
-		Label(isa.name + "_loop")
+		Label(name + "_loop")
 		TESTQ(n, n)
-		JZ(LabelRef(isa.name + "_done"))
+		JZ(LabelRef(name + "_done"))
 		for i := range acc {
 			VFMADD231PS(a, b, acc[i])
 		}
 		DECQ(n)
-		JMP(LabelRef(isa.name + "_loop"))
-		Label(isa.name + "_done")
-		VZEROUPPER()
-		RET()
+		JMP(LabelRef(name + "_loop"))
+		Label(name + "_done")
+		ret()
 	}
-	_ = Imm
 }
