@@ -18,16 +18,3 @@ func init() {
 	marginImpl.Add(simd.AVX2, marginVector(marginForwardAVX2))
 	marginImpl.Add(simd.AVX512, marginVector(marginForwardAVX512))
 }
-
-// marginVector adapts a body to the kernel signature: it passes g's float32
-// constants, or runs the generic twin when g has none (a Margin outside
-// what the bodies handle, or not built by NewMargin).
-func marginVector(body func(phi, dphi, t []float32, p marginParams)) func(phi, dphi, t []float32, g *Margin) {
-	return func(phi, dphi, t []float32, g *Margin) {
-		if g.vec.body == marginBodyNone {
-			marginForwardGeneric(phi, dphi, t, g)
-			return
-		}
-		body(phi, dphi, t, g.vec)
-	}
-}

@@ -1,0 +1,27 @@
+package asm
+
+import "github.com/marginloss/marginloss/internal/simd"
+
+// fmaPeak is a level's FMA peak loop: run does iters iterations of
+// independent vector FMAs, flopsPerIter flops each.
+type fmaPeak struct {
+	run          func(iters int)
+	flopsPerIter int
+}
+
+// fmaPeaks holds the FMA peak loop of each level that has one, registered
+// by the level's init.
+var fmaPeaks = map[simd.Level]fmaPeak{}
+
+// fmaPeakLoop runs iters iterations of level l's FMA peak loop and reports
+// whether it could (this build has one for l and the CPU supports l).
+// Benchmarks time it (registered as "FMAPeakLoop") to state results as a
+// fraction of this core's FMA peak.
+func fmaPeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
+	p, ok := fmaPeaks[l]
+	if !ok || !simd.CPUSupports(l) {
+		return 0, false
+	}
+	p.run(iters)
+	return p.flopsPerIter, true
+}
