@@ -2,7 +2,10 @@ module github.com/marginloss/marginloss
 
 go 1.26.0
 
-require golang.org/x/sys v0.50.0
+require (
+	golang.org/x/arch v0.33.0 // test only: asm's decoder test of the arm64 WORDs
+	golang.org/x/sys v0.50.0
+)
 
 require (
 	github.com/davecgh/go-spew v1.1.1 // indirect

@@ -7,6 +7,7 @@ replace github.com/marginloss/marginloss => ../
 require (
 	github.com/marginloss/marginloss v0.0.0-00010101000000-000000000000
 	github.com/mmcloughlin/avo v0.6.0
+	golang.org/x/arch v0.33.0
 )
 
 require (
