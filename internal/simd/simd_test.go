@@ -25,6 +25,8 @@ func TestResolve(t *testing.T) {
 		{[]Level{NEON}, "", NEON},
 		{[]Level{NEON}, "avx2", Generic},
 		{[]Level{NEON}, "neon", NEON},
+		{[]Level{NEON}, "generic", Generic},
+		{[]Level{NEON}, "bogus", NEON},
 	} {
 		require.Equal(t, tc.want, resolve(tc.supported, tc.override), "%v %q", tc.supported, tc.override)
 	}
