@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/internal/simd"
 )
 
@@ -12,12 +13,17 @@ import (
 // of asm's table registered as kernel that this CPU and build can run,
 // calling the body directly (no wrapper), and reports the bytes of the
 // slices read and written, once each, per second.
-func benchLevels[F any](b *testing.B, kernel string, n, bytes int, call func(F)) {
+// A variant, when given, names the case between the kernel and n.
+func benchLevels[F any](b *testing.B, kernel string, n, bytes int, call func(F), variant ...string) {
 	tab, err := simd.TableOf[F](kernel)
 	if err != nil {
 		b.Fatal(err)
 	}
-	name := fmt.Sprintf("%s/n=%d", kernel, n)
+	name := kernel
+	for _, v := range variant {
+		name += "/" + v
+	}
+	name = fmt.Sprintf("%s/n=%d", name, n)
 	for _, l := range tab.Levels() {
 		f, _ := tab.At(l)
 		b.Run(name+"/"+l.String(), func(b *testing.B) {
@@ -31,7 +37,7 @@ func benchLevels[F any](b *testing.B, kernel string, n, bytes int, call func(F))
 
 var sinkF32 float32
 
-// BenchmarkKernels times the normalize and lse kernels at every level, at a
+// BenchmarkKernels times the normalize, lse and margin kernels at every level, at a
 // row length of the ArcFace head (512) and a class tile (4096):
 //
 //	go test ./bench -run '^$' -bench 'Kernels/MaxSumExp/n=4096' -benchtime 200ms
@@ -62,5 +68,21 @@ func BenchmarkKernels(b *testing.B) {
 		benchLevels(b, "SoftmaxScaled", n, 8*n, func(f func(dst, z []float32, lse, scale float32)) {
 			f(dst, z, 12, 30)
 		})
+		t := make([]float32, n)
+		for i := range t {
+			t[i] = float32(2*r.Float64() - 1)
+		}
+		for _, g := range []struct {
+			name string
+			m    asm.Margin
+		}{
+			{"arc", asm.NewMargin(asm.MarginArc, 1, 0.5, 0, 0, 0)},
+			{"combined", asm.NewMargin(asm.MarginCombined, 0.9, 0.4, 0.15, 0, 0)},
+			{"psi", asm.NewMargin(asm.MarginPsi, 0, 0, 0, 4, 5)},
+		} {
+			benchLevels(b, "MarginForward", n, 12*n, func(f func(phi, dphi, t []float32, g *asm.Margin)) {
+				f(dst, y, t, &g.m)
+			}, g.name)
+		}
 	}
 }
