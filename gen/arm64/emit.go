@@ -24,6 +24,7 @@ import (
 	"math"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/marginloss/marginloss/internal/kconst"
@@ -33,18 +34,21 @@ import (
 type File struct {
 	stubs  map[string]*ast.FuncDecl // bodiless declarations of the asm package's *_arm64.go
 	owner  map[string]string        // stub name → the .go file that declares it
+	named  map[string]ast.Expr      // the package's type declarations: name → type; nil when declared twice
 	tables []*ConstTable
 	funcs  []*Func
 }
 
-// newFile reads the stub declarations (functions without a body) of the
-// *_arm64.go files in pkgDir, which Implement looks up.
+// newFile reads the non-test .go files of the package in pkgDir: the stub
+// declarations (functions without a body) of its *_arm64.go files, which
+// Implement looks up, and the types it declares, which lay out a stub's
+// struct and array parameters.
 func newFile(pkgDir string) (*File, error) {
-	names, err := filepath.Glob(filepath.Join(pkgDir, "*_arm64.go"))
+	names, err := filepath.Glob(filepath.Join(pkgDir, "*.go"))
 	if err != nil {
 		return nil, err
 	}
-	f := &File{stubs: map[string]*ast.FuncDecl{}, owner: map[string]string{}}
+	f := &File{stubs: map[string]*ast.FuncDecl{}, owner: map[string]string{}, named: map[string]ast.Expr{}}
 	fset := token.NewFileSet()
 	for _, name := range names {
 		if strings.HasSuffix(name, "_test.go") {
@@ -54,10 +58,29 @@ func newFile(pkgDir string) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
+		stubs := strings.HasSuffix(name, "_arm64.go")
 		for _, d := range src.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok && fd.Body == nil && fd.Recv == nil {
-				f.stubs[fd.Name.Name] = fd
-				f.owner[fd.Name.Name] = filepath.Base(name)
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if stubs && d.Body == nil && d.Recv == nil {
+					f.stubs[d.Name.Name] = d
+					f.owner[d.Name.Name] = filepath.Base(name)
+				}
+			case *ast.GenDecl:
+				if d.Tok != token.TYPE {
+					continue
+				}
+				for _, spec := range d.Specs {
+					ts := spec.(*ast.TypeSpec)
+					if ts.TypeParams != nil {
+						continue
+					}
+					typ := ts.Type
+					if _, twice := f.named[ts.Name.Name]; twice {
+						typ = nil // per-architecture declarations: which one is meant is not known here
+					}
+					f.named[ts.Name.Name] = typ
+				}
 			}
 		}
 	}
@@ -74,7 +97,8 @@ func (f *File) Consts(sym string) *ConstTable {
 
 // Implement starts the body of the stub name, declared without a body in
 // one of the package's *_arm64.go files; its frame comes from that
-// declaration. doc is the body's comment, its first word the name.
+// declaration (layout), struct and array parameters included. doc is the
+// body's comment, its first word the name.
 func (f *File) Implement(name, doc string) *Func {
 	fd, ok := f.stubs[name]
 	if !ok {
@@ -86,7 +110,7 @@ func (f *File) Implement(name, doc string) *Func {
 		}
 	}
 	e := &Func{name: name, doc: doc, sig: types.ExprString(fd.Type), args: map[string]argSlot{}, labels: map[string]bool{}}
-	e.layout(fd.Type)
+	e.argSize = f.layout(name, fd.Type, e.args)
 	f.funcs = append(f.funcs, e)
 	return e
 }
@@ -141,38 +165,16 @@ type Func struct {
 }
 
 // argSlot is one named word of the argument frame, as asmdecl names it:
-// x_base, x_len, x_cap for a slice x, ret, ret1, … for unnamed results.
+// x_base, x_len, x_cap for a slice x; p_f for the field f of a struct p,
+// a_0, a_1, … for the elements of an array a (recursively: p_kthr_0); ret,
+// ret1, … for unnamed results.
 type argSlot struct{ off, size int }
 
-// goTypeSize is the size and alignment on arm64 of the parameter types the
-// stubs use, and the frame words a slice splits into.
-func goTypeSize(t ast.Expr) (size, align int, slice bool) {
-	switch t := t.(type) {
-	case *ast.ArrayType:
-		if t.Len == nil {
-			return 24, 8, true
-		}
-	case *ast.StarExpr:
-		return 8, 8, false
-	case *ast.Ident:
-		switch t.Name {
-		case "float32", "int32", "uint32":
-			return 4, 4, false
-		case "float64", "int", "uint", "int64", "uint64", "uintptr":
-			return 8, 8, false
-		case "int16", "uint16":
-			return 2, 2, false
-		case "int8", "uint8", "byte", "bool":
-			return 1, 1, false
-		}
-	}
-	panic(fmt.Sprintf("arm64: parameter type %s not supported", types.ExprString(t)))
-}
-
-// layout computes the argument frame of ft as go vet's asmdecl does:
-// parameters in order, each aligned to itself, then the results from the
-// next multiple of 8.
-func (e *Func) layout(ft *ast.FuncType) {
+// layout computes the argument frame of the stub name of type ft as go
+// vet's asmdecl does: parameters in order, each aligned to its type, then
+// the results from the next multiple of 8. It records the frame's words in
+// args and returns the frame's size.
+func (f *File) layout(name string, ft *ast.FuncType, args map[string]argSlot) int {
 	off := 0
 	add := func(fields *ast.FieldList, results bool) {
 		if fields == nil {
@@ -187,25 +189,19 @@ func (e *Func) layout(ft *ast.FuncType) {
 					names = append(names, id.Name)
 				}
 			}
-			for _, name := range names {
-				if name == "" || name == "_" {
+			for _, arg := range names {
+				if arg == "" || arg == "_" {
 					if !results {
-						panic("arm64: " + e.name + ": unnamed parameter")
+						panic("arm64: " + name + ": unnamed parameter")
 					}
-					name = "ret"
+					arg = "ret"
 					if i > 0 {
-						name = fmt.Sprintf("ret%d", i)
+						arg = fmt.Sprintf("ret%d", i)
 					}
 				}
-				size, align, slice := goTypeSize(fl.Type)
+				size, align := f.sizeAlign(fl.Type)
 				off += -off & (align - 1)
-				if slice {
-					for k, part := range []string{"_base", "_len", "_cap"} {
-						e.args[name+part] = argSlot{off + 8*k, 8}
-					}
-				} else {
-					e.args[name] = argSlot{off, size}
-				}
+				f.place(args, arg, fl.Type, off)
 				off += size
 				i++
 			}
@@ -216,7 +212,114 @@ func (e *Func) layout(ft *ast.FuncType) {
 		off += -off & 7
 		add(ft.Results, true)
 	}
-	e.argSize = off
+	return off
+}
+
+// basicSizes are the sizes (and alignments) on arm64 of the predeclared
+// types a frame word can have.
+var basicSizes = map[string]int{
+	"float32": 4, "int32": 4, "uint32": 4,
+	"float64": 8, "int": 8, "uint": 8, "int64": 8, "uint64": 8, "uintptr": 8,
+	"int16": 2, "uint16": 2,
+	"int8": 1, "uint8": 1, "byte": 1, "bool": 1,
+}
+
+// underlying is the type that t denotes: t itself, or for a type the
+// package declares (type marginParams struct{…}) its definition.
+func (f *File) underlying(t ast.Expr) ast.Expr {
+	for {
+		id, ok := t.(*ast.Ident)
+		if !ok {
+			return t
+		}
+		def, ok := f.named[id.Name]
+		if !ok {
+			return t // predeclared
+		}
+		if def == nil {
+			panic(fmt.Sprintf("arm64: type %s is declared more than once in the package", id.Name))
+		}
+		t = def
+	}
+}
+
+// sizeAlign is the size and alignment on arm64 of the parameter type t:
+// a predeclared type, a pointer, a slice, or a struct or array of those.
+func (f *File) sizeAlign(t ast.Expr) (size, align int) {
+	switch u := f.underlying(t).(type) {
+	case *ast.Ident:
+		if n, ok := basicSizes[u.Name]; ok {
+			return n, n
+		}
+	case *ast.StarExpr:
+		return 8, 8
+	case *ast.ArrayType:
+		if u.Len == nil {
+			return 24, 8
+		}
+		s, a := f.sizeAlign(u.Elt)
+		return s * arrayLen(u), a
+	case *ast.StructType:
+		return f.fields(u, nil)
+	}
+	panic(fmt.Sprintf("arm64: parameter type %s not supported", types.ExprString(t)))
+}
+
+// fields calls visit (when not nil) with each field of st and its offset,
+// and returns the struct's size (padded to its alignment) and alignment
+// (its largest field's).
+func (f *File) fields(st *ast.StructType, visit func(name string, t ast.Expr, off int)) (size, align int) {
+	off, align := 0, 1
+	for _, fl := range st.Fields.List {
+		if len(fl.Names) == 0 {
+			panic(fmt.Sprintf("arm64: struct %s: embedded fields are not supported", types.ExprString(st)))
+		}
+		s, a := f.sizeAlign(fl.Type)
+		align = max(align, a)
+		for _, id := range fl.Names {
+			off += -off & (a - 1)
+			if visit != nil {
+				visit(id.Name, fl.Type, off)
+			}
+			off += s
+		}
+	}
+	return off + -off&(align-1), align
+}
+
+// place records in args the frame words of the parameter (or component)
+// name of type t at off: one word, a slice's three, or a struct's or an
+// array's components, named as asmdecl names them.
+func (f *File) place(args map[string]argSlot, name string, t ast.Expr, off int) {
+	switch u := f.underlying(t).(type) {
+	case *ast.StructType:
+		f.fields(u, func(field string, ft ast.Expr, o int) { f.place(args, name+"_"+field, ft, off+o) })
+		return
+	case *ast.ArrayType:
+		if u.Len == nil {
+			for k, part := range []string{"_base", "_len", "_cap"} {
+				args[name+part] = argSlot{off + 8*k, 8}
+			}
+			return
+		}
+		s, _ := f.sizeAlign(u.Elt)
+		for i := range arrayLen(u) {
+			f.place(args, name+"_"+strconv.Itoa(i), u.Elt, off+i*s)
+		}
+		return
+	}
+	size, _ := f.sizeAlign(t)
+	args[name] = argSlot{off, size}
+}
+
+// arrayLen is the length of an array type written with a decimal literal.
+func arrayLen(t *ast.ArrayType) int {
+	if lit, ok := t.Len.(*ast.BasicLit); ok && lit.Kind == token.INT {
+		if n, err := strconv.Atoi(lit.Value); err == nil {
+			return n
+		}
+	}
+	panic(fmt.Sprintf("arm64: array length %s is not a decimal literal", types.ExprString(t.Len)))
 }
 
 // arg is the memory operand of frame word name ("x_base+0(FP)").

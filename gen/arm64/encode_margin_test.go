@@ -12,30 +12,17 @@ func TestMarginEncodersDecode(t *testing.T) {
 	for range 200 {
 		v := func() VReg { return VReg(r.Intn(32)) }
 		g := gpPool[r.Intn(len(gpPool))]
-		for _, w := range []Word{umaxv(v(), v(), S4), fmovToGP(g, v())} {
-			if got := gnu(t, w); got != w.GNU {
-				t.Errorf("%#08x: decodes as %q, encoder says %q", w.Bits, got, w.GNU)
-			}
-		}
+		checkDecodes(t, []Word{umaxv(v(), v(), S4), fmovToGP(g, v())})
 	}
 }
 
 // TestMarginEncodersRangeCheck: out-of-range fields panic.
 func TestMarginEncodersRangeCheck(t *testing.T) {
-	for name, f := range map[string]func(){
+	checkPanics(t, map[string]func(){
 		"umaxv 2s":  func() { umaxv(0, 1, S2) },
 		"umaxv V32": func() { umaxv(32, 1, S4) },
 		"fmov R18":  func() { fmovToGP(18, 0) },
 		"fmov R31":  func() { fmovToGP(31, 0) },
 		"fmov V32":  func() { fmovToGP(0, 32) },
-	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f()
-		}()
-	}
+	})
 }

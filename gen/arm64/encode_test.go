@@ -22,6 +22,33 @@ func gnu(t *testing.T, w Word) string {
 	return arm64asm.GNUSyntax(inst)
 }
 
+// checkDecodes fails for each of ws whose bits x/arch does not decode to
+// the GNU text its encoder claims; it returns how many it checked.
+func checkDecodes(t *testing.T, ws []Word) int {
+	t.Helper()
+	for _, w := range ws {
+		if got := gnu(t, w); got != w.GNU {
+			t.Errorf("%#08x: decodes as %q, encoder says %q", w.Bits, got, w.GNU)
+		}
+	}
+	return len(ws)
+}
+
+// checkPanics fails for each case that returns instead of panicking.
+func checkPanics(t *testing.T, cases map[string]func()) {
+	t.Helper()
+	for name, f := range cases {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
 // encoderCases builds every encoder with random registers for each
 // arrangement, lane and shift it accepts.
 func encoderCases(r *rand.Rand) []Word {
@@ -121,12 +148,7 @@ func TestEncodersDecode(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
 	n := 0
 	for range 20 {
-		for _, w := range encoderCases(r) {
-			if got := gnu(t, w); got != w.GNU {
-				t.Errorf("%#08x: decodes as %q, encoder says %q", w.Bits, got, w.GNU)
-			}
-			n++
-		}
+		n += checkDecodes(t, encoderCases(r))
 	}
 	t.Logf("%d encodings checked", n)
 }
@@ -134,7 +156,7 @@ func TestEncodersDecode(t *testing.T) {
 // TestEncodersRangeCheck: out-of-range fields panic instead of encoding
 // something else.
 func TestEncodersRangeCheck(t *testing.T) {
-	for name, f := range map[string]func(){
+	checkPanics(t, map[string]func(){
 		"V32":             func() { fadd(32, 0, 0, S4) },
 		"arrangement 8b":  func() { fadd(0, 0, 0, B8) },
 		"fmla scalar":     func() { fmla(0, 0, 0, S) },
@@ -155,16 +177,7 @@ func TestEncodersRangeCheck(t *testing.T) {
 		"fcvtzs scalar":   func() { fcvtzs(0, 0, S) },
 		"reg list gap":    func() { regList(S4, []VReg{1, 3}) },
 		"reg list length": func() { regList(S4, []VReg{1, 2, 3, 4, 5}) },
-	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("%s: no panic", name)
-				}
-			}()
-			f()
-		}()
-	}
+	})
 }
 
 // TestAllocatorNeverReserved: the GP allocator hands out every usable
@@ -179,21 +192,30 @@ func TestAllocatorNeverReserved(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("allocator did not run out")
-			}
-		}()
-		e.GP()
-	}()
+	checkPanics(t, map[string]func(){"allocator past the last register": func() { e.GP() }})
 	if len(seen) != 25 {
 		t.Errorf("%d registers, want 25 (R0–R17, R19–R25)", len(seen))
 	}
 }
 
-// TestLayout: the frame offsets and sizes that asmdecl expects.
+// TestLayout: the frame offsets and sizes that asmdecl expects, for struct
+// and array parameters too, whose types are declared in another file of
+// the package (as marginParams is in asm/margin.go).
 func TestLayout(t *testing.T) {
+	const decls = `package p
+
+type kind int32
+
+type params struct {
+	body kind
+	m    int8
+	a    float32
+	k    [3]float32
+	q    [2]struct{ lo, hi float64 }
+}
+
+type small struct{ a, b int8 }
+`
 	for _, tc := range []struct {
 		sig  string
 		size int
@@ -203,10 +225,15 @@ func TestLayout(t *testing.T) {
 		{"func(dst, x []float32, a float32)", 52, map[string]int{"dst_base": 0, "x_len": 32, "a": 48}},
 		{"func(z []float32, m, s float32) (float32, float32)", 40, map[string]int{"m": 24, "s": 28, "ret": 32, "ret1": 36}},
 		{"func(a float32, n int) (lo float32, err int)", 32, map[string]int{"a": 0, "n": 8, "lo": 16, "err": 24}},
+		{"func(x []float32, p params)", 80, map[string]int{"p_body": 24, "p_m": 28, "p_a": 32, "p_k_0": 36, "p_k_2": 44,
+			"p_q_0_lo": 48, "p_q_0_hi": 56, "p_q_1_hi": 72}},
+		{"func(b int8, s small, k kind, v [2]int16) small", 18, map[string]int{"b": 0, "s_a": 1, "s_b": 2, "k": 4, "v_0": 8, "v_1": 10,
+			"ret_a": 16, "ret_b": 17}},
 	} {
 		src := fmt.Sprintf("package p\n%s\n", strings.Replace(tc.sig, "func", "func f", 1))
 		dir := t.TempDir()
 		writeFile(t, dir+"/p_arm64.go", src)
+		writeFile(t, dir+"/p.go", decls)
 		f, err := newFile(dir)
 		if err != nil {
 			t.Fatal(err)
@@ -216,8 +243,8 @@ func TestLayout(t *testing.T) {
 			t.Errorf("%s: size %d, want %d", tc.sig, e.argSize, tc.size)
 		}
 		for name, off := range tc.want {
-			if e.args[name].off != off {
-				t.Errorf("%s: %s at %d, want %d", tc.sig, name, e.args[name].off, off)
+			if s, ok := e.args[name]; !ok || s.off != off {
+				t.Errorf("%s: %s at %d (present: %v), want %d", tc.sig, name, s.off, ok, off)
 			}
 		}
 	}

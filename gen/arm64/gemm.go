@@ -163,28 +163,34 @@ func gemmStore(e *Func, lbl func(string) string, r int, c, ldc Reg, row func(i i
 	e.Op("BEQ %s", lbl("beta0"))
 	cv := e.Vs(gemmNV)
 	for i := 0; i < r; i++ {
-		t := row(i)
-		e.Ld1(c, false, S4, cv...)
-		for _, v := range t {
-			e.I(fmulElem(v, v, alpha, S4, 0))
-		}
-		for j, v := range t {
-			e.I(fmlaElem(v, cv[j], beta, S4, 0))
-		}
-		e.st1Stride(c, ldc, S4, t...)
+		gemmMergeRow(e, row(i), cv, alpha, beta, c, ldc)
 	}
 	e.RET()
 	e.FreeV(cv...)
 	e.Label(lbl("beta0"))
 	for i := 0; i < r; i++ {
-		t := row(i)
-		for _, v := range t {
-			e.I(fmulElem(v, v, alpha, S4, 0))
-		}
-		e.st1Stride(c, ldc, S4, t...)
+		gemmMergeRow(e, row(i), nil, alpha, beta, c, ldc)
 	}
 	e.RET()
 	e.FreeV(alpha, beta)
+}
+
+// gemmMergeRow stores the row α·t + β·C to the NV floats of C at c and
+// advances c by ldc bytes: t scaled first, then β·C added fused, C loaded
+// into cv; with cv nil (β = ±0), α·t alone, C never read.
+func gemmMergeRow(e *Func, t, cv []VReg, alpha, beta VReg, c, ldc Reg) {
+	if cv != nil {
+		e.Ld1(c, false, S4, cv...)
+	}
+	for _, v := range t {
+		e.I(fmulElem(v, v, alpha, S4, 0))
+	}
+	if cv != nil {
+		for j, v := range t {
+			e.I(fmlaElem(v, cv[j], beta, S4, 0))
+		}
+	}
+	e.st1Stride(c, ldc, S4, t...)
 }
 
 // gemmMerge emits gemmMergeNEON(mr, t, c, ldc, alpha, beta): C ← α·T + β·C
@@ -208,23 +214,13 @@ func gemmMerge(f *File) {
 	e.Op("BEQ merge_beta0")
 	e.Label("merge_loop")
 	e.Ld1(t, true, S4, tv...)
-	e.Ld1(c, false, S4, cv...)
-	for _, v := range tv {
-		e.I(fmulElem(v, v, alpha, S4, 0))
-	}
-	for j, v := range tv {
-		e.I(fmlaElem(v, cv[j], beta, S4, 0))
-	}
-	e.st1Stride(c, ldc, S4, tv...)
+	gemmMergeRow(e, tv, cv, alpha, beta, c, ldc)
 	e.Op("SUBS $1, %v, %v", mr, mr)
 	e.Op("BNE merge_loop")
 	e.RET()
 	e.Label("merge_beta0")
 	e.Ld1(t, true, S4, tv...)
-	for _, v := range tv {
-		e.I(fmulElem(v, v, alpha, S4, 0))
-	}
-	e.st1Stride(c, ldc, S4, tv...)
+	gemmMergeRow(e, tv, nil, alpha, beta, c, ldc)
 	e.Op("SUBS $1, %v, %v", mr, mr)
 	e.Op("BNE merge_beta0")
 	e.Label("merge_done")
@@ -239,23 +235,25 @@ func gemmMerge(f *File) {
 // is stored as w consecutive floats at dst + p·ldd: one VST1 of two
 // registers (w = 8), one register (4), one 64-bit lane (2).
 func gemmPackT(f *File, w int) {
-	name := fmt.Sprintf("gemmPackT%dNEON", w)
-	e := f.Implement(name, fmt.Sprintf("%s sets dst[p·ldd+i] = src[i·lds+p] for i < %d and p < 8·kc8.", name, w))
-	dst, ldd := e.LoadArg("dst"), e.LoadArg("ldd")
-	src, lds := e.LoadArg("src"), e.LoadArg("lds")
-	n := e.LoadArg("kc8")
-	e.Op("LSL $2, %v, %v", ldd, ldd)
-	e.Op("LSL $2, %v, %v", lds, lds)
-	L := func(s string) string { return fmt.Sprintf("packT%d_%s", w, s) }
-	e.Op("CBZ %v, %s", n, L("done"))
-
-	// in[i] = row i's 8 columns (two consecutive registers).
-	in := make([][]VReg, w)
-	for i := range in {
-		in[i] = e.Vs(2)
+	if w != 8 && w != 4 && w != 2 {
+		panic(fmt.Sprintf("arm64: gemmPackT: %d rows, want 8, 4 or 2", w))
 	}
-	p := e.GP()
-	e.Label(L("loop"))
+	name := fmt.Sprintf("gemmPackT%dNEON", w)
+	gemmPack(f, name, fmt.Sprintf("%s sets dst[p·ldd+i] = src[i·lds+p] for i < %d and p < 8·kc8.", name, w),
+		"kc8", fmt.Sprintf("packT%d", w), func(e *Func, dst, ldd, src, lds Reg) func() {
+			// in[i] = row i's 8 columns (two consecutive registers).
+			in := make([][]VReg, w)
+			for i := range in {
+				in[i] = e.Vs(2)
+			}
+			p := e.GP()
+			return func() { gemmPackTStep(e, w, in, p, dst, ldd, src, lds) }
+		})
+}
+
+// gemmPackTStep is one iteration of gemmPackT's loop: 8 columns of the w
+// rows at src loaded into in (through the cursor p), transposed, stored.
+func gemmPackTStep(e *Func, w int, in [][]VReg, p, dst, ldd, src, lds Reg) {
 	e.Op("MOVD %v, %v", src, p)
 	for i := range in {
 		if i+1 < w {
@@ -298,13 +296,7 @@ func gemmPackT(f *File, w int) {
 			}
 		}
 		e.FreeV(z...)
-	default:
-		panic(fmt.Sprintf("arm64: gemmPackT: %d rows, want 8, 4 or 2", w))
 	}
-	e.Op("SUBS $1, %v, %v", n, n)
-	e.Op("BNE %s", L("loop"))
-	e.Label(L("done"))
-	e.RET()
 }
 
 // gemmPackC emits gemmPackC<w>NEON(dst, ldd, src, lds, kc): the copying
@@ -315,18 +307,33 @@ func gemmPackC(f *File, w int) {
 		panic(fmt.Sprintf("arm64: gemmPackC: width %d, want 4, 8, 12 or 16", w))
 	}
 	name := fmt.Sprintf("gemmPackC%dNEON", w)
-	e := f.Implement(name, fmt.Sprintf("%s sets dst[p·ldd+j] = src[p·lds+j] for j < %d and p < kc.", name, w))
+	gemmPack(f, name, fmt.Sprintf("%s sets dst[p·ldd+j] = src[p·lds+j] for j < %d and p < kc.", name, w),
+		"kc", fmt.Sprintf("packC%d", w), func(e *Func, dst, ldd, src, lds Reg) func() {
+			v := e.Vs(w / lanes)
+			return func() {
+				e.ld1Stride(src, lds, S4, v...)
+				e.st1Stride(dst, ldd, S4, v...)
+			}
+		})
+}
+
+// gemmPack implements the pack name(dst, ldd, src, lds, <count>): it loads
+// the arguments, turns the strides into bytes and runs the loop tag_loop
+// count times (none when count is 0), then returns. setup allocates what
+// the loop needs and returns the emitter of one iteration, which advances
+// dst and src.
+func gemmPack(f *File, name, doc, count, tag string, setup func(e *Func, dst, ldd, src, lds Reg) (step func())) {
+	e := f.Implement(name, doc)
 	dst, ldd := e.LoadArg("dst"), e.LoadArg("ldd")
 	src, lds := e.LoadArg("src"), e.LoadArg("lds")
-	n := e.LoadArg("kc")
+	n := e.LoadArg(count)
 	e.Op("LSL $2, %v, %v", ldd, ldd)
 	e.Op("LSL $2, %v, %v", lds, lds)
-	L := func(s string) string { return fmt.Sprintf("packC%d_%s", w, s) }
+	L := func(s string) string { return tag + "_" + s }
 	e.Op("CBZ %v, %s", n, L("done"))
-	v := e.Vs(w / lanes)
+	step := setup(e, dst, ldd, src, lds)
 	e.Label(L("loop"))
-	e.ld1Stride(src, lds, S4, v...)
-	e.st1Stride(dst, ldd, S4, v...)
+	step()
 	e.Op("SUBS $1, %v, %v", n, n)
 	e.Op("BNE %s", L("loop"))
 	e.Label(L("done"))

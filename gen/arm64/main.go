@@ -9,7 +9,8 @@
 //	go run ./arm64 -family normalize -out ../asm/normalize_arm64.s
 //
 // Bodies implement the //go:noescape stubs hand-written in
-// asm/<family>_arm64.go: the generator reads their declarations for the
+// asm/<family>_arm64.go: the generator reads their declarations, and the
+// package's declarations of the struct types they take by value, for the
 // frame layout (Implement), so go vet's asmdecl checks the .s against the
 // same signatures. No body uses R18 or R26–R30.
 //
