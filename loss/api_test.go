@@ -39,21 +39,22 @@ func filled(rows, cols int, v float32) loss.Matrix {
 }
 
 func allHeads() map[string]func() *loss.MarginSoftmax {
+	budget := func(h *loss.MarginSoftmax) *loss.MarginSoftmax { h.TileBudget = tileBudget; return h }
 	return map[string]func() *loss.MarginSoftmax{
-		"arcface":  func() *loss.MarginSoftmax { return loss.ArcFace(64, 0.5) },
-		"arceasy":  func() *loss.MarginSoftmax { h := loss.ArcFace(30, 0.4); h.EasyMargin = true; return h },
-		"arcdet":   func() *loss.MarginSoftmax { h := loss.ArcFace(30, 0.4); h.DetachMargin = true; return h },
-		"cosface":  func() *loss.MarginSoftmax { return loss.CosFace(30, 0.35) },
-		"combined": func() *loss.MarginSoftmax { return loss.CombinedMargin(30, 0.9, 0.4, 0.15) },
-		"sphere":   func() *loss.MarginSoftmax { return loss.SphereFace(4, 5) },
-		"large":    func() *loss.MarginSoftmax { return loss.LargeMargin(3, 2) },
+		"arcface":  func() *loss.MarginSoftmax { return budget(loss.ArcFace(64, 0.5)) },
+		"arceasy":  func() *loss.MarginSoftmax { h := loss.ArcFace(30, 0.4); h.EasyMargin = true; return budget(h) },
+		"arcdet":   func() *loss.MarginSoftmax { h := loss.ArcFace(30, 0.4); h.DetachMargin = true; return budget(h) },
+		"cosface":  func() *loss.MarginSoftmax { return budget(loss.CosFace(30, 0.35)) },
+		"combined": func() *loss.MarginSoftmax { return budget(loss.CombinedMargin(30, 0.9, 0.4, 0.15)) },
+		"sphere":   func() *loss.MarginSoftmax { return budget(loss.SphereFace(4, 5)) },
+		"large":    func() *loss.MarginSoftmax { return budget(loss.LargeMargin(3, 2)) },
 	}
 }
 
 // TestMarginDeterministicAcrossGOMAXPROCS runs a shape with many tiles and
 // shards at several worker counts and requires bitwise-equal outputs.
 func TestMarginDeterministicAcrossGOMAXPROCS(t *testing.T) {
-	forEachLevel(t, testMarginDeterministicAcrossGOMAXPROCS)
+	forEachLevelAndPath(t, testMarginDeterministicAcrossGOMAXPROCS)
 }
 
 func testMarginDeterministicAcrossGOMAXPROCS(t *testing.T) {

@@ -274,6 +274,7 @@ func (sp marginSpec) api() *loss.MarginSoftmax {
 	l.Reduction = sp.Red
 	l.EasyMargin = sp.Easy
 	l.DetachMargin = sp.Detach
+	l.TileBudget = tileBudget
 	return l
 }
 
@@ -303,7 +304,7 @@ type goldenMarginCase struct {
 	DWScale float64 `json:"dw_scale"`
 }
 
-func TestGoldenMargin(t *testing.T) { forEachLevel(t, testGoldenMargin) }
+func TestGoldenMargin(t *testing.T) { forEachLevelAndPath(t, testGoldenMargin) }
 
 func testGoldenMargin(t *testing.T) {
 	var doc struct{ Cases []goldenMarginCase }

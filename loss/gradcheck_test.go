@@ -712,7 +712,7 @@ func TestFDRef64Focal(t *testing.T) {
 // ---------------------------------------------------------------------------
 // Layer 2: the float32 API against the float64 reference
 
-func TestGradRef64Margin(t *testing.T) { forEachLevel(t, testGradRef64Margin) }
+func TestGradRef64Margin(t *testing.T) { forEachLevelAndPath(t, testGradRef64Margin) }
 
 func testGradRef64Margin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -894,7 +894,7 @@ func dirCheck(t *testing.T, tab *errTable, rng *rand.Rand, kind, at string, pr d
 	assert.LessOrEqualf(t, tol, 0.05*mag, "%s: tolerance %.3e too loose against Σ|g·v| = %.3e; the check would be vacuous", at, tol, mag)
 }
 
-func TestFDAPIMargin(t *testing.T) { forEachLevel(t, testFDAPIMargin) }
+func TestFDAPIMargin(t *testing.T) { forEachLevelAndPath(t, testFDAPIMargin) }
 
 func testFDAPIMargin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
@@ -1081,7 +1081,7 @@ func lossFinite(t *testing.T, at string, sp marginSpec, x, w []float64, labels [
 // √(2·(D+2)·ε) ≈ 1.3e-3 and each target logit by at most A·M·√(2(D+2)ε),
 // A = s (‖x‖ or ‖x‖·‖W‖ for SphereFace, LargeMargin), M = max(m, m1, 1)
 // bounding |dφ/dθ|.
-func TestEdgeParallelAntiparallel(t *testing.T) { forEachLevel(t, testEdgeParallelAntiparallel) }
+func TestEdgeParallelAntiparallel(t *testing.T) { forEachLevelAndPath(t, testEdgeParallelAntiparallel) }
 
 func testEdgeParallelAntiparallel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
@@ -1123,7 +1123,7 @@ func testEdgeParallelAntiparallel(t *testing.T) {
 // target). Nothing may overflow, and the results must match the reference
 // to the golden tolerances (the t ≈ 1 rows contribute ≈ e^−40, so acos's
 // conditioning at 1 does not matter).
-func TestEdgeLargeScale(t *testing.T) { forEachLevel(t, testEdgeLargeScale) }
+func TestEdgeLargeScale(t *testing.T) { forEachLevelAndPath(t, testEdgeLargeScale) }
 
 func testEdgeLargeScale(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 16))
@@ -1173,7 +1173,7 @@ func testEdgeLargeScale(t *testing.T) {
 // reference, except the gradient of an unnormalised zero row (x for
 // SphereFace, x and W for LargeMargin), where the loss is not differentiable
 // and only finiteness is required.
-func TestEdgeZeroRow(t *testing.T) { forEachLevel(t, testEdgeZeroRow) }
+func TestEdgeZeroRow(t *testing.T) { forEachLevelAndPath(t, testEdgeZeroRow) }
 
 func testEdgeZeroRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
@@ -1237,7 +1237,7 @@ func testEdgeZeroRow(t *testing.T) {
 // the directional difference below confirms; "no gradient through the
 // normalisation" has no normalisation to apply to here.
 func TestEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
-	forEachLevel(t, testEdgeZeroRowLargeMarginNonTarget)
+	forEachLevelAndPath(t, testEdgeZeroRowLargeMarginNonTarget)
 }
 
 func testEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
@@ -1293,7 +1293,7 @@ func testEdgeZeroRowLargeMarginNonTarget(t *testing.T) {
 // loss is then ≈ max − z_y and the gradient a one-hot difference; both must
 // be finite and match the reference. LargeMargin (unnormalised, logits of
 // ±1e4 with x antiparallel to W_y) and focal softmax (logits ±1000).
-func TestEdgeTargetFarBelowMax(t *testing.T) { forEachLevel(t, testEdgeTargetFarBelowMax) }
+func TestEdgeTargetFarBelowMax(t *testing.T) { forEachLevelAndPath(t, testEdgeTargetFarBelowMax) }
 
 func testEdgeTargetFarBelowMax(t *testing.T) {
 	tab := newErrTable()

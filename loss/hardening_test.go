@@ -167,7 +167,7 @@ func requireUntouched(t *testing.T, before [][]float32, ms ...*loss.Matrix) {
 // TestFiniteInputsNonFiniteOutputs: the five cases were accepted
 // and returned NaN or Inf. Each is now an error, with outputs untouched.
 func TestFiniteInputsNonFiniteOutputs(t *testing.T) {
-	forEachLevel(t, testFiniteInputsNonFiniteOutputs)
+	forEachLevelAndPath(t, testFiniteInputsNonFiniteOutputs)
 }
 
 func testFiniteInputsNonFiniteOutputs(t *testing.T) {
@@ -209,7 +209,7 @@ func testFiniteInputsNonFiniteOutputs(t *testing.T) {
 // 1e38, large scales, Sum reductions, accumulation into large gradients)
 // and requires of every call: a nil error comes with a finite loss and
 // finite gradients; an error leaves the outputs untouched.
-func TestNilErrorMeansFinite(t *testing.T) { forEachLevel(t, testNilErrorMeansFinite) }
+func TestNilErrorMeansFinite(t *testing.T) { forEachLevelAndPath(t, testNilErrorMeansFinite) }
 
 func testNilErrorMeansFinite(t *testing.T) {
 	r := rand.New(rand.NewSource(77))
@@ -484,7 +484,7 @@ func TestFocalAlphaZeroValue(t *testing.T) {
 
 // TestAccumulate: with Accumulate every gradient is the old contents plus
 // what the overwriting call writes.
-func TestAccumulate(t *testing.T) { forEachLevel(t, testAccumulate) }
+func TestAccumulate(t *testing.T) { forEachLevelAndPath(t, testAccumulate) }
 
 func testAccumulate(t *testing.T) {
 	r := rand.New(rand.NewSource(11))

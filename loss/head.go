@@ -72,6 +72,12 @@ type headWorkspace struct {
 	ct, tiles, shardTiles, shards int
 	phase                         int
 
+	// keep: the forward pass writes its logit tiles into kept (tile t of
+	// classes j0..j1 at kept[j0·N : j1·N], N×cw) and the backward pass
+	// reads them instead of recomputing them (TileBudget).
+	keep bool
+	kept []float32
+
 	xnorm, xinv, xhat, rowA []float32
 	t, phi, dphi, zt, lse   []float32
 	gTarget                 []float32 // ∂L/∂z at the target column
@@ -86,8 +92,9 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
-// setup records the call and sizes every buffer.
-func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32) {
+// setup records the call and sizes every buffer; grads says whether a
+// backward pass follows.
+func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool) {
 	h.kind, h.g, h.s, h.accum = l.kind, g, l.s, l.Accumulate
 	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
 	h.x, h.w, h.labels = x, w, labels
@@ -105,6 +112,14 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
 	h.zt, h.lse, h.gTarget = grow(h.zt, n), grow(h.lse, n), grow(h.gTarget, n)
 	h.wnorm, h.winv, h.colScale = grow(h.wnorm, c), grow(h.winv, c), grow(h.colScale, c)
+	budget := l.TileBudget
+	if budget == 0 {
+		budget = DefaultTileBudget
+	}
+	h.keep = grads && budget > 0 && n <= budget/4/c
+	if h.keep {
+		h.kept = grow(h.kept, n*c)
+	}
 	if cap(h.sh) < h.shards {
 		h.sh = append(h.sh[:cap(h.sh)], make([]shardState, h.shards-cap(h.sh))...)
 	}
@@ -112,7 +127,10 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	for k := range h.sh {
 		st := &h.sh[k]
 		st.m, st.s, st.radial = grow(st.m, n), grow(st.s, n), grow(st.radial, n)
-		st.z, st.g = grow(st.z, n*h.ct), grow(st.g, n*h.ct)
+		if !h.keep {
+			st.z = grow(st.z, n*h.ct)
+		}
+		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
 	}
 }
@@ -367,6 +385,27 @@ func (h *headWorkspace) logits(z []float32, j0, j1 int) {
 	}
 }
 
+// tile is where the logits of classes j0..j1 live: their block of kept, or
+// the shard's scratch tile when the backward pass recomputes.
+func (h *headWorkspace) tile(st *shardState, j0, j1 int) []float32 {
+	if h.keep {
+		return h.kept[j0*h.n : j1*h.n]
+	}
+	return st.z[:h.n*(j1-j0)]
+}
+
+// restoreTargets puts back the target logits that the forward pass left
+// out of its sums (it set them to −Inf), so that a kept tile is bitwise the
+// tile logits would recompute.
+func (h *headWorkspace) restoreTargets(z []float32, j0, j1 int) {
+	cw := j1 - j0
+	for i := 0; i < h.n; i++ {
+		if y := int(h.labels[i]); y >= j0 && y < j1 {
+			z[i*cw+y-j0] = h.zt[i]
+		}
+	}
+}
+
 func (h *headWorkspace) shardTileRange(k int) (t0, t1 int) {
 	return par.Range(k, h.shardTiles, h.tiles)
 }
@@ -382,7 +421,7 @@ func (h *headWorkspace) forwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z := st.z[:n*cw]
+		z := h.tile(st, j0, j1)
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			row := z[i*cw : (i+1)*cw]
@@ -412,8 +451,12 @@ func (h *headWorkspace) backwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z, g := st.z[:n*cw], st.g[:n*cw]
-		h.logits(z, j0, j1)
+		z, g := h.tile(st, j0, j1), st.g[:n*cw]
+		if h.keep {
+			h.restoreTargets(z, j0, j1)
+		} else {
+			h.logits(z, j0, j1)
+		}
 		colRad := st.colRad[:cw]
 		clear(colRad)
 		winv := h.winv[j0:j1]

@@ -38,3 +38,30 @@ func forEachLevel(t *testing.T, f func(t *testing.T)) {
 		})
 	}
 }
+
+// tileBudget is the TileBudget the tests' margin-head constructors
+// (marginSpec.api, allHeads) set; forEachPath switches it.
+var tileBudget int
+
+// forEachPath runs f with the backward pass reading the kept forward tiles
+// (the default budget) and with it recomputing them (budget < 0).
+func forEachPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	for _, p := range []struct {
+		name   string
+		budget int
+	}{{"kept", 0}, {"recompute", -1}} {
+		t.Run(p.name, func(t *testing.T) {
+			old := tileBudget
+			tileBudget = p.budget
+			defer func() { tileBudget = old }()
+			f(t)
+		})
+	}
+}
+
+// forEachLevelAndPath is forEachLevel over forEachPath.
+func forEachLevelAndPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	forEachLevel(t, func(t *testing.T) { forEachPath(t, f) })
+}

@@ -53,6 +53,14 @@ type MarginSoftmax struct {
 	// old values must be finite and leave room for the sum) and, for dw, a
 	// scratch block of about 128 KiB per class shard.
 	Accumulate bool
+	// TileBudget bounds, in bytes, the scratch that may keep the forward
+	// pass's logit tiles for the backward pass (N·C floats), which then
+	// needs one GEMM fewer (three instead of four). 0 means
+	// DefaultTileBudget; a negative value always recomputes the tiles. Above
+	// the budget the backward pass recomputes them, so memory stays O(N·D)
+	// plus a few floats per class whatever C is. Both paths give bitwise
+	// the same results.
+	TileBudget int
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -138,6 +146,10 @@ func (l *MarginSoftmax) Lambda() float32 {
 }
 
 var errNilHead = fmt.Errorf("%w: nil *MarginSoftmax (use ArcFace, CosFace, …)", ErrParam)
+
+// DefaultTileBudget is the TileBudget of a zero MarginSoftmax field:
+// 16 MiB, which keeps the tiles of N = 256 rows up to C = 16,384 classes.
+const DefaultTileBudget = 16 << 20
 
 // MaxLogit bounds s·max|φ| for ArcFace, CosFace and CombinedMargin, the
 // largest logit magnitude the parameters alone can produce (max|φ| is
@@ -327,7 +339,7 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 		return 0, nil
 	}
 	h := &l.ws
-	h.setup(l, g, x, w, labels)
+	h.setup(l, g, x, w, labels, dx != nil || dw != nil)
 	defer h.release()
 	if err := h.norms(); err != nil {
 		return 0, err
