@@ -24,9 +24,10 @@ import (
 //	    z_j = W_j·x,  z_y = ‖W_y‖‖x‖·(λ·t + ψ(θ))/(1+λ)
 //
 // with ψ(θ) = (−1)^k·cos(mθ) − 2k, k = ⌊mθ/π⌋, and the loss is the softmax
-// cross-entropy of z, reduced by Reduction. The N×C logit matrix is never
-// built: classes are walked in tiles with an online log-sum-exp, and the
-// backward pass recomputes the tiles.
+// cross-entropy of z, reduced by Reduction. Classes are walked in tiles
+// with an online log-sum-exp. When the N×C logits fit TileBudget (16 MiB by
+// default) the forward tiles are kept for the backward pass; beyond it the
+// backward pass recomputes them, so no N×C matrix is ever built for large C.
 //
 // A MarginSoftmax keeps scratch buffers between calls (they never hold
 // references to the caller's matrices once a call returns); calls on one
