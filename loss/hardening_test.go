@@ -80,7 +80,7 @@ func testFocalSmallGammaConfident(t *testing.T) {
 // TestWorkBoundedByElements: a batch with no elements but 2⁴⁰ rows used to
 // be walked row by row (hours).
 func TestWorkBoundedByElements(t *testing.T) {
-	const huge = 1 << 40
+	huge := math.MaxInt / 4096 // 2⁵¹ rows on 64-bit, 2¹⁹ on 32-bit
 	empty := loss.Matrix{Rows: huge, Cols: 0}
 	done := make(chan error, 8)
 	go func() {
