@@ -13,16 +13,7 @@ import (
 
 // TestMain fails the run when a level named in MARGINLOSS_REQUIRE was not
 // exercised by the level-vs-generic tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := simd.CheckRequired(); err != nil {
-			println(err.Error())
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(simd.RunRequired(m)) }
 
 const eps32 = 0x1p-23
 

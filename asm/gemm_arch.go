@@ -63,21 +63,7 @@ func gemmKernelGeneric(mrMax, nr int) gemmKernelFunc {
 //	}
 func gemmMergeGeneric(nr int) gemmMergeFunc {
 	return func(mr int, t, c *float32, ldc int, alpha, beta float32) {
-		ts := unsafe.Slice(t, mr*nr)
-		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
-		for i := 0; i < mr; i++ {
-			ti := ts[i*nr : i*nr+nr]
-			ci := cs[i*ldc : i*ldc+nr]
-			if beta == 0 {
-				for j, v := range ti {
-					ci[j] = alpha * v
-				}
-				continue
-			}
-			for j, v := range ti {
-				ci[j] = alpha*v + beta*ci[j]
-			}
-		}
+		mergeRows(mr, nr, unsafe.Slice(t, mr*nr), nr, unsafe.Slice(c, (mr-1)*ldc+nr), ldc, alpha, beta)
 	}
 }
 

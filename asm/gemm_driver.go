@@ -326,8 +326,14 @@ func (g *gemmArch) tileStore(mr, nr, kc int, ap, bp, t, c []float32, ldc int, al
 		g.merge(mr, &t[0], &c[0], ldc, alpha, beta)
 		return
 	}
+	mergeRows(mr, nr, t, g.nr, c, ldc, alpha, beta)
+}
+
+// mergeRows stores C ← α·T + β·C for the mr×nr tile T (row stride ldt); β
+// = 0 ignores C's old contents.
+func mergeRows(mr, nr int, t []float32, ldt int, c []float32, ldc int, alpha, beta float32) {
 	for i := 0; i < mr; i++ {
-		ti := t[i*g.nr : i*g.nr+nr]
+		ti := t[i*ldt : i*ldt+nr]
 		ci := c[i*ldc : i*ldc+nr]
 		if beta == 0 {
 			for j, v := range ti {

@@ -9,13 +9,4 @@ import (
 
 // TestMain fails the run when a level named in MARGINLOSS_REQUIRE was not
 // exercised: the kernel targets' seeds run every level through Table.At.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := simd.CheckRequired(); err != nil {
-			println(err.Error())
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(simd.RunRequired(m)) }

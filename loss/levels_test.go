@@ -1,7 +1,6 @@
 package loss_test
 
 import (
-	"fmt"
 	"os"
 	"testing"
 
@@ -10,16 +9,7 @@ import (
 
 // TestMain fails the run when a level named in MARGINLOSS_REQUIRE was never
 // exercised by the loss package's own calls (see forEachLevel).
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := simd.CheckRequired(); err != nil {
-			fmt.Fprintln(os.Stderr, "FAIL:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(simd.RunRequired(m)) }
 
 // forEachLevel runs f once per kernel level that this CPU and build offer
 // (generic first), with every asm wrapper dispatching at that level, the way

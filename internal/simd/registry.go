@@ -231,6 +231,20 @@ func CheckRequired() error {
 	return nil
 }
 
+// RunRequired runs a package's tests (m is its *testing.M) and returns the
+// exit code for os.Exit: m's own, or 1 when the tests passed but a level
+// named in MARGINLOSS_REQUIRE was never exercised. Call it from TestMain.
+func RunRequired(m interface{ Run() int }) int {
+	code := m.Run()
+	if code == 0 {
+		if err := CheckRequired(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
 func splitList(s string) []string {
 	var out []string
 	start := 0
