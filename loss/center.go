@@ -123,11 +123,6 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	if err := checkFinite("centers", c.Centers); err != nil {
 		return 0, err
 	}
-	if dx != nil && c.Accumulate {
-		if err := checkFinite("dx (accumulated into)", *dx); err != nil {
-			return 0, err
-		}
-	}
 	n := x.Rows
 	if n == 0 {
 		if !c.Accumulate {
@@ -150,6 +145,9 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	loss := total / (2 * float64(n))
 	if !(loss <= maxOut) {
 		return 0, fmt.Errorf("%w: finite x and centers give a center loss of %g, beyond float32", ErrNonFinite, loss)
+	}
+	if math.IsInf(big, 1) { // only maxAbs of an accumulated dx gives +Inf
+		return 0, fmt.Errorf("%w: dx holds a NaN or ±Inf, and Accumulate adds to it", ErrNonFinite)
 	}
 	if !(big <= maxOut) {
 		return 0, fmt.Errorf("%w: a gradient entry of dx would reach %g, beyond float32", ErrNonFinite, big)

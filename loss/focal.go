@@ -67,17 +67,17 @@ func (f Focal) Validate() error {
 }
 
 // scanLogits checks that every logit is finite and returns max|z| and the
-// spread max z − min z, bounded by the number of elements.
+// spread max z − min z, in one pass bounded by the number of elements.
 func scanLogits(m Matrix) (maxAbs, spread float64, err error) {
-	if err := checkFinite("logits", m); err != nil {
-		return 0, 0, err
-	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, v := range m.Data {
-		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
-	}
 	if len(m.Data) == 0 {
 		return 0, 0, nil
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for k, v := range m.Data {
+		if !isFinite(v) {
+			return 0, 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/m.Cols, k%m.Cols, v)
+		}
+		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
 	}
 	return math.Max(-lo, hi), hi - lo, nil
 }
