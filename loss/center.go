@@ -32,7 +32,7 @@ type Center struct {
 	dx      *Matrix
 	invN    float64
 	rowLoss []float64
-	rowMax  []float64 // per row: max_k |x_ik − c_k| (and |dx_ik| with Accumulate)
+	rowMax  []float64 // per row: max_k |x_ik − c_k|/N, plus max|dx_i| with Accumulate (+Inf when not finite)
 	order   []int64
 }
 
