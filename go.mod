@@ -13,3 +13,5 @@ require (
 	github.com/stretchr/testify v1.11.1
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+require github.com/klauspost/cpuid/v2 v2.4.2 // indirect

@@ -189,3 +189,54 @@ func ExampleNewMargin() {
 	// Combined Combined(m1=0.9, m2=0.4, m3=0.15)
 	// Psi Psi(m=4, λ=5)
 }
+
+// One set of embeddings against two class tiles: X is packed once and
+// reused for both products.
+func ExampleGemmNTPacked() {
+	x := []float32{
+		1, 0, 0,
+		0.6, 0.8, 0,
+	}
+	tiles := [][]float32{
+		{1, 0, 0, 0, 1, 0}, // classes 0 and 1
+		{0, 0.6, 0.8},      // class 2
+	}
+	var px asm.PackedA
+	px.Pack(2, 3, x, 3)
+	for _, w := range tiles {
+		n := len(w) / 3
+		c := make([]float32, 2*n)
+		asm.GemmNTPacked(n, 1, &px, w, 3, 0, c, n)
+		printMatrix(2, n, c, n)
+	}
+	// Output:
+	//    1.0000   0.0000
+	//    0.6000   0.8000
+	//    0.0000
+	//    0.4800
+}
+
+// dW = Gᵀ·X for two tiles of logit gradients G (N×2 and N×1) against the
+// same embeddings X (N×3), packed once.
+func ExampleGemmTNPacked() {
+	x := []float32{
+		1, 0, 0,
+		0, 1, 0,
+	}
+	var px asm.PackedB
+	px.Pack(2, 3, x, 3)
+	g1 := []float32{
+		0.5, -0.5,
+		0.25, 0,
+	}
+	dw := make([]float32, 2*3)
+	asm.GemmTNPacked(2, 1, g1, 2, &px, 0, dw, 3)
+	printMatrix(2, 3, dw, 3)
+	g2 := []float32{-1, 2}
+	asm.GemmTNPacked(1, 1, g2, 1, &px, 0, dw, 3)
+	printMatrix(1, 3, dw, 3)
+	// Output:
+	//    0.5000   0.2500   0.0000
+	//   -0.5000   0.0000   0.0000
+	//   -1.0000   2.0000   0.0000
+}

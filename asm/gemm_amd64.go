@@ -56,34 +56,26 @@ func gemmPackC6(dst *float32, ldd int, src *float32, lds int, kc int)
 //go:noescape
 func gemmPrefetch(p *float32, ld, rows, width int)
 
-// Micro-tile shapes (gen/amd64/gemm.go emits the kernels for them) and
-// blocking:
-//   - kc: a product up to 512 deep takes one pass, so C is written once;
-//     the B̃ panel (kc·NR·4 = 64 KiB at AVX-512) streams from L2 beside the
-//     Ã sliver at full kernel speed.
-//   - kcDeep: deeper products take passes of at most 256, so that one pass's
-//     Ã block, C block and the B source it streams share the 2 MiB L2
-//     (measured: GemmNN 256×512×10000 at AVX2 gains 7 points of peak).
-//   - mc: rows of Ã packed per block (mc·kc·4 ≤ 1 MiB of L2).
-//   - nc: columns of B̃ packed per block when m takes several Ã blocks.
+// Micro-tile shapes (gen/amd64/gemm.go emits the kernels for them); the
+// blocking comes from the CPU's cache sizes (gemmBlocking).
 const (
 	gemmAVX2MR, gemmAVX2NR     = 6, 16
 	gemmAVX512MR, gemmAVX512NR = 12, 32
 )
 
 var (
-	gemmAVX2Arch = newGemmArch(gemmArch{
-		mr: gemmAVX2MR, nr: gemmAVX2NR, kc: 512, kcDeep: 256, mc: 384, nc: 1024,
+	gemmAVX2Arch = newGemmArch(cacheBlocked(gemmArch{
+		mr: gemmAVX2MR, nr: gemmAVX2NR,
 		kernel: gemmKernelAVX2, merge: gemmMergeAVX2,
 		packT8: gemmPackT8, packT4: gemmPackT4, packT2: gemmPackT2,
 		copyA: gemmPackC6, copyB: gemmPackC16, prefetch: gemmPrefetch,
-	})
-	gemmAVX512Arch = newGemmArch(gemmArch{
-		mr: gemmAVX512MR, nr: gemmAVX512NR, kc: 512, kcDeep: 256, mc: 480, nc: 1024,
+	}))
+	gemmAVX512Arch = newGemmArch(cacheBlocked(gemmArch{
+		mr: gemmAVX512MR, nr: gemmAVX512NR,
 		kernel: gemmKernelAVX512, merge: gemmMergeAVX512,
 		packT8: gemmPackT8, packT4: gemmPackT4, packT2: gemmPackT2,
 		copyA: gemmPackC12, copyB: gemmPackC32, prefetch: gemmPrefetch,
-	})
+	}))
 )
 
 func init() {

@@ -40,30 +40,18 @@ func gemmPackC8NEON(dst *float32, ldd int, src *float32, lds int, kc int)
 func gemmPackC12NEON(dst *float32, ldd int, src *float32, lds int, kc int)
 
 // The micro-tile (gen/arm64/gemm.go emits the kernel for it: 24
-// accumulators, 2 A and 3 B vectors of the 32) and the blocking, chosen
-// for Neoverse N1 (64 KiB 4-way L1D, 1 MiB 8-way L2) and Apple M1 (128 KiB
-// L1D, 12 MiB L2 shared by four cores), N1 being the tighter:
-//   - kc: the B̃ micro-panel (kc·NR·4 bytes) stays in L1 while the Ã slivers
-//     (kc·MR·4) stream past it from L2. The analytical BLIS rule (Low et al.,
-//     2016) gives kc = (ways for Ã)·sets·line/(MR·4) = 1·256·64/32 = 512 on
-//     N1 (Ã one way, B̃'s 24 KiB two, C the fourth) and 1024 on M1; so a
-//     product up to 512 deep takes one pass and C is written once.
-//   - kcDeep: deeper products take passes of at most 256 (a 12 KiB panel),
-//     so that one pass's Ã block (mc·256·4 = 256 KiB), the C rows it updates
-//     and the B source it streams share N1's 1 MiB L2.
-//   - mc: rows of Ã packed per block, mc·kc·4 ≤ half of N1's L2 at kc = 512
-//     (mc = 256, also the loss heads' batch, which then packs Ã once).
-//   - nc: columns of B̃ packed per block when m takes several Ã blocks,
-//     kc·nc·4 = 1.5 MiB at kc = 512: it lives in M1's L2 or N1's system
-//     cache, and each of its floats serves 2·mc flops per trip from there.
+// accumulators, 2 A and 3 B vectors of the 32). The blocking comes from the
+// CPU's cache sizes (gemmBlocking): on Neoverse N1 (64 KiB L1D, 1 MiB L2)
+// kc = 512 and mc = 256, the batch of the loss heads, which then pack Ã
+// once; on Apple M1 kc = 512 and mc = 960.
 const gemmNEONMR, gemmNEONNR = 8, 12
 
-var gemmNEONArch = newGemmArch(gemmArch{
-	mr: gemmNEONMR, nr: gemmNEONNR, kc: 512, kcDeep: 256, mc: 256, nc: 768,
+var gemmNEONArch = newGemmArch(cacheBlocked(gemmArch{
+	mr: gemmNEONMR, nr: gemmNEONNR,
 	kernel: gemmKernelNEON, merge: gemmMergeNEON,
 	packT8: gemmPackT8NEON, packT4: gemmPackT4NEON, packT2: gemmPackT2NEON,
 	copyA: gemmPackC8NEON, copyB: gemmPackC12NEON,
-})
+}))
 
 func init() {
 	registerGemm(simd.NEON, gemmNEONArch)

@@ -230,6 +230,25 @@ func aligned64(buf *[]float32, n int) []float32 {
 // blocks of mc (pack Ã), panels of NR (pack B̃), slivers of MR (kernel).
 // Pass p > 0 adds to C (β = 1), so C is read back once per pass.
 func (g *gemmArch) gemm(op gemmOp, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g.gemmPre(op, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, nil)
+}
+
+// passDepth is the depth of each pass over k (the last may be shallower):
+// one pass up to kc deep, else passes of near-equal depth of at most
+// kcDeep, rounded up to a multiple of 8.
+func (g *gemmArch) passDepth(k int) int {
+	kmax := g.kc
+	if k > kmax {
+		kmax = g.kcDeep
+	}
+	passes := (k + kmax - 1) / kmax
+	return min(roundUp((k+passes-1)/passes, 8), kmax)
+}
+
+// gemmPre is gemm with either operand already packed for every pass (nil:
+// pack it here): pa in packAll's layout of op(A), pb in packAllB's layout of
+// op(B). A packed operand is never read from a or b.
+func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pa, pb []float32) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -238,22 +257,21 @@ func (g *gemmArch) gemm(op gemmOp, m, n, k int, alpha float32, a []float32, lda 
 		return
 	}
 	mr, nr := g.mr, g.nr
-	kmax := g.kc
-	if k > kmax {
-		kmax = g.kcDeep
-	}
-	passes := (k + kmax - 1) / kmax // of near-equal depth
-	kc := min(roundUp((k+passes-1)/passes, 8), kmax)
+	kc := g.passDepth(k)
 	mc, nc := roundUp(m, mr), n
 	single := m <= g.mc // one Ã block: pack each B̃ panel just before use
 	if !single {
 		mc, nc = g.mc, min(g.nc, roundUp(n, nr))
 	}
 	s := getGemmScratch()
-	s.a = aligned64(&s.abuf, mc*kc)
-	if single {
+	if pa == nil {
+		s.a = aligned64(&s.abuf, mc*kc)
+	}
+	switch {
+	case pb != nil:
+	case single:
 		s.b = aligned64(&s.bbuf, kc*nr)
-	} else {
+	default:
 		s.b = aligned64(&s.bbuf, kc*roundUp(nc, nr))
 	}
 	s.tile = aligned64(&s.tbuf, mr*nr)
@@ -268,14 +286,23 @@ func (g *gemmArch) gemm(op gemmOp, m, n, k int, alpha float32, a []float32, lda 
 			}
 			for ic := 0; ic < m; ic += mc {
 				mcur := min(mc, m-ic)
-				g.packA(op, s.a, a, lda, ic, mcur, pc, kcur)
-				packing := single || ic == 0 // B̃ panels are packed in this row block
+				ablk := s.a
+				if pa != nil {
+					ablk = pa[pc*roundUp(m, mr)+ic*kcur:]
+				} else {
+					g.packA(op, s.a, a, lda, ic, mcur, pc, kcur)
+				}
+				packing := pb == nil && (single || ic == 0) // B̃ panels are packed in this row block
 				for jr := 0; jr < ncur; jr += nr {
 					nrcur := min(nr, ncur-jr)
 					var bp []float32
-					if single {
+					switch {
+					case pb != nil:
+						o := pc*roundUp(n, nr) + (jc+jr)*kcur
+						bp = pb[o : o+kcur*nr]
+					case single:
 						bp = s.b[:kcur*nr]
-					} else {
+					default:
 						bp = s.b[jr*kc : jr*kc+kcur*nr]
 					}
 					if packing {
@@ -297,7 +324,7 @@ func (g *gemmArch) gemm(op gemmOp, m, n, k int, alpha float32, a []float32, lda 
 							}
 						}
 						mrcur := min(mr, mcur-ir)
-						ap := s.a[ir*kcur : ir*kcur+kcur*mr]
+						ap := ablk[ir*kcur : ir*kcur+kcur*mr]
 						ci := (ic+ir)*ldc + jc + jr
 						g.tileStore(mrcur, nrcur, kcur, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
 					}

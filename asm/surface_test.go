@@ -19,6 +19,9 @@ import (
 // Methods are Type.Method, struct fields Type.Field.
 var publicAPI = map[string]string{
 	"GemmNT": "func", "GemmNN": "func", "GemmTN": "func",
+	"GemmNTPacked": "func", "GemmTNPacked": "func",
+	"PackedA": "type", "PackedA.Pack": "method", "PackedA.Rows": "method", "PackedA.Cols": "method",
+	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
 	"L2Norm": "func", "Scale": "func", "NormalizeBackward": "func",
 	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func",
 	"MarginForward": "func", "NewMargin": "func",

@@ -79,10 +79,14 @@ type headWorkspace struct {
 	kept []float32
 
 	xnorm, xinv, xhat, rowA []float32
-	t, phi, dphi, zt, lse   []float32
-	gTarget                 []float32 // ∂L/∂z at the target column
-	wnorm, winv, colScale   []float32
-	sh                      []shardState
+	// px is x̂ packed once per call as the left operand of every logit
+	// tile's GEMM, pxT as the right operand of every dŴ tile's.
+	px                    asm.PackedA
+	pxT                   asm.PackedB
+	t, phi, dphi, zt, lse []float32
+	gTarget               []float32 // ∂L/∂z at the target column
+	wnorm, winv, colScale []float32
+	sh                    []shardState
 }
 
 func grow(b []float32, n int) []float32 {
@@ -233,6 +237,7 @@ func (h *headWorkspace) norms() error {
 	par.Do(par.Chunks(h.c, classChunk), h)
 	h.phase = phaseNormX
 	par.Do(par.Chunks(h.n, rowChunk), h)
+	h.px.Pack(h.n, h.d, h.xhat, h.d)
 	for i, v := range h.xnorm[:h.n] {
 		if !isFinite(v) {
 			return fmt.Errorf("%w: x row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, i, v)
@@ -290,6 +295,9 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 		for k := range h.sh {
 			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
 		}
+	}
+	if dw != nil {
+		h.pxT.Pack(h.n, h.d, h.xhat, h.d)
 	}
 	h.phase = phaseBackward
 	par.Do(h.shards, h)
@@ -371,7 +379,7 @@ func (h *headWorkspace) tileRange(k int) (j0, j1 int) { return par.Range(k, h.ct
 // bitwise the forward one.
 func (h *headWorkspace) logits(z []float32, j0, j1 int) {
 	n, d, cw := h.n, h.d, j1-j0
-	asm.GemmNT(n, cw, d, 1, h.xhat, d, h.w.Data[j0*d:j1*d], d, 0, z, cw)
+	asm.GemmNTPacked(cw, 1, &h.px, h.w.Data[j0*d:j1*d], d, 0, z, cw)
 	cs := h.colScale[j0:j1]
 	for i := 0; i < n; i++ {
 		row := z[i*cw : (i+1)*cw]
@@ -518,10 +526,10 @@ func (h *headWorkspace) backwardShard(k int) {
 // classes j0..j1: dŴ = gᵀ·X̂, then the normalisation backward per row. With
 // Accumulate the rows go through st.acc in blocks and are added to dw.
 func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
-	n, d, cw := h.n, h.d, j1-j0
+	d, cw := h.d, j1-j0
 	dwt := h.dw.Data[j0*d : j1*d]
 	if !h.accum {
-		asm.GemmTN(cw, d, n, 1, g, cw, h.xhat, d, 0, dwt, d)
+		asm.GemmTNPacked(cw, 1, g, cw, &h.pxT, 0, dwt, d)
 		for j := 0; j < cw; j++ {
 			h.normBackwardW(dwt[j*d:(j+1)*d], st.colRad[j], j0+j)
 		}
@@ -532,7 +540,7 @@ func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
 	for b0 := 0; b0 < cw; b0 += rb {
 		m := min(rb, cw-b0)
 		blk := st.acc[:m*d]
-		asm.GemmTN(m, d, n, 1, g[b0:], cw, h.xhat, d, 0, blk, d)
+		asm.GemmTNPacked(m, 1, g[b0:], cw, &h.pxT, 0, blk, d)
 		for j := 0; j < m; j++ {
 			row := blk[j*d : (j+1)*d]
 			h.normBackwardW(row, st.colRad[b0+j], j0+b0+j)

@@ -1,0 +1,160 @@
+package asm
+
+import "github.com/marginloss/marginloss/internal/simd"
+
+// A layer that multiplies one operand by many others (the loss heads: x̂
+// against every class tile, in the forward pass and again for dŴ) packs it
+// once into the micro-kernel's layout instead of once per call.
+
+// PackedA is the left operand A (m×k) of GemmNTPacked, packed once for the
+// kernel level active when Pack ran and reused by any number of calls. Its
+// zero value is empty; Pack grows its buffer, so repacking the same or a
+// smaller shape does not allocate. It holds no reference to the source.
+// Calls may share one PackedA concurrently once Pack has returned.
+type PackedA struct {
+	m, k int
+	arch *gemmArch // nil: the generic level (data is A row-major)
+	data []float32
+	buf  []float32
+}
+
+// Pack stores A (m×k, row-major with row stride lda) for the active level.
+// It panics, naming the sizes, when m or k is negative, lda < max(1, k) or
+// a is too short.
+func (p *PackedA) Pack(m, k int, a []float32, lda int) {
+	if m < 0 || k < 0 {
+		panicf("PackedA.Pack: negative dimension: m = %d, k = %d", m, k)
+	}
+	checkOperand("PackedA.Pack", "a", "lda", "mk", m, k, a, lda)
+	p.m, p.k = m, k
+	p.arch = gemmDrivers[simd.Active()]
+	if p.arch == nil {
+		p.data = grow(&p.buf, m*k)
+		for i := 0; i < m; i++ {
+			copy(p.data[i*k:(i+1)*k], a[i*lda:i*lda+k])
+		}
+		return
+	}
+	p.data = p.arch.packAllA(&p.buf, gemmOpNT, m, k, a, lda)
+}
+
+// Rows is the packed A's m.
+func (p *PackedA) Rows() int { return p.m }
+
+// Cols is the packed A's k.
+func (p *PackedA) Cols() int { return p.k }
+
+// PackedB is the right operand B (k×n, not transposed) of GemmTNPacked,
+// packed once like PackedA.
+type PackedB struct {
+	k, n int
+	arch *gemmArch
+	data []float32
+	buf  []float32
+}
+
+// Pack stores B (k×n, row-major with row stride ldb) for the active level.
+// It panics, naming the sizes, when k or n is negative, ldb < max(1, n) or
+// b is too short.
+func (p *PackedB) Pack(k, n int, b []float32, ldb int) {
+	if k < 0 || n < 0 {
+		panicf("PackedB.Pack: negative dimension: k = %d, n = %d", k, n)
+	}
+	checkOperand("PackedB.Pack", "b", "ldb", "kn", k, n, b, ldb)
+	p.k, p.n = k, n
+	p.arch = gemmDrivers[simd.Active()]
+	if p.arch == nil {
+		p.data = grow(&p.buf, k*n)
+		for q := 0; q < k; q++ {
+			copy(p.data[q*n:(q+1)*n], b[q*ldb:q*ldb+n])
+		}
+		return
+	}
+	p.data = p.arch.packAllB(&p.buf, gemmOpTN, k, n, b, ldb)
+}
+
+// Rows is the packed B's k.
+func (p *PackedB) Rows() int { return p.k }
+
+// Cols is the packed B's n.
+func (p *PackedB) Cols() int { return p.n }
+
+// GemmNTPacked computes C = α·A·Bᵀ + β·C as GemmNT does, with A (m×k) from
+// pa, at the level pa was packed for. It gives bitwise the result of GemmNT
+// at that level when m·n > 16 (GemmNT hands smaller products to the
+// generic level; GemmNTPacked never does, so there they may differ in the
+// last bits). It panics when pa is nil, or when b or c is too short or
+// strided too narrowly for n and pa's shape.
+func GemmNTPacked(n int, alpha float32, pa *PackedA, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if pa == nil {
+		panicf("GemmNTPacked: nil PackedA")
+	}
+	m, k := pa.m, pa.k
+	checkGemm("GemmNTPacked", m, n, k, "mk", pa.data, max(k, 1), "nk", b, ldb, c, ldc)
+	if pa.arch == nil {
+		gemmNTGeneric(m, n, k, alpha, pa.data, max(k, 1), b, ldb, beta, c, ldc)
+		return
+	}
+	pa.arch.gemmPre(gemmOpNT, m, n, k, alpha, nil, 0, b, ldb, beta, c, ldc, pa.data, nil)
+}
+
+// GemmTNPacked computes C = α·Aᵀ·B + β·C as GemmTN does, with B (k×n) from
+// pb, at the level pb was packed for: bitwise GemmTN at that level when
+// m·n > 16, as for GemmNTPacked. It panics when pb is nil, or when a or c is
+// too short or strided too narrowly for m and pb's shape.
+func GemmTNPacked(m int, alpha float32, a []float32, lda int, pb *PackedB, beta float32, c []float32, ldc int) {
+	if pb == nil {
+		panicf("GemmTNPacked: nil PackedB")
+	}
+	k, n := pb.k, pb.n
+	checkGemm("GemmTNPacked", m, n, k, "km", a, lda, "kn", pb.data, max(n, 1), c, ldc)
+	if pb.arch == nil {
+		gemmTNGeneric(m, n, k, alpha, a, lda, pb.data, max(n, 1), beta, c, ldc)
+		return
+	}
+	pb.arch.gemmPre(gemmOpTN, m, n, k, alpha, a, lda, nil, 0, beta, c, ldc, nil, pb.data)
+}
+
+// grow returns (*buf)[:n] 64-byte aligned, reallocating when it is short.
+func grow(buf *[]float32, n int) []float32 { return aligned64(buf, n) }
+
+// packAllA packs op(A) (m×k) for every pass over k: pass p (depth kcur,
+// starting at p0) at offset p0·roundUp(m, MR), holding the slivers of all
+// rows in packA's layout (row block ic at ic·kcur within the pass).
+func (g *gemmArch) packAllA(buf *[]float32, op gemmOp, m, k int, a []float32, lda int) []float32 {
+	mp := roundUp(m, g.mr)
+	dst := aligned64(buf, mp*k)
+	if m == 0 || k == 0 {
+		return dst
+	}
+	kc := g.passDepth(k)
+	for pc := 0; pc < k; pc += kc {
+		kcur := min(kc, k-pc)
+		g.packA(op, dst[pc*mp:pc*mp+mp*kcur], a, lda, 0, m, pc, kcur)
+	}
+	return dst
+}
+
+// packAllB packs op(B) (k×n) for every pass over k: pass p (depth kcur,
+// starting at p0) at offset p0·roundUp(n, NR), panel j (columns j·NR…) at
+// j·NR·kcur within it. Columns past n in the last panel are zero.
+func (g *gemmArch) packAllB(buf *[]float32, op gemmOp, k, n int, b []float32, ldb int) []float32 {
+	np := roundUp(n, g.nr)
+	dst := aligned64(buf, np*k)
+	if n == 0 || k == 0 {
+		return dst
+	}
+	kc := g.passDepth(k)
+	for pc := 0; pc < k; pc += kc {
+		kcur := min(kc, k-pc)
+		for j := 0; j < n; j += g.nr {
+			o := pc*np + j*kcur
+			w := min(g.nr, n-j)
+			if w < g.nr {
+				clear(dst[o : o+kcur*g.nr])
+			}
+			g.packB(op, dst[o:o+kcur*g.nr], b, ldb, j, w, pc, kcur)
+		}
+	}
+	return dst
+}
