@@ -47,6 +47,10 @@ const (
 
 type shardState struct {
 	m, s   []float32 // online log-sum-exp state per row
+	zsum   []float64 // Σ_j z_ij over this shard's non-target classes (LabelSmoothing)
+	cls    []float32 // one row's class logits (SubCenters: the max of each class's K)
+	gcls   []float32 // one row's class gradients (SubCenters)
+	arg    []int32   // the arg-max sub-center of each class in cls
 	radial []float32 // Σ_j G_ij·z_ij over this shard's classes (SphereFace, LargeMargin)
 	dxhat  []float32 // N×D partial ∂L/∂x̂
 	z, g   []float32 // N×ct tiles: logits, then gradients
@@ -68,6 +72,17 @@ type headWorkspace struct {
 	labels  []int32
 	n, c, d int
 	dx, dw  *Matrix
+
+	// k is the number of sub-centers (w rows per class); classes the C of
+	// the label-smoothing mean (every shard's classes for a ShardedHead);
+	// eps the label smoothing ε. lab holds each row's class on this w
+	// (label − offset for a ShardedHead), or −1 when it is on another shard.
+	k, classes int
+	eps        float64
+	lab        []int32
+	targ       []int32   // the target class's arg-max sub-center row (SubCenters)
+	tk         []float32 // N·K target cosines (SubCenters)
+	zsum       []float64 // per row: Σ_j z_ij over every class on this w (LabelSmoothing)
 
 	ct, tiles, shardTiles, shards int
 	phase                         int
@@ -96,17 +111,49 @@ func grow(b []float32, n int) []float32 {
 	return b[:n]
 }
 
+func growInt32(b []int32, n int) []int32 {
+	if cap(b) < n {
+		return make([]int32, n)
+	}
+	return b[:n]
+}
+
+func growFloat64(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+// classSpan is the part of the classes a workspace holds: classes
+// offset… of total (the whole head: offset 0, total = w's classes).
+type classSpan struct{ offset, total int }
+
 // setup records the call and sizes every buffer; grads says whether a
 // backward pass follows.
-func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool) {
+func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.accum = l.kind, g, l.s, l.Accumulate
 	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
 	h.scale = float32(l.Reduction.scale(h.n))
+	h.k, h.eps, h.classes = l.subCenters(), float64(l.LabelSmoothing), span.total
 
 	n, c, d := h.n, h.c, h.d
+	h.lab = growInt32(h.lab, n)
+	for i, y := range labels {
+		if y := int(y) - span.offset; y >= 0 && y < c/h.k {
+			h.lab[i] = int32(y)
+		} else {
+			h.lab[i] = -1
+		}
+	}
+	if h.k > 1 {
+		h.targ, h.tk = growInt32(h.targ, n), grow(h.tk, n*h.k)
+	}
+	h.zsum = growFloat64(h.zsum, n)
 	h.ct = min(max(tileFloats/n, minTile), maxTile, c)
+	h.ct = max(h.ct/h.k*h.k, h.k) // whole classes per tile
 	h.tiles = par.Chunks(c, h.ct)
 	h.shardTiles = par.Chunks(h.tiles, maxShards)
 	h.shards = par.Chunks(h.tiles, h.shardTiles)
@@ -131,6 +178,10 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	for k := range h.sh {
 		st := &h.sh[k]
 		st.m, st.s, st.radial = grow(st.m, n), grow(st.s, n), grow(st.radial, n)
+		st.zsum = growFloat64(st.zsum, n)
+		if h.k > 1 {
+			st.cls, st.gcls, st.arg = grow(st.cls, h.ct/h.k), grow(st.gcls, h.ct/h.k), growInt32(st.arg, h.ct/h.k)
+		}
 		if !h.keep {
 			st.z = grow(st.z, n*h.ct)
 		}
@@ -254,43 +305,82 @@ func (h *headWorkspace) norms() error {
 // run does the forward pass, then the backward pass where gradients are
 // asked for, and returns the reduced loss.
 func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
-	h.dx, h.dw = dx, dw
-
-	h.phase = phaseForward
-	par.Do(h.shards, h)
-	// The shards folded every logit but the target's. With
-	// r = Σ_{j≠y} e^(z_j − z_y), the row loss is log(1 + r) = softplus(log r)
-	// and the target gradient p_y − 1 = −r/(1 + r) = −σ(log r). Working in
-	// log r keeps confident rows (r ≪ 1) precise and never overflows when
-	// the target sits far below the largest logit (r beyond float64).
+	h.forward()
+	// The shards folded every logit but the target's.
 	var total float64
 	for i := 0; i < h.n; i++ {
-		mx := math.Inf(-1)
+		mx, sum, zs := h.rowStats(i)
+		total += h.finishRow(i, mx, sum, float64(h.zt[i]), zs+float64(h.zt[i]))
+	}
+	loss, err := h.reduced(total)
+	if err != nil || dx == nil && dw == nil {
+		return loss, err
+	}
+	h.backward(dx, dw)
+	return loss, nil
+}
+
+// forward runs the forward pass over every class shard.
+func (h *headWorkspace) forward() {
+	h.phase = phaseForward
+	par.Do(h.shards, h)
+}
+
+// rowStats merges row i's online log-sum-exp over the class shards, in
+// shard order: the largest non-target logit mx (−Inf when there is none),
+// Σ e^(z−mx) over the non-target logits, and their sum Σ z (LabelSmoothing).
+func (h *headWorkspace) rowStats(i int) (mx, sum, zs float64) {
+	mx = math.Inf(-1)
+	for k := range h.sh {
+		mx = math.Max(mx, float64(h.sh[k].m[i]))
+		zs += h.sh[k].zsum[i]
+	}
+	if !math.IsInf(mx, -1) {
 		for k := range h.sh {
-			mx = math.Max(mx, float64(h.sh[k].m[i]))
-		}
-		zt := float64(h.zt[i])
-		var sum float64
-		if !math.IsInf(mx, -1) {
-			for k := range h.sh {
-				if st := &h.sh[k]; st.s[i] != 0 {
-					sum += float64(st.s[i]) * math.Exp(float64(st.m[i])-mx)
-				}
+			if st := &h.sh[k]; st.s[i] != 0 {
+				sum += float64(st.s[i]) * math.Exp(float64(st.m[i])-mx)
 			}
 		}
-		lr := logRatio(sum, mx, zt)
-		rowLoss := softplus(lr)
-		h.lse[i] = float32(zt + rowLoss)
-		h.gTarget[i] = float32(-sigmoid(lr) * float64(h.scale))
-		total += rowLoss
 	}
-	loss := float32(total * float64(h.scale))
-	if !(math.Abs(total*float64(h.scale)) <= maxOut) {
-		return 0, fmt.Errorf("%w: finite inputs give a loss of %g, beyond float32", ErrNonFinite, total*float64(h.scale))
+	return mx, sum, zs
+}
+
+// finishRow returns row i's loss from its merged statistics (over every
+// class of every shard): the largest non-target logit mx, Σ e^(z−mx) over
+// the non-target logits, the target logit zt and Σ_j z_j over all classes
+// (target included), and records the row's log-sum-exp and target
+// gradient for the backward pass.
+//
+// With r = Σ_{j≠y} e^(z_j − z_y), lse − z_y = log(1 + r) = softplus(log r)
+// and p_y − 1 = −r/(1 + r) = −σ(log r). Working in log r keeps confident
+// rows (r ≪ 1) precise and never overflows when the target sits far below
+// the largest logit (r beyond float64). Label smoothing adds
+// ε·(z_y − mean_j z_j) to the loss and ε to the target's ∂L/∂z; the
+// backward pass subtracts ε/C from every class.
+func (h *headWorkspace) finishRow(i int, mx, sum, zt, zs float64) float64 {
+	lr := logRatio(sum, mx, zt)
+	rowLoss := softplus(lr)
+	h.lse[i] = float32(zt + rowLoss)
+	h.gTarget[i] = float32((h.eps - sigmoid(lr)) * float64(h.scale))
+	if h.eps != 0 {
+		rowLoss += h.eps * (zt - zs/float64(h.classes))
 	}
-	if dx == nil && dw == nil {
-		return loss, nil
+	return rowLoss
+}
+
+// reduced applies the reduction to the summed row losses, and fails when
+// the loss leaves float32.
+func (h *headWorkspace) reduced(total float64) (float32, error) {
+	v := total * float64(h.scale)
+	if !(math.Abs(v) <= maxOut) {
+		return 0, fmt.Errorf("%w: finite inputs give a loss of %g, beyond float32", ErrNonFinite, v)
 	}
+	return float32(v), nil
+}
+
+// backward runs the backward pass into dx and dw (either may be nil).
+func (h *headWorkspace) backward(dx, dw *Matrix) {
+	h.dx, h.dw = dx, dw
 	if dx != nil {
 		for k := range h.sh {
 			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
@@ -305,7 +395,6 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 		h.phase = phaseDX
 		par.Do(par.Chunks(h.n, rowChunk), h)
 	}
-	return loss, nil
 }
 
 // RunChunk implements par.Job for every phase.
@@ -354,15 +443,32 @@ func (h *headWorkspace) normX(lo, hi int) {
 		} else {
 			h.rowA[i] = h.s
 		}
-		y := int(h.labels[i])
-		asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, h.t[i:i+1], 1)
-		h.t[i] *= h.winv[y]
+		y := int(h.lab[i])
+		switch {
+		case y < 0: // on another shard
+			h.t[i] = 0
+		case h.k == 1:
+			asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, h.t[i:i+1], 1)
+			h.t[i] *= h.winv[y]
+		default: // the largest of the class's K cosines, ties to the lowest row
+			k := h.k
+			tk := h.tk[i*k : (i+1)*k]
+			asm.GemmNT(1, k, d, 1, xh, d, h.w.Data[y*k*d:(y+1)*k*d], d, 0, tk, k)
+			best := 0
+			for q := range tk {
+				tk[q] *= h.winv[y*k+q]
+				if tk[q] > tk[best] {
+					best = q
+				}
+			}
+			h.t[i], h.targ[i] = tk[best], int32(best)
+		}
 	}
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
 		b := float32(1)
-		if h.kind == kindLarge {
-			b = h.wnorm[h.labels[i]]
+		if y := h.lab[i]; h.kind == kindLarge && y >= 0 {
+			b = h.wnorm[y]
 		}
 		h.zt[i] = h.rowA[i] * b * h.phi[i]
 		if h.detach {
@@ -387,7 +493,7 @@ func (h *headWorkspace) logits(z []float32, j0, j1 int) {
 		for j, v := range row {
 			row[j] = a * cs[j] * v
 		}
-		if y := int(h.labels[i]); y >= j0 && y < j1 {
+		if y := int(h.lab[i]); h.k == 1 && y >= j0 && y < j1 {
 			row[y-j0] = h.zt[i]
 		}
 	}
@@ -408,7 +514,7 @@ func (h *headWorkspace) tile(st *shardState, j0, j1 int) []float32 {
 func (h *headWorkspace) restoreTargets(z []float32, j0, j1 int) {
 	cw := j1 - j0
 	for i := 0; i < h.n; i++ {
-		if y := int(h.labels[i]); y >= j0 && y < j1 {
+		if y := int(h.lab[i]); y >= j0 && y < j1 {
 			z[i*cw+y-j0] = h.zt[i]
 		}
 	}
@@ -423,7 +529,7 @@ func (h *headWorkspace) forwardShard(k int) {
 	n := h.n
 	ninf := float32(math.Inf(-1))
 	for i := 0; i < n; i++ {
-		st.m[i], st.s[i] = ninf, 0
+		st.m[i], st.s[i], st.zsum[i] = ninf, 0, 0
 	}
 	t0, t1 := h.shardTileRange(k)
 	for tile := t0; tile < t1; tile++ {
@@ -432,27 +538,73 @@ func (h *headWorkspace) forwardShard(k int) {
 		z := h.tile(st, j0, j1)
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
-			row := z[i*cw : (i+1)*cw]
-			if y := int(h.labels[i]) - j0; y >= 0 && y < cw {
-				// The target is handled exactly in run; leave it out.
-				if cw == 1 {
+			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
+			if y >= 0 {
+				// The target is handled exactly in finishRow; leave it out.
+				if len(vals) == 1 {
 					continue
 				}
-				row[y] = float32(math.Inf(-1))
+				vals[y] = float32(math.Inf(-1))
 			}
-			st.m[i], st.s[i] = asm.MaxSumExp(row, st.m[i], st.s[i])
+			if h.eps != 0 {
+				var sum float64
+				for j, v := range vals {
+					if j != y {
+						sum += float64(v)
+					}
+				}
+				st.zsum[i] += sum
+			}
+			st.m[i], st.s[i] = asm.MaxSumExp(vals, st.m[i], st.s[i])
 		}
 	}
 }
 
-// backwardShard turns each recomputed tile into G = ∂L/∂z, then into the
+// classLogits returns row i's logits of the classes in the tile starting
+// at w row j0, given its row of raw logits (one per w row), and the index
+// of the target class among them (−1 when it is not in the tile). Without
+// sub-centers these are the row itself. With K, each class's logit is the
+// largest of its K (ties to the lowest row), written to st.cls with the
+// arg-max in st.arg, and the target class's is z_y.
+func (h *headWorkspace) classLogits(st *shardState, row []float32, i, j0 int) ([]float32, int) {
+	k := h.k
+	y := int(h.lab[i]) - j0/k
+	if y >= len(row)/k {
+		y = -1
+	}
+	if y < 0 {
+		y = -1
+	}
+	if k == 1 {
+		return row, y
+	}
+	cls, arg := st.cls[:len(row)/k], st.arg[:len(row)/k]
+	for c := range cls {
+		g := row[c*k : (c+1)*k]
+		best := 0
+		for q, v := range g[1:] {
+			if v > g[best] {
+				best = q + 1
+			}
+		}
+		cls[c], arg[c] = g[best], int32(best)
+	}
+	if y >= 0 {
+		cls[y], arg[y] = h.zt[i], h.targ[i]
+	}
+	return cls, y
+}
+
+// backwardShard turns each tile's logits into G = ∂L/∂z, then into the
 // cosine-space gradient Gc (z_ij = A_i·B_j·c_ij, with φ′ at the target), and
-// accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes.
+// accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes. With
+// sub-centers, each class's gradient goes to its arg-max row only.
 func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
 	radial := h.rowScaleIsNorm()
 	large := h.kind == kindLarge
+	epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
 	clear(st.radial)
 	first := true
 	t0, t1 := h.shardTileRange(k)
@@ -460,21 +612,31 @@ func (h *headWorkspace) backwardShard(k int) {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
 		z, g := h.tile(st, j0, j1), st.g[:n*cw]
-		if h.keep {
-			h.restoreTargets(z, j0, j1)
-		} else {
+		switch {
+		case !h.keep:
 			h.logits(z, j0, j1)
+		case h.k == 1:
+			h.restoreTargets(z, j0, j1)
 		}
 		colRad := st.colRad[:cw]
 		clear(colRad)
 		winv := h.winv[j0:j1]
 		for i := 0; i < n; i++ {
 			zr, gr := z[i*cw:(i+1)*cw], g[i*cw:(i+1)*cw]
+			if h.k > 1 {
+				h.subCenterGrads(st, zr, gr, i, j0, epsC)
+				continue
+			}
 			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)
-			y := int(h.labels[i]) - j0
+			y := int(h.lab[i]) - j0
 			hasY := y >= 0 && y < cw
 			if hasY {
 				gr[y] = h.gTarget[i]
+			}
+			if epsC != 0 {
+				for j := range gr {
+					gr[j] -= epsC
+				}
 			}
 			if radial {
 				var r float32
@@ -519,6 +681,32 @@ func (h *headWorkspace) backwardShard(k int) {
 		if h.dw != nil {
 			h.gradWTile(st, g, j0, j1)
 		}
+	}
+}
+
+// subCenterGrads is backwardShard's row i with K sub-centers (ArcFace,
+// CosFace, CombinedMargin: A_i = s, B = 1): the softmax over the class
+// logits, then each class's cosine-space gradient on its arg-max row of gr
+// and, divided by that row's norm, of zr; every other row gets 0.
+func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr []float32, i, j0 int, epsC float32) {
+	k := h.k
+	cls, y := h.classLogits(st, zr, i, j0)
+	gcls := st.gcls[:len(cls)]
+	asm.SoftmaxScaled(gcls, cls, h.lse[i], h.scale)
+	if y >= 0 {
+		gcls[y] = h.gTarget[i]
+	}
+	clear(gr)
+	clear(zr)
+	a := h.rowA[i]
+	for c, gv := range gcls {
+		gc := (gv - epsC) * a
+		if c == y {
+			gc *= h.dphi[i]
+		}
+		r := c*k + int(st.arg[c])
+		gr[r] = gc
+		zr[r] = gc * h.winv[j0+r]
 	}
 }
 

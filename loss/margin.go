@@ -62,6 +62,9 @@ type MarginSoftmax struct {
 	// plus a few floats per class whatever C is. Both paths give bitwise
 	// the same results.
 	TileBudget int
+	// TEMP(merge): SubCenters and LabelSmoothing come from main.
+	SubCenters     int
+	LabelSmoothing float32
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -231,6 +234,9 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	return g, nil
 }
 
+// subCenters is K ≥ 1 for a validated configuration.
+func (l *MarginSoftmax) subCenters() int { return max(l.SubCenters, 1) }
+
 func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 	name := kindNames[l.kind]
 	fin := func(v float32) bool { return isFinite(v) }
@@ -340,7 +346,7 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 		return 0, nil
 	}
 	h := &l.ws
-	h.setup(l, g, x, w, labels, dx != nil || dw != nil)
+	h.setup(l, g, x, w, labels, dx != nil || dw != nil, classSpan{0, w.Rows / l.subCenters()})
 	defer h.release()
 	if err := h.norms(); err != nil {
 		return 0, err

@@ -1,0 +1,358 @@
+package loss
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"unsafe"
+
+	"github.com/marginloss/marginloss/asm"
+)
+
+// ShardedHead is one process's part of a class-sharded (model-parallel)
+// margin head, as in insightface's arcface_torch: the C class rows are
+// split across processes, each holding classes [Offset, Offset+w.Rows/K)
+// of Classes in total (K = Head.SubCenters, or 1), and every process sees
+// the whole batch (the embeddings all-gathered). A step is
+//
+//	h.Forward(x, w, labels, &st)     // this shard's per-row statistics
+//	allreduce(st.Max, MAX)           // any transport: MPI, NCCL, gRPC…
+//	st.Rescale()
+//	allreduce(st.Sums, SUM)
+//	loss, err := h.Backward(x, w, labels, &st, dx, dw)
+//	allreduce(dx, SUM)               // partial dx of every shard
+//
+// or, over an all-gather, MergeShardStats(&st, parts...) in place of the
+// two all-reduces and Rescale. Every shard then holds the same loss, its
+// own dw and a partial dx; the sum of the partial dx is the full gradient.
+// K in-process shards reproduce the unsharded Head.Loss within float32
+// rounding (1e-6 relative, TestShardedMatchesHead).
+//
+// Head's options apply (Reduction, margins, EasyMargin, DetachMargin,
+// SubCenters, LabelSmoothing over all Classes, TileBudget); Accumulate
+// adds the shard's dw and partial dx. Backward must see the same x, w and
+// labels (same slices, unchanged) as the Forward before it: it reuses that
+// call's norms and, within TileBudget, its logit tiles. A ShardedHead keeps
+// its own scratch; calls on one value are serialised.
+type ShardedHead struct {
+	// Head is the loss; the ShardedHead only reads its configuration.
+	Head *MarginSoftmax
+	// Offset is the first class this shard holds.
+	Offset int
+	// Classes is C, the number of classes over all shards.
+	Classes int
+
+	mu    sync.Mutex
+	ws    headWorkspace
+	fwd   forwardKey // the inputs of the last successful Forward
+	ready bool
+}
+
+// forwardKey identifies a Forward call's inputs by address and size, to
+// check that Backward gets the same ones (it holds no reference).
+type forwardKey struct {
+	x, w, labels uintptr
+	n, rows, d   int
+	offset, cls  int
+}
+
+func keyOf(x, w Matrix, labels []int32, offset, classes int) forwardKey {
+	addr := func(p unsafe.Pointer) uintptr { return uintptr(p) }
+	return forwardKey{
+		x: addr(unsafe.Pointer(unsafe.SliceData(x.Data))), w: addr(unsafe.Pointer(unsafe.SliceData(w.Data))),
+		labels: addr(unsafe.Pointer(unsafe.SliceData(labels))),
+		n:      x.Rows, rows: w.Rows, d: w.Cols, offset: offset, cls: classes,
+	}
+}
+
+// ShardStats are one shard's per-row statistics for a batch of N rows, in
+// two flat buffers that a transport reduces as they are.
+type ShardStats struct {
+	// Max holds, per row, the largest non-target logit: all-reduce it with
+	// MAX. Before that it is this shard's (−Inf when the shard has no
+	// non-target class for the row).
+	Max []float32
+	// Sums holds 3·N values, all-reduced with SUM after Rescale: per row,
+	// Σ e^(z−Max) over the non-target logits (N values), then the target
+	// logit (N values, 0 on every shard but the label's), then Σ z over all
+	// classes (N values; with LabelSmoothing only, else 0).
+	Sums []float32
+
+	local []float32 // this shard's Max, kept for Rescale
+}
+
+// Rows is the number of rows the statistics are for.
+func (st *ShardStats) Rows() int { return len(st.Max) }
+
+// Rescale, between the MAX and the SUM all-reduce, rescales this shard's
+// Σ e^(z−m) from its own maxima to the reduced ones now in Max. It does
+// nothing on statistics that did not come from Forward.
+func (st *ShardStats) Rescale() {
+	n := len(st.Max)
+	if len(st.local) != n || len(st.Sums) != 3*n {
+		return
+	}
+	for i, m := range st.Max {
+		lm := st.local[i]
+		switch {
+		case math.IsInf(float64(lm), -1):
+			st.Sums[i] = 0
+		case lm != m:
+			st.Sums[i] = float32(float64(st.Sums[i]) * math.Exp(float64(lm)-float64(m)))
+		}
+		st.local[i] = m
+	}
+}
+
+func (st *ShardStats) resize(n int) {
+	st.Max, st.Sums, st.local = grow(st.Max, n), grow(st.Sums, 3*n), grow(st.local, n)
+}
+
+// MergeShardStats combines the statistics of every shard, as Forward left
+// them (each part's Max its own maxima, its sums relative to them), into
+// dst: the all-gather path. dst may be one of parts; the parts are merged
+// in order, in float64. It returns an error wrapping ErrShape when the
+// parts are empty or differ in size, and ErrNonFinite on a NaN or +Inf.
+func MergeShardStats(dst *ShardStats, parts ...*ShardStats) error {
+	if dst == nil || len(parts) == 0 {
+		return fmt.Errorf("%w: MergeShardStats needs a destination and at least one part", ErrShape)
+	}
+	n := -1
+	for k, p := range parts {
+		if p == nil {
+			return fmt.Errorf("%w: MergeShardStats part %d is nil", ErrShape, k)
+		}
+		if n < 0 {
+			n = len(p.Max)
+		}
+		if len(p.Max) != n || len(p.Sums) != 3*n {
+			return fmt.Errorf("%w: MergeShardStats part %d has %d maxima and %d sums, want %d and %d", ErrShape, k, len(p.Max), len(p.Sums), n, 3*n)
+		}
+		for i, v := range p.Max {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 1) {
+				return fmt.Errorf("%w: MergeShardStats part %d Max[%d] = %v", ErrNonFinite, k, i, v)
+			}
+		}
+		if i := firstNonFinite(p.Sums); i >= 0 {
+			return fmt.Errorf("%w: MergeShardStats part %d Sums[%d] = %v", ErrNonFinite, k, i, p.Sums[i])
+		}
+	}
+	if !inParts(dst, parts) {
+		dst.resize(n)
+	}
+	for i := 0; i < n; i++ {
+		mx := math.Inf(-1)
+		for _, p := range parts {
+			mx = math.Max(mx, float64(p.Max[i]))
+		}
+		var sum, zt, zs float64
+		for _, p := range parts {
+			if m := float64(p.Max[i]); !math.IsInf(m, -1) {
+				sum += float64(p.Sums[i]) * math.Exp(m-mx)
+			}
+			zt += float64(p.Sums[n+i])
+			zs += float64(p.Sums[2*n+i])
+		}
+		dst.Max[i], dst.Sums[i], dst.Sums[n+i], dst.Sums[2*n+i] = float32(mx), float32(sum), float32(zt), float32(zs)
+		if len(dst.local) == n {
+			dst.local[i] = float32(mx)
+		}
+	}
+	return nil
+}
+
+// statSpan is the memory a statistics buffer of n values will occupy: its
+// own when its capacity holds n (resize reslices it), none otherwise.
+func statSpan(name string, s []float32, n int) span {
+	if cap(s) < n {
+		return span{name: name}
+	}
+	return spanOf(name, s[:n])
+}
+
+func firstNonFinite(s []float32) int {
+	for i, v := range s {
+		if !isFinite(v) {
+			return i
+		}
+	}
+	return -1
+}
+
+func inParts(dst *ShardStats, parts []*ShardStats) bool {
+	for _, p := range parts {
+		if p == dst {
+			return true
+		}
+	}
+	return false
+}
+
+var errNilShard = fmt.Errorf("%w: nil *ShardedHead or ShardedHead.Head", ErrParam)
+
+// check validates the configuration and the inputs, as Head.Loss does, for
+// a shard holding w's classes.
+func (h *ShardedHead) check(x, w Matrix, labels []int32) (k int, err error) {
+	if h == nil || h.Head == nil {
+		return 0, errNilShard
+	}
+	l := h.Head
+	if err := checkMatrix("x", x); err != nil {
+		return 0, err
+	}
+	if err := checkMatrix("w", w); err != nil {
+		return 0, err
+	}
+	k = l.subCenters()
+	if w.Rows < 1 || w.Cols < 1 || w.Rows%k != 0 {
+		return 0, fmt.Errorf("%w: w is %d×%d, want at least one class and one dimension, rows a multiple of SubCenters = %d", ErrShape, w.Rows, w.Cols, k)
+	}
+	if h.Offset < 0 || h.Classes < 1 || h.Offset > h.Classes-w.Rows/k {
+		return 0, fmt.Errorf("%w: shard of classes [%d, %d) outside the %d classes", ErrParam, h.Offset, h.Offset+w.Rows/k, h.Classes)
+	}
+	if x.Cols != w.Cols && !(x.Rows == 0 && x.Cols == 0) {
+		return 0, fmt.Errorf("%w: x has %d columns but w has %d (both are D)", ErrShape, x.Cols, w.Cols)
+	}
+	if err := checkLabels(labels, x.Rows, h.Classes); err != nil {
+		return 0, err
+	}
+	return k, nil
+}
+
+// Forward computes this shard's statistics for the whole batch x (N×D, every
+// process's embeddings), the global labels (in [0, Classes)) and this
+// shard's class rows w (w.Rows/K classes from Offset), into st (resized to
+// N rows). On error st is left as it was.
+func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error {
+	if st == nil {
+		return fmt.Errorf("%w: nil *ShardStats", ErrShape)
+	}
+	if h == nil || h.Head == nil {
+		return errNilShard
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ready = false
+	l := h.Head
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g, err := l.margin()
+	if err != nil {
+		return err
+	}
+	if _, err := h.check(x, w, labels); err != nil {
+		return err
+	}
+	n := x.Rows
+	outs := [...]span{statSpan("st.Max", st.Max, n), statSpan("st.Sums", st.Sums, 3*n), statSpan("st (local maxima)", st.local, n)}
+	ins := [...]span{spanOf("x", x.Data), spanOf("w", w.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return err
+	}
+	ws := &h.ws
+	if n > 0 {
+		ws.setup(l, g, x, w, labels, true, classSpan{h.Offset, h.Classes})
+		defer ws.release()
+		if err := ws.norms(); err != nil {
+			return err
+		}
+		phiMax, _ := l.phiBounds()
+		if err := ws.bounds(phiMax, 0, nil, nil); err != nil {
+			return err
+		}
+		ws.forward()
+	} else {
+		for j := 0; j < w.Rows; j++ {
+			if nr := asm.L2Norm(w.Row(j)); !isFinite(nr) {
+				return fmt.Errorf("%w: w row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, j, nr)
+			}
+		}
+	}
+	st.resize(n)
+	for i := 0; i < n; i++ {
+		mx, sum, zs := ws.rowStats(i)
+		var zt float64
+		if ws.lab[i] >= 0 {
+			zt = float64(ws.zt[i])
+		}
+		st.Max[i], st.local[i] = float32(mx), float32(mx)
+		if ws.eps != 0 {
+			zs += zt
+		}
+		st.Sums[i], st.Sums[n+i], st.Sums[2*n+i] = float32(sum), float32(zt), float32(zs)
+	}
+	h.fwd, h.ready = keyOf(x, w, labels, h.Offset, h.Classes), true
+	return nil
+}
+
+// Backward takes the statistics combined over every shard and returns the
+// loss (the same on every shard), this shard's dw (w.Rows×D) and a partial
+// dx (N×D) that the transport sums over the shards; either may be nil.
+// x, w and labels must be those of the Forward call before it (else an
+// error wrapping ErrParam). On error dx and dw are left untouched.
+func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, dw *Matrix) (float32, error) {
+	if h == nil || h.Head == nil {
+		return 0, errNilShard
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, err := h.check(x, w, labels); err != nil {
+		return 0, err
+	}
+	if !h.ready || h.fwd != keyOf(x, w, labels, h.Offset, h.Classes) {
+		return 0, fmt.Errorf("%w: ShardedHead.Backward needs the x, w, labels, Offset and Classes of the Forward call before it", ErrParam)
+	}
+	n, d := x.Rows, w.Cols
+	if st == nil || len(st.Max) != n || len(st.Sums) != 3*n {
+		return 0, fmt.Errorf("%w: ShardStats for %d rows, want %d", ErrShape, st.Rows(), n)
+	}
+	for i, v := range st.Max {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 1) {
+			return 0, fmt.Errorf("%w: ShardStats.Max[%d] = %v", ErrNonFinite, i, v)
+		}
+	}
+	if i := firstNonFinite(st.Sums); i >= 0 {
+		return 0, fmt.Errorf("%w: ShardStats.Sums[%d] = %v", ErrNonFinite, i, st.Sums[i])
+	}
+	if err := checkGrad("dx", dx, n, x.Cols); err != nil {
+		return 0, err
+	}
+	if err := checkGrad("dw", dw, w.Rows, d); err != nil {
+		return 0, err
+	}
+	outs := [...]span{gradSpan("dx", dx, "x"), gradSpan("dw", dw, "")}
+	ins := [...]span{spanOf("x", x.Data), spanOf("w", w.Data), spanOf("labels", labels), spanOf("st.Max", st.Max), spanOf("st.Sums", st.Sums)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return 0, err
+	}
+	ws := &h.ws
+	l := h.Head
+	l.mu.Lock()
+	phiMax, dphiMax := l.phiBounds()
+	accum := l.Accumulate
+	l.mu.Unlock()
+	if n == 0 {
+		if !accum {
+			zero(dx)
+			zero(dw)
+		}
+		return 0, nil
+	}
+	// The workspace kept the Forward call's state; it only needs the
+	// caller's matrices back.
+	ws.x, ws.w, ws.labels = x, w, labels
+	defer ws.release()
+	if err := ws.bounds(phiMax, dphiMax, dx, dw); err != nil {
+		return 0, err
+	}
+	var total float64
+	for i := 0; i < n; i++ {
+		total += ws.finishRow(i, float64(st.Max[i]), float64(st.Sums[i]), float64(st.Sums[n+i]), float64(st.Sums[2*n+i]))
+	}
+	loss, err := ws.reduced(total)
+	if err != nil || dx == nil && dw == nil {
+		return loss, err
+	}
+	ws.backward(dx, dw)
+	return loss, nil
+}
