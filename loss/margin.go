@@ -29,6 +29,9 @@ import (
 // default) the forward tiles are kept for the backward pass; beyond it the
 // backward pass recomputes them, so no N×C matrix is ever built for large C.
 //
+// LossFromCosines computes the same loss (ArcFace, CosFace, CombinedMargin)
+// from cosines the caller computed, with the gradient with respect to them.
+//
 // A MarginSoftmax keeps scratch buffers between calls (they never hold
 // references to the caller's matrices once a call returns); calls on one
 // value from several goroutines are serialised.
@@ -62,8 +65,24 @@ type MarginSoftmax struct {
 	// plus a few floats per class whatever C is. Both paths give bitwise
 	// the same results.
 	TileBudget int
-	// TEMP(merge): SubCenters and LabelSmoothing come from main.
-	SubCenters     int
+	// SubCenters is K, the number of sub-centers per class (sub-center
+	// ArcFace, Deng et al. 2020): 0 or 1 means none. With K > 1, w has C·K
+	// rows (and LossFromCosines's cos has C·K columns), class c owning rows
+	// c·K … c·K+K−1 (the insightface / pytorch-metric-learning layout).
+	// cos θ_c is the largest of the class's K cosines (ties go to the lowest
+	// row), the margin applies to the target class's largest, and each
+	// class's gradient flows only to that arg-max row. Labels stay class
+	// indices in [0, C). K > 1 is allowed for ArcFace, CosFace and
+	// CombinedMargin; SphereFace, LargeMargin or K < 0 give an error wrapping
+	// ErrParam, and a row count that is not a multiple of K one wrapping
+	// ErrShape.
+	SubCenters int
+	// LabelSmoothing is ε in [0, 1) (ErrParam otherwise, NaN included):
+	// PyTorch's cross_entropy(z, y, label_smoothing=ε) on the margin
+	// logits z, that is the target distribution (1−ε)·onehot(y) + ε/C over
+	// the C classes (not the C·K sub-center rows). The row loss is
+	// lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j and ∂L/∂z_j = p_j − (1−ε)·[j = y] − ε/C
+	// (times 1/N under Mean). 0 is plain cross-entropy.
 	LabelSmoothing float32
 
 	kind   headKind
@@ -73,8 +92,9 @@ type MarginSoftmax struct {
 	intM   int     // SphereFace, LargeMargin
 	lambda float32 // SphereFace, LargeMargin
 
-	mu sync.Mutex
-	ws headWorkspace
+	mu  sync.Mutex
+	ws  headWorkspace
+	cws cosineWorkspace // LossFromCosines's scratch
 }
 
 type headKind int
@@ -182,9 +202,10 @@ func (l *MarginSoftmax) String() string {
 }
 
 // Validate reports whether the configuration is usable (the parameters of
-// the constructor, λ, the Reduction), so that a program can reject bad flags
-// before it loads data. It returns nil or an error wrapping ErrParam: the
-// same one Loss would return.
+// the constructor, λ, the Reduction, SubCenters, LabelSmoothing), so that a
+// program can reject bad flags before it loads data. It returns nil or an
+// error wrapping ErrParam: the same one Loss and LossFromCosines would
+// return.
 func (l *MarginSoftmax) Validate() error {
 	if l == nil {
 		return errNilHead
@@ -234,6 +255,22 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	return g, nil
 }
 
+// checkOptions validates SubCenters and LabelSmoothing (a head not built by
+// a constructor is left to marginFunc's own error).
+func (l *MarginSoftmax) checkOptions() error {
+	name := kindNames[l.kind]
+	if l.SubCenters < 0 {
+		return fmt.Errorf("%w: %s SubCenters = %d, want K ≥ 0 (0 or 1: no sub-centers)", ErrParam, name, l.SubCenters)
+	}
+	if l.SubCenters > 1 && (l.kind == kindSphere || l.kind == kindLarge) {
+		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace and CombinedMargin do)", ErrParam, name, l.SubCenters)
+	}
+	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
+		return fmt.Errorf("%w: %s LabelSmoothing ε = %g, want 0 ≤ ε < 1", ErrParam, name, l.LabelSmoothing)
+	}
+	return nil
+}
+
 // subCenters is K ≥ 1 for a validated configuration.
 func (l *MarginSoftmax) subCenters() int { return max(l.SubCenters, 1) }
 
@@ -241,6 +278,9 @@ func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 	name := kindNames[l.kind]
 	fin := func(v float32) bool { return isFinite(v) }
 	if err := l.Reduction.check(); err != nil {
+		return asm.Margin{}, err
+	}
+	if err := l.checkOptions(); err != nil {
 		return asm.Margin{}, err
 	}
 	switch l.kind {
@@ -319,7 +359,10 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 	if x.Cols != d && !(n == 0 && x.Cols == 0) {
 		return 0, fmt.Errorf("%w: x has %d columns but w has %d (both are D)", ErrShape, x.Cols, d)
 	}
-	if err := checkLabels(labels, n, c); err != nil {
+	if k := l.subCenters(); c%k != 0 {
+		return 0, fmt.Errorf("%w: w has %d rows, not a multiple of SubCenters = %d", ErrShape, c, k)
+	}
+	if err := checkLabels(labels, n, c/l.subCenters()); err != nil {
 		return 0, err
 	}
 	if err := checkGrad("dx", dx, n, x.Cols); err != nil {

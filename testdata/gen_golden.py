@@ -3,10 +3,14 @@
 
 Run from the repository root with Debian's interpreter (it has torch):
 
-    /usr/bin/python3 testdata/gen_golden.py
+    /usr/bin/python3 testdata/gen_golden.py [--outdir DIR] [golden_NAME.json ...]
 
-It writes testdata/golden_margin.json, testdata/golden_focal.json and
-testdata/golden_center.json. Everything is computed in float64 with torch
+It writes testdata/golden_margin.json, testdata/golden_focal.json,
+testdata/golden_center.json and testdata/golden_cosines.json (or only the
+files named; --outdir writes elsewhere, e.g. to compare a rerun with the
+committed files). golden_cosines.json holds MarginSoftmax's SubCenters and
+LabelSmoothing options: "cosine_cases" for LossFromCosines (cos → loss,
+dcos) and "loss_cases" for Loss (x, w → loss, dx, dw). Everything is computed in float64 with torch
 autograd from inputs that are exactly float32-representable (every input and
 every float parameter is rounded to float32 first), so the Go tests can feed
 bit-identical inputs to the float32 API. The script is deterministic (fixed
@@ -628,29 +632,483 @@ def self_checks():
     check(torch.allclose(x.grad, (x - cen[lab]).detach() / 7, rtol=1e-12, atol=1e-15), "center dx == (x−c)/N")
 
 
+# --------------------------------------------------------------------------
+# Sub-centers, label smoothing and LossFromCosines (golden_cosines.json)
+#
+# SubCenters = K: W has C·K rows, class c owning rows c·K … c·K+K−1; cos θ_c
+# is the largest of the class's K cosines and the gradient flows to that row
+# only (torch.max's backward). LabelSmoothing = ε is F.cross_entropy's
+# label_smoothing on the margin logits: target (1−ε)·onehot + ε/C over the C
+# classes. LossFromCosines takes the N×C·K cosines themselves.
+
+SUB_GAP = 1e-3  # inputs keep each class's two largest cosines this far apart
+
+
+def sub_max(cos, k):
+    """N×(C·K) cosines → N×C: each class's largest (gradient to the arg-max)."""
+    if k <= 1:
+        return cos
+    return cos.reshape(cos.shape[0], -1, k).max(dim=2).values
+
+
+def pole_convention(f, t):
+    """f(t) exactly, with the derivative f′ evaluated wholly at t clamped to
+    [−1+CLAMP, 1−CLAMP]: the package's convention at the poles
+    (asm.MarginForward). For |t| ≤ 1 − CLAMP it is f with its exact
+    derivative. (SafeAcos alone clamps only the 1/sin θ factor; the two differ
+    at |t| > 1 − CLAMP, where golden_margin.json's Loss gradients vanish.)"""
+    tc = t + (t.clamp(-1.0 + CLAMP, 1.0 - CLAMP) - t).detach()  # straight-through
+    return f(t).detach() + (f(tc) - f(tc).detach())
+
+
+def cos_margin_logits(case, c, labels):
+    """Margin logits (N×C) of ArcFace / CosFace / CombinedMargin from the
+    per-class cosines c (N×C), φ with the pole convention."""
+    kind = case["kind"]
+    n, ncls = c.shape
+    idx = torch.arange(n)
+    onehot = F.one_hot(labels, ncls).bool()
+    s = case["s"]
+    t = c[idx, labels]
+    if kind == "arcface":
+        phi = pole_convention(lambda u: arc_phi(u, case["m"], case["easy"]), t)
+    elif kind == "cosface":
+        phi = t - case["m"]
+    elif kind == "combined":
+        phi = pole_convention(lambda u: torch.cos(case["m1"] * SafeAcos.apply(u) + case["m2"]) - case["m3"], t)
+    else:
+        raise ValueError(kind)
+    if case["detach"]:
+        phi = t + (phi - t).detach()
+    return torch.where(onehot, (s * phi)[:, None].expand(n, ncls), s * c)
+
+
+def smooth_ce(case, z, labels):
+    return F.cross_entropy(z, labels, reduction=case["reduction"],
+                           label_smoothing=case["label_smoothing"])
+
+
+def cosine_loss(case, cos, labels):
+    """LossFromCosines: cos is N×(C·K)."""
+    c = sub_max(cos, case["sub_centers"])
+    return smooth_ce(case, cos_margin_logits(case, c, labels), labels)
+
+
+def ext_loss(case, x, w, labels):
+    """Loss with SubCenters and LabelSmoothing: w is (C·K)×D."""
+    if case["kind"] in ("arcface", "cosface", "combined"):
+        xn = x / x.norm(dim=1, keepdim=True)
+        wn = w / w.norm(dim=1, keepdim=True)
+        return cosine_loss(case, xn @ wn.t(), labels)
+    if case["sub_centers"] > 1:
+        raise ValueError("sub-centers need a normalised kind")
+    return smooth_ce(case, margin_logits(case, x, w, labels), labels)
+
+
+def manual_smooth_ce(case, z, labels):
+    """lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j, reduced (the documented formula)."""
+    eps = case["label_smoothing"]
+    n, ncls = z.shape
+    per = (torch.logsumexp(z, dim=1) - (1 - eps) * z[torch.arange(n), labels]
+           - eps / ncls * z.sum(dim=1))
+    return reduce(per, case["reduction"])
+
+
+def ext_case_dict(kind, k=1, eps=0.0, **kw):
+    case = margin_case_dict(kind, **kw)
+    case["sub_centers"] = int(k)
+    case["label_smoothing"] = f32s(eps)
+    return case
+
+
+def classes_ok(row, k, skip=None):
+    """Whether every class (but skip) keeps its two largest of K apart."""
+    if k <= 1:
+        return True
+    for j in range(len(row) // k):
+        if j == skip:
+            continue
+        top = np.sort(row[j * k:(j + 1) * k])[-2:]
+        if top[1] - top[0] < SUB_GAP:
+            return False
+    return True
+
+
+def target_max(row, y, k):
+    sub = row[y * k:(y + 1) * k]
+    top = np.sort(sub)
+    return float(top[-1]), (float(top[-1] - top[-2]) if k > 1 else 1.0)
+
+
+def make_cos_inputs(rng, case, n, c, k, mode, pole=False):
+    """cos (n×c·k), labels: float32-representable cosines in [−1, 1].
+
+    Every row's target cosine (its class's largest) is cos θ with θ drawn as
+    in make_margin_inputs' modes and kept clear of branch thresholds and
+    |t| ≈ 1 (row_ok); every class keeps its two largest cosines SUB_GAP
+    apart. pole: the first rows get target cosines of exactly 1 and −1 (1
+    twice with sub-centers, where −1 would tie the class's K cosines), and
+    some non-target entries exactly ±1 (the pole convention of φ′)."""
+    labels = rng.integers(0, c, size=n)
+    if c > 1 and n >= c:
+        labels[:c] = rng.permutation(c)
+    cos = np.zeros((n, c * k))
+    for i in range(n):
+        y = labels[i]
+        for _ in range(1000):
+            row = f32(rng.uniform(-1, 1, size=c * k) ** 3 if mode == "peaked" else rng.uniform(-1, 1, size=c * k))
+            if mode == "anti" and rng.random() < 0.5:
+                theta = math.pi - rng.uniform(0.02, 0.6)
+            else:
+                theta = rng.uniform(0.02, math.pi - 0.02)
+            t = f32s(math.cos(theta))
+            if pole and i < 2:
+                # −1 as a class maximum would tie all K sub-centers
+                t = 1.0 if i == 0 or k > 1 else -1.0
+            if k > 1:
+                if t - SUB_GAP <= -1:
+                    continue
+                pos = rng.integers(0, k)
+                others = f32(rng.uniform(-1, t - SUB_GAP, size=k))
+                others[pos] = t
+                row[y * k:(y + 1) * k] = others
+            else:
+                row[y] = t
+            if pole and c > 1:
+                for j in range(c * k):
+                    if j // k != y and rng.random() < 0.2:
+                        row[j] = 1.0 if rng.random() < 0.5 else -1.0
+            tm, gap = target_max(row, y, k)
+            if tm != t or gap < SUB_GAP or not classes_ok(row, k, y):
+                continue
+            if (pole and i < 2) or row_ok(case, t, 2):
+                break
+        else:
+            raise RuntimeError("could not draw a cosine row for %r" % case)
+        cos[i] = row
+    return cos, labels
+
+
+def make_ext_inputs(rng, case, n, c, d, k, mode, xscale=1.0, wscale=1.0):
+    """x (n×d), w (c·k×d), labels: as make_margin_inputs, with each x_i at
+    an angle to one random sub-center of its class, and every class's two
+    largest cosines kept SUB_GAP apart."""
+    if k == 1:
+        return make_margin_inputs(rng, case, n, c, d, mode, xscale, wscale)
+    labels = rng.integers(0, c, size=n)
+    if c > 1 and n >= c:
+        labels[:c] = rng.permutation(c)
+    w = f32(rng.standard_normal((c * k, d)) * wscale * np.exp(0.3 * rng.standard_normal((c * k, 1))))
+    wn = w / np.linalg.norm(w, axis=1, keepdims=True)
+    x = np.zeros((n, d))
+    for i in range(n):
+        y = labels[i]
+        for _ in range(1000):
+            r = xscale * math.exp(0.3 * rng.standard_normal())
+            wy = wn[y * k + rng.integers(0, k)]
+            if mode == "random":
+                row = rng.standard_normal(d) * xscale
+            else:
+                if mode == "anti" and rng.random() < 0.5:
+                    theta = math.pi - rng.uniform(0.02, 0.6)
+                else:
+                    theta = rng.uniform(0.02, math.pi - 0.02)
+                u = rng.standard_normal(d)
+                u = unit(u - wy * (u @ wy))
+                row = r * (math.cos(theta) * wy + math.sin(theta) * u)
+            row = f32(row)
+            if np.linalg.norm(row) == 0:
+                continue
+            cs = wn @ unit(row)
+            t, gap = target_max(cs, y, k)
+            if gap >= SUB_GAP and classes_ok(cs, k) and row_ok(case, t, d):
+                break
+        else:
+            raise RuntimeError("could not draw a row for %r" % case)
+        x[i] = row
+    return x, w, labels
+
+
+def case_stats(case, t):
+    stats = {}
+    if case["kind"] == "arcface" and not case["easy"]:
+        stats["fallback_rows"] = int((t <= math.cos(math.pi - case["m"])).sum())
+    if case["kind"] == "arcface" and case["easy"]:
+        stats["negative_rows"] = int((t <= 0).sum())
+    if case["kind"] in ("sphereface", "largemargin"):
+        ks = np.floor(case["mi"] * np.arccos(np.clip(t, -1, 1)) / math.pi).astype(int)
+        stats["k_values"] = sorted(set(int(v) for v in ks))
+    return stats
+
+
+def run_cosine(rng, name, case, n, c, mode="angles", pole=False):
+    k = case["sub_centers"]
+    cos, labels = make_cos_inputs(rng, case, n, c, k, mode, pole)
+    ct = torch.tensor(cos, requires_grad=True)
+    lt = torch.tensor(labels, dtype=torch.long)
+    loss = cosine_loss(case, ct, lt)
+    loss.backward()
+    out = dict(case, name=name, n=n, c=c, k=k, cos=fmt_in(cos), labels=[int(v) for v in labels],
+               loss=float(loss.item()), dcos=fmt_out(ct.grad.numpy()))
+    for v in out["dcos"] + [out["loss"]]:
+        if not math.isfinite(v):
+            raise RuntimeError("non-finite golden in %s" % name)
+    t = sub_max(torch.tensor(cos), k)[torch.arange(n), lt].numpy()
+    out["stats"] = case_stats(case, t)
+    if pole:
+        out["stats"]["pole_rows"] = int((np.abs(t) == 1).sum())
+    return out
+
+
+def run_ext(rng, name, case, n, c, d, mode="angles", xscale=1.0, wscale=1.0):
+    k = case["sub_centers"]
+    x, w, labels = make_ext_inputs(rng, case, n, c, d, k, mode, xscale, wscale)
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    lt = torch.tensor(labels, dtype=torch.long)
+    loss = ext_loss(case, xt, wt, lt)
+    loss.backward()
+    out = dict(case, name=name, n=n, c=c, d=d, k=k, x=fmt_in(x), w=fmt_in(w),
+               labels=[int(v) for v in labels], loss=float(loss.item()),
+               dx=fmt_out(xt.grad.numpy()), dw=fmt_out(wt.grad.numpy()))
+    for v in out["dx"] + out["dw"] + [out["loss"]]:
+        if not math.isfinite(v):
+            raise RuntimeError("non-finite golden in %s" % name)
+    X, W = torch.tensor(x), torch.tensor(w)
+    if case["kind"] in ("arcface", "cosface", "combined"):
+        cs = sub_max((X / X.norm(dim=1, keepdim=True)) @ (W / W.norm(dim=1, keepdim=True)).t(), k)
+        t = cs[torch.arange(n), lt].numpy()
+    else:
+        t = target_cos(case, X, W, lt).numpy()
+    out["stats"] = case_stats(case, t)
+    return out
+
+
+def cosine_goldens():
+    rng = np.random.default_rng(20250301)
+    cos_cases, loss_cases = [], []
+
+    def add_cos(case, n, c, mode="angles", pole=False, tag=""):
+        name = "cos/%s/k%d/eps%g/%s%s/%dx%d%s" % (
+            case["kind"], case["sub_centers"], case["label_smoothing"], desc(case), case["reduction"], n, c, tag)
+        cos_cases.append(run_cosine(rng, name, case, n, c, mode, pole))
+
+    def add_ext(case, n, c, d, mode="angles", **kw):
+        name = "loss/%s/k%d/eps%g/%s%s/%dx%dx%d" % (
+            case["kind"], case["sub_centers"], case["label_smoothing"], desc(case), case["reduction"], n, c, d)
+        loss_cases.append(run_ext(rng, name, case, n, c, d, mode, **kw))
+
+    # LossFromCosines: kinds × K × ε, with EasyMargin, DetachMargin, Sum.
+    # Round r and kind index ki pick the reduction, DetachMargin and the
+    # input mode so that every kind gets each of them.
+    shapes = [(4, 3), (8, 17), (16, 5), (3, 300), (1, 1), (12, 7), (32, 10), (2, 2), (6, 40)]
+    modes = ("angles", "anti", "random", "peaked")
+    q = 0
+    for r, (k, eps) in enumerate((k, eps) for k in (1, 3, 4, 2) for eps in (0.0, 0.1, 0.3)):
+        for ki, case in enumerate((ext_case_dict("arcface", k, eps, s=30.0, m=0.5),
+                                   ext_case_dict("arcface", k, eps, s=64.0, m=1.0, easy=True),
+                                   ext_case_dict("cosface", k, eps, s=16.0, m=0.35),
+                                   ext_case_dict("combined", k, eps, s=8.0, m1=0.9, m2=0.4, m3=0.15))):
+            case["reduction"] = "mean" if (r + ki) % 2 == 0 else "sum"
+            case["detach"] = (r // 2 + ki) % 3 == 1
+            n, c = shapes[q % len(shapes)]
+            add_cos(case, n, c, mode=modes[(r // 3 + ki) % 4])
+            q += 1
+    # ArcFace's fallback branch (rows anti-aligned), with sub-centers.
+    for k, eps, red in ((1, 0.2, "mean"), (3, 0.0, "sum"), (2, 0.1, "sum")):
+        add_cos(ext_case_dict("arcface", k, eps, s=64.0, m=1.5, reduction=red), 16, 9, mode="anti")
+    # Exactly ±1 cosines: φ is exact, φ′ takes t clamped to ±(1 − 1e-6).
+    for case in (ext_case_dict("arcface", 1, 0.0, s=30.0, m=0.5),
+                 ext_case_dict("arcface", 3, 0.1, s=8.0, m=0.5, easy=True, reduction="sum"),
+                 ext_case_dict("combined", 1, 0.1, s=16.0, m1=1.2, m2=0.3, m3=0.1),
+                 ext_case_dict("combined", 2, 0.0, s=4.0, m1=0.9, m2=0.4, m3=0.15, reduction="sum"),
+                 ext_case_dict("cosface", 2, 0.25, s=30.0, m=0.35)):
+        add_cos(case, 6, 5, pole=True, tag="/pole")
+
+    # Loss (x, w): sub-centers for the normalised kinds, label smoothing for
+    # all five kinds.
+    ext_shapes = [(8, 5, 17), (4, 3, 2), (16, 17, 3), (12, 7, 5), (5, 2, 300), (1, 1, 4), (32, 10, 8), (9, 4, 17)]
+    rounds = [(k, eps) for k in (1, 2, 3) for eps in (0.0, 0.1, 0.25)
+              if (k, eps) != (1, 0.0)]  # golden_margin.json has K = 1, ε = 0
+    q = 0
+    for r, (k, eps) in enumerate(rounds):
+        for ki, case in enumerate((ext_case_dict("arcface", k, eps, s=30.0, m=0.5),
+                                   ext_case_dict("cosface", k, eps, s=16.0, m=0.35),
+                                   ext_case_dict("combined", k, eps, s=8.0, m1=1.0, m2=0.3, m3=0.2))):
+            case["reduction"] = "sum" if (r + ki) % 2 == 0 else "mean"
+            case["detach"] = (r // 2 + ki) % 3 == 1
+            case["easy"] = case["kind"] == "arcface" and r % 3 == 2
+            n, c, d = ext_shapes[q % len(ext_shapes)]
+            add_ext(case, n, c, d, mode=("angles", "anti", "random")[(r // 2 + 2 * ki) % 3])
+            q += 1
+    for kind, wscale in (("sphereface", 1.0), ("largemargin", 0.7)):
+        for mi, lam, eps, red, detach in ((1, 0.0, 0.1, "mean", False), (2, 1.0, 0.25, "sum", False),
+                                          (4, 5.0, 0.1, "mean", True), (3, 0.1, 0.5, "sum", False)):
+            n, c, d = ext_shapes[q % len(ext_shapes)]
+            add_ext(ext_case_dict(kind, 1, eps, mi=mi, **{"lambda": lam}, reduction=red, detach=detach),
+                    n, c, d, xscale=1.5, wscale=wscale)
+            q += 1
+    return {"cosine_cases": cos_cases, "loss_cases": loss_cases}
+
+
+def desc(case):
+    kind = case["kind"]
+    if kind in ("arcface", "cosface"):
+        s = "s%g/m%g/" % (case["s"], case["m"])
+    elif kind == "combined":
+        s = "s%g/%g,%g,%g/" % (case["s"], case["m1"], case["m2"], case["m3"])
+    else:
+        s = "m%d/lambda%g/" % (case["mi"], case["lambda"])
+    if case["easy"]:
+        s += "easy/"
+    if case["detach"]:
+        s += "detach/"
+    return s
+
+
+def cosine_self_checks():
+    """gradcheck of cosine_loss and ext_loss, and identities between them and
+    the formulas of golden_margin.json."""
+    rng = np.random.default_rng(4711)
+    gc = dict(eps=1e-6, atol=1e-7, rtol=1e-5)
+    variants = []
+    for k in (1, 3):
+        for eps in (0.0, 0.2):
+            variants += [ext_case_dict("arcface", k, eps, s=4.0, m=0.5),
+                         ext_case_dict("arcface", k, eps, s=4.0, m=1.5, reduction="sum"),
+                         ext_case_dict("arcface", k, eps, s=4.0, m=0.5, easy=True),
+                         ext_case_dict("cosface", k, eps, s=4.0, m=0.35, reduction="sum"),
+                         ext_case_dict("combined", k, eps, s=4.0, m1=0.9, m2=0.4, m3=0.15)]
+    for case in variants:
+        for mode in ("angles", "anti"):
+            cos, labels = make_cos_inputs(rng, case, 6, 4, case["sub_centers"], mode)
+            lt = torch.tensor(labels)
+            ok = torch.autograd.gradcheck(lambda a: cosine_loss(case, a, lt),
+                                          (torch.tensor(cos, requires_grad=True),), raise_exception=False, **gc)
+            check(ok, "gradcheck cosine_loss %s k=%d eps=%g mode=%s" % (
+                desc(case), case["sub_centers"], case["label_smoothing"], mode))
+            x, w, labels = make_ext_inputs(rng, case, 6, 4, 5, case["sub_centers"], mode)
+            lt = torch.tensor(labels)
+            ok = torch.autograd.gradcheck(lambda a, b: ext_loss(case, a, b, lt),
+                                          (torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)),
+                                          raise_exception=False, **gc)
+            check(ok, "gradcheck ext_loss %s k=%d eps=%g mode=%s" % (
+                desc(case), case["sub_centers"], case["label_smoothing"], mode))
+    for kind in ("sphereface", "largemargin"):
+        for mi, lam in ((2, 0.5), (4, 0.0)):
+            case = ext_case_dict(kind, 1, 0.2, mi=mi, **{"lambda": lam})
+            x, w, labels = make_ext_inputs(rng, case, 6, 4, 5, 1, "angles")
+            lt = torch.tensor(labels)
+            ok = torch.autograd.gradcheck(lambda a, b: ext_loss(case, a, b, lt),
+                                          (torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)),
+                                          raise_exception=False, **gc)
+            check(ok, "gradcheck ext_loss %s eps=0.2" % desc(case))
+
+    # The pole convention: φ′(±1) is φ′ at ±(1 − CLAMP), in closed form.
+    for t0 in (1.0, -1.0):
+        tc = math.copysign(1 - CLAMP, t0)
+        sc = math.sqrt(1 - tc * tc)
+        for case, want in (
+                (ext_case_dict("arcface", s=1.0, m=0.5), math.cos(0.5) + tc * math.sin(0.5) / sc if t0 > 0 else 1.0),
+                (ext_case_dict("arcface", s=1.0, m=0.5, easy=True), math.cos(0.5) + tc * math.sin(0.5) / sc if t0 > 0 else 1.0),
+                (ext_case_dict("combined", s=1.0, m1=1.2, m2=0.3, m3=0.1),
+                 f32s(1.2) * math.sin(f32s(1.2) * math.acos(tc) + f32s(0.3)) / sc)):
+            t = torch.tensor([t0], requires_grad=True)
+            z = cos_margin_logits(case, t[:, None], torch.tensor([0]))
+            z.sum().backward()
+            check(abs(t.grad.item() - want) <= 1e-9 * abs(want),
+                  "pole convention %s t=%g: dphi %.12g == %.12g" % (desc(case), t0, t.grad.item(), want))
+    # F.cross_entropy's label_smoothing is the documented formula.
+    z = torch.tensor(rng.standard_normal((7, 5)) * 3)
+    lab = torch.tensor(rng.integers(0, 5, size=7))
+    for eps in (0.0, 0.1, 0.9):
+        for red in ("mean", "sum"):
+            case = dict(label_smoothing=eps, reduction=red)
+            check(abs(smooth_ce(case, z, lab).item() - manual_smooth_ce(case, z, lab).item()) < 1e-12,
+                  "label_smoothing=%g %s == lse − (1−ε)z_y − (ε/C)Σz" % (eps, red))
+    # ε = 0 and K = 1: the formulas of golden_margin.json, from x, w and
+    # from their cosines.
+    for base in (margin_case_dict("arcface", s=8.0, m=0.5), margin_case_dict("cosface", s=8.0, m=0.35),
+                 margin_case_dict("combined", s=8.0, m1=0.9, m2=0.4, m3=0.15, reduction="sum"),
+                 margin_case_dict("arcface", s=8.0, m=0.5, detach=True),
+                 margin_case_dict("sphereface", mi=3, **{"lambda": 1.0}),
+                 margin_case_dict("largemargin", mi=2, reduction="sum")):
+        case = dict(base, sub_centers=1, label_smoothing=0.0)
+        x, w, labels = make_margin_inputs(rng, base, 7, 5, 4, "angles")
+        X, W, L = torch.tensor(x), torch.tensor(w), torch.tensor(labels)
+        a = margin_loss(base, X, W, L).item()
+        check(abs(ext_loss(case, X, W, L).item() - a) < 1e-12, "ext_loss %s k=1 eps=0 == margin_loss" % base["kind"])
+        if base["kind"] in ("arcface", "cosface", "combined"):
+            cs = (X / X.norm(dim=1, keepdim=True)) @ (W / W.norm(dim=1, keepdim=True)).t()
+            check(abs(cosine_loss(case, cs, L).item() - a) < 1e-12, "cosine_loss %s on x̂·Ŵᵀ == margin_loss" % base["kind"])
+    # Sub-centers: the loss is the K = 1 loss on each class's arg-max row of
+    # W, and the gradient of every other sub-center row is zero.
+    for eps in (0.0, 0.3):
+        case = ext_case_dict("arcface", 3, eps, s=8.0, m=0.5)
+        x, w, labels = make_ext_inputs(rng, case, 7, 5, 4, 3, "angles")
+        X, L = torch.tensor(x), torch.tensor(labels)
+        W = torch.tensor(w, requires_grad=True)
+        lk = ext_loss(case, X, W, L)
+        lk.backward()
+        cs = (X / X.norm(dim=1, keepdim=True)) @ (W.detach() / W.detach().norm(dim=1, keepdim=True)).t()
+        arg = cs.reshape(7, 5, 3).argmax(dim=2)  # per row and class
+        tot = 0.0
+        for i in range(7):
+            wi = torch.stack([W.detach()[j * 3 + int(arg[i, j])] for j in range(5)])
+            tot += ext_loss(dict(case, sub_centers=1, reduction="sum"), X[i:i + 1], wi, L[i:i + 1]).item()
+        tot /= 7
+        used = set(j * 3 + int(arg[i, j]) for i in range(7) for j in range(5))
+        unused_zero = all(float(W.grad[r].abs().max()) == 0.0 for r in range(15) if r not in used)
+        check(abs(tot - lk.item()) < 1e-12 and unused_zero,
+              "sub-centers eps=%g: loss == K=1 loss on the arg-max rows; unused rows get no gradient" % eps)
+
+
 def main():
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--outdir", default=HERE, help="where to write (default: testdata/)")
+    ap.add_argument("files", nargs="*", help="golden files to write (default: all of %s)" % ", ".join(GOLDEN_FILES))
+    args = ap.parse_args()
+    names = args.files or list(GOLDEN_FILES)
+    for name in names:
+        if name not in GOLDEN_FILES:
+            ap.error("unknown golden file %r (want one of %s)" % (name, ", ".join(GOLDEN_FILES)))
     self_checks()
+    cosine_self_checks()
     if FAIL:
         print("\n%d self-check(s) FAILED; no golden files written" % len(FAIL), file=sys.stderr)
         sys.exit(1)
-    outputs = {
-        "golden_margin.json": margin_cases(),
-        "golden_focal.json": focal_cases(),
-        "golden_center.json": center_cases(),
-    }
+    outputs = {name: GOLDEN_FILES[name]() for name in GOLDEN_FILES if name in names}
     for fname, cases in outputs.items():
         doc = {
             "generator": "testdata/gen_golden.py (torch %s, float64)" % torch.__version__,
-            "cases": cases,
         }
-        path = os.path.join(HERE, fname)
+        if isinstance(cases, dict):
+            doc.update(cases)
+        else:
+            doc["cases"] = cases
+        path = os.path.join(args.outdir, fname)
         with open(path, "w") as fh:
             json.dump(doc, fh, separators=(",", ":"))
             fh.write("\n")
-        print("wrote %s: %d cases, %d bytes" % (fname, len(cases), os.path.getsize(path)))
-    for c in outputs["golden_margin.json"]:
-        if c["stats"]:
-            print("  %-45s %s" % (c["name"], c["stats"]))
+        n = sum(len(v) for v in cases.values()) if isinstance(cases, dict) else len(cases)
+        print("wrote %s: %d cases, %d bytes" % (fname, n, os.path.getsize(path)))
+    for fname in ("golden_margin.json", "golden_cosines.json"):
+        if fname not in outputs:
+            continue
+        groups = outputs[fname].values() if isinstance(outputs[fname], dict) else [outputs[fname]]
+        for group in groups:
+            for c in group:
+                if c["stats"]:
+                    print("  %-60s %s" % (c["name"], c["stats"]))
+
+
+GOLDEN_FILES = {
+    "golden_margin.json": margin_cases,
+    "golden_focal.json": focal_cases,
+    "golden_center.json": center_cases,
+    "golden_cosines.json": cosine_goldens,
+}
 
 
 if __name__ == "__main__":

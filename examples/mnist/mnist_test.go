@@ -5,6 +5,8 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"fmt"
+	"image"
+	"image/color"
 	"image/png"
 	"io"
 	"math"
@@ -257,8 +259,153 @@ func TestRunOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b := img.Bounds(); b.Dx() != 2*panelSize || b.Dy() < panelSize {
-		t.Errorf("plot is %v", b)
+	if w, h := plotSize(2); img.Bounds() != image.Rect(0, 0, w, h) {
+		t.Errorf("plot is %v, want %d×%d", img.Bounds(), w, h)
+	}
+}
+
+// synthPanel returns n embeddings of dimension d, clustered around the class
+// weight directions of the given classes (labels cycle through them).
+func synthPanel(title string, n, d int, classes []int32) plotPanel {
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(d)))
+	p := plotPanel{Title: title, D: d, W: make([]float32, numClass*d)}
+	for i := range p.W {
+		p.W[i] = float32(rng.NormFloat64())
+	}
+	for i := 0; i < n; i++ {
+		y := classes[i%len(classes)]
+		p.Labels = append(p.Labels, y)
+		for j := 0; j < d; j++ {
+			p.Emb = append(p.Emb, p.W[int(y)*d+j]+0.3*float32(rng.NormFloat64()))
+		}
+	}
+	return p
+}
+
+// decodePlot writes panels with writePlot and decodes the PNG.
+func decodePlot(t *testing.T, panels []plotPanel) (image.Image, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "p.png")
+	if err := writePlot(path, panels); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("the PNG does not decode: %v", err)
+	}
+	if w, h := plotSize(len(panels)); img.Bounds() != image.Rect(0, 0, w, h) {
+		t.Errorf("plot is %v, want %d×%d", img.Bounds(), w, h)
+	}
+	return img, nil
+}
+
+// colourShare returns the number of pixels of img within a small distance
+// of c, and the share that are not white.
+func colourShare(img image.Image, c color.RGBA) (near int, inked float64) {
+	b := img.Bounds()
+	var nNear, nInk int
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			r, g, bl = r>>8, g>>8, bl>>8
+			if r < 250 || g < 250 || bl < 250 {
+				nInk++
+			}
+			d := func(a uint32, b uint8) int { return max(int(a)-int(b), int(b)-int(a)) }
+			if d(r, c.R) < 12 && d(g, c.G) < 12 && d(bl, c.B) < 12 {
+				nNear++
+			}
+		}
+	}
+	return nNear, float64(nInk) / float64(b.Dx()*b.Dy())
+}
+
+func TestPlot(t *testing.T) {
+	all := []int32{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	for _, tc := range []struct {
+		name   string
+		panels []plotPanel
+	}{
+		{"2-D, two panels", []plotPanel{synthPanel("a  (test acc 0.9000)", 3000, 2, all), synthPanel("b", 500, 2, all)}},
+		{"3-D", []plotPanel{synthPanel("sphere", 2000, 3, all)}},
+		{"3-D, three panels", []plotPanel{synthPanel("x", 50, 3, all), synthPanel("y", 50, 3, all), synthPanel("z", 50, 3, all)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			img, err := decodePlot(t, tc.panels)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every class shows its colour (its legend dot at least), and
+			// the figure is neither blank nor solid.
+			for c, col := range classColors {
+				if near, _ := colourShare(img, col); near < 40 {
+					t.Errorf("class %d: colour %v on only %d pixels", c, col, near)
+				}
+			}
+			if _, ink := colourShare(img, color.RGBA{}); ink < 0.02 || ink > 0.5 {
+				t.Errorf("%.3f of the pixels are not white", ink)
+			}
+		})
+	}
+}
+
+// TestPlotEdgeCases checks that odd inputs give an error or a valid image,
+// never a panic.
+func TestPlotEdgeCases(t *testing.T) {
+	one := synthPanel("one class", 200, 2, []int32{7})
+	one.W = one.W[7*2 : 8*2] // a head with a single class weight
+	zero := synthPanel("zero vectors", 20, 3, []int32{1, 2})
+	for i := range zero.Emb[:9] {
+		zero.Emb[i] = 0 // three embeddings at the origin
+	}
+	copy(zero.W[3:6], []float32{0, 0, 0})
+	copy(zero.W[6:9], []float32{0, 0, 1}) // seen almost end-on
+	tiny := synthPanel("single point", 1, 2, []int32{3})
+	tiny.W = nil
+	nan := synthPanel("nan", 10, 2, []int32{0})
+	nan.Emb[5] = float32(math.NaN())
+	badLabel := synthPanel("bad label", 10, 2, []int32{0})
+	badLabel.Labels[4] = 10
+	short := synthPanel("short", 10, 2, []int32{0})
+	short.Emb = short.Emb[:19]
+	ragged := synthPanel("ragged W", 10, 3, []int32{0})
+	ragged.W = ragged.W[:4]
+	for _, tc := range []struct {
+		name    string
+		panels  []plotPanel
+		wantErr string // "" = a valid image
+	}{
+		{"no panels", nil, "nothing to draw"},
+		{"empty panel", []plotPanel{{Title: "empty", D: 2}}, ""},
+		{"empty 3-D panel", []plotPanel{{Title: "empty", D: 3}}, ""},
+		{"single class", []plotPanel{one}, ""},
+		{"single point, no weights", []plotPanel{tiny}, ""},
+		{"zero vectors", []plotPanel{zero}, ""},
+		{"dimension 4", []plotPanel{{Title: "4-D", D: 4}}, "embed-dim 2 or 3"},
+		{"dimension 0", []plotPanel{{Title: "0-D"}}, "embed-dim 2 or 3"},
+		{"mixed dimensions", []plotPanel{{D: 2}, {D: 3}}, "dimension 2 and 3"},
+		{"NaN embedding", []plotPanel{nan}, "not finite"},
+		{"label out of range", []plotPanel{badLabel}, "not a digit"},
+		{"embeddings and labels disagree", []plotPanel{short}, "embedding values"},
+		{"ragged weights", []plotPanel{ragged}, "class weight values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := decodePlot(t, tc.panels)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("error %v, want an image", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if err := writePlot(filepath.Join(t.TempDir(), "no", "such", "dir.png"), []plotPanel{one}); err == nil {
+		t.Errorf("writing into a missing folder: no error")
 	}
 }
 
@@ -287,6 +434,26 @@ func TestFlags(t *testing.T) {
 	cfg, err := parseFlags([]string{"-loss", "Softmax, arcface", "-hidden", "300,100", "-embed-dim", "3"}, &sink)
 	if err != nil || len(cfg.Losses) != 2 || cfg.Losses[0] != "softmax" || len(cfg.Hidden) != 2 || cfg.EmbedDim != 3 {
 		t.Fatalf("%+v %v", cfg, err)
+	}
+	// -clip defaults to 5 at -embed-dim ≤ 3 and to off above; set, it wins.
+	for _, c := range []struct {
+		args []string
+		want float64
+	}{
+		{nil, 0},
+		{[]string{"-embed-dim", "3"}, 5},
+		{[]string{"-embed-dim", "2"}, 5},
+		{[]string{"-embed-dim", "4"}, 0},
+		{[]string{"-clip", "7"}, 7},
+		{[]string{"-embed-dim", "2", "-clip", "0"}, 0},
+	} {
+		cfg, err := parseFlags(c.args, &sink)
+		if err != nil || cfg.clip() != c.want {
+			t.Errorf("%q: clip %v (%v), want %v", c.args, cfg.clip(), err, c.want)
+		}
+	}
+	if _, err := parseFlags([]string{"-clip", "-1"}, &sink); err == nil {
+		t.Errorf("-clip -1: no error")
 	}
 }
 

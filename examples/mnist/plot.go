@@ -1,17 +1,22 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
-	"image/draw"
 	"image/png"
 	"math"
 	"os"
 
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
+	xfont "golang.org/x/image/font"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // plotPanel is one trained model's test embeddings for the plot.
@@ -30,43 +35,52 @@ var classColors = [numClass]color.RGBA{
 	{188, 189, 34, 255}, {23, 190, 207, 255},
 }
 
+// Figure layout, in pixels: a header with the title, then one panel per
+// model side by side and a legend column on the right.
 const (
-	panelSize = 560 // square drawing area of one panel
-	titleH    = 28
-	legendH   = 26
+	plotDPI  = 96
+	panelW   = 560 // width of one panel (axes included)
+	panelH   = 590 // height of one panel (its title and axes included)
+	headerH  = 78
+	legendW  = 150
+	plotSpan = 1.32 // each axis shows [-plotSpan, plotSpan]
+
+	// Opacity of one dot: low, so that where many test images land on the
+	// same spot the colour builds up and density shows.
+	dotAlpha2D    = 0.05
+	dotAlphaNear  = 0.22 // 3-D, hemisphere facing the viewer
+	dotAlphaFar   = 0.05 // 3-D, far hemisphere
+	rayAlphaFar   = 0.45
+	dotRadius2D   = 4 // pixels
+	dotRadius3D   = 3
+	thumbRadiusPx = 5
 )
+
+// px converts pixels to vg lengths at plotDPI.
+func px(n float64) vg.Length { return vg.Length(n) * vg.Inch / plotDPI }
+
+// sans is a Liberation Sans font of the given size in points.
+func sans(size vg.Length, bold bool) font.Font {
+	f := font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
+	if bold {
+		f.Weight = xfont.WeightBold // gonum/plot's fonts use x/image's weights
+	}
+	return f
+}
+
+func withAlpha(c color.RGBA, a float64) color.NRGBA {
+	return color.NRGBA{c.R, c.G, c.B, uint8(255*a + 0.5)}
+}
+
+// plotSize returns the size in pixels of the figure writePlot draws for n
+// panels.
+func plotSize(n int) (w, h int) { return n*panelW + legendW, headerH + panelH }
 
 // writePlot draws the panels side by side into a PNG file.
 func writePlot(path string, panels []plotPanel) error {
-	if len(panels) == 0 {
-		return fmt.Errorf("plot: nothing to draw")
-	}
-	for _, p := range panels {
-		if p.D != 2 && p.D != 3 {
-			return fmt.Errorf("plot: needs -embed-dim 2 or 3, have %d", p.D)
-		}
-	}
-	W := panelSize * len(panels)
-	H := titleH + panelSize + legendH
-	img := image.NewRGBA(image.Rect(0, 0, W, H))
-	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	for k, p := range panels {
-		x0 := k * panelSize
-		drawPanel(img, image.Rect(x0, titleH, x0+panelSize, titleH+panelSize), p)
-		drawText(img, x0+(panelSize-7*len(p.Title))/2, titleH-9, p.Title, color.Black)
-		if k > 0 {
-			for y := 0; y < H; y++ {
-				img.SetRGBA(x0, y, color.RGBA{200, 200, 200, 255})
-			}
-		}
-	}
-	// Legend: one coloured square and digit per class, centred.
-	const item = 44
-	lx := (W - numClass*item) / 2
-	ly := titleH + panelSize + 6
-	for c := 0; c < numClass; c++ {
-		draw.Draw(img, image.Rect(lx+c*item, ly, lx+c*item+12, ly+12), &image.Uniform{classColors[c]}, image.Point{}, draw.Src)
-		drawText(img, lx+c*item+16, ly+11, fmt.Sprint(c), color.Black)
+	img, err := renderPlot(panels)
+	if err != nil {
+		return err
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -79,40 +93,283 @@ func writePlot(path string, panels []plotPanel) error {
 	return f.Close()
 }
 
-func drawText(img draw.Image, x, y int, s string, c color.Color) {
-	d := &font.Drawer{Dst: img, Src: image.NewUniform(c), Face: basicfont.Face7x13, Dot: fixed.P(x, y)}
-	d.DrawString(s)
-}
-
-// blend paints c with opacity a over pixel (x, y).
-func blend(img *image.RGBA, x, y int, c color.RGBA, a float64) {
-	if !(image.Point{x, y}.In(img.Rect)) {
-		return
+// renderPlot draws the figure: per panel the L2-normalised test embeddings
+// as translucent dots (on the unit circle for D = 2, on the unit sphere seen
+// obliquely for D = 3) and each class weight's direction as a ray ending in
+// its digit, with the title above and a legend on the right.
+func renderPlot(panels []plotPanel) (image.Image, error) {
+	if len(panels) == 0 {
+		return nil, errors.New("plot: nothing to draw")
 	}
-	o := img.RGBAAt(x, y)
-	mix := func(dst, src uint8) uint8 { return uint8(float64(dst)*(1-a) + float64(src)*a + 0.5) }
-	img.SetRGBA(x, y, color.RGBA{mix(o.R, c.R), mix(o.G, c.G), mix(o.B, c.B), 255})
-}
-
-// dot2 paints a small soft disc of radius r at (fx, fy).
-func dot2(img *image.RGBA, fx, fy, r float64, c color.RGBA, a float64) {
-	for y := int(math.Floor(fy - r)); y <= int(math.Ceil(fy+r)); y++ {
-		for x := int(math.Floor(fx - r)); x <= int(math.Ceil(fx+r)); x++ {
-			d := math.Hypot(float64(x)+0.5-fx, float64(y)+0.5-fy)
-			if cov := r + 0.5 - d; cov > 0 {
-				blend(img, x, y, c, a*math.Min(cov, 1))
-			}
+	D := panels[0].D
+	plots := make([]*plot.Plot, len(panels))
+	for k, p := range panels {
+		if p.D != 2 && p.D != 3 {
+			return nil, fmt.Errorf("plot: needs -embed-dim 2 or 3, have %d", p.D)
+		}
+		if p.D != D {
+			return nil, fmt.Errorf("plot: panels of dimension %d and %d", D, p.D)
+		}
+		if len(p.Emb) != len(p.Labels)*p.D {
+			return nil, fmt.Errorf("plot: %s: %d embedding values for %d labels of dimension %d", p.Title, len(p.Emb), len(p.Labels), p.D)
+		}
+		if len(p.W)%p.D != 0 {
+			return nil, fmt.Errorf("plot: %s: %d class weight values, not a multiple of %d", p.Title, len(p.W), p.D)
+		}
+		var err error
+		if plots[k], err = panelPlot(p); err != nil {
+			return nil, fmt.Errorf("plot: %s: %w", p.Title, err)
 		}
 	}
+
+	w, h := plotSize(len(panels))
+	cv := vgimg.NewWith(vgimg.UseImage(image.NewRGBA(image.Rect(0, 0, w, h))), vgimg.UseDPI(plotDPI))
+	dc := draw.New(cv)
+
+	// Header: title and a line on how to read the figure.
+	title := text.Style{Font: sans(15, true), XAlign: draw.XCenter, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
+	sub := title
+	sub.Font = sans(10.5, false)
+	sub.Color = color.Gray{70}
+	what, how := "unit circle", ""
+	if D == 3 {
+		what, how = "unit sphere", " Sphere seen obliquely: far hemisphere faded, far rays dashed."
+	}
+	cx := (dc.Min.X + dc.Max.X) / 2
+	dc.FillText(title, vg.Point{X: cx, Y: dc.Max.Y - px(10)}, "MNIST test embeddings, L2-normalised, on the "+what)
+	dc.FillText(sub, vg.Point{X: cx, Y: dc.Max.Y - px(36)},
+		"Each dot is one test image, drawn translucent: the colour deepens where images crowd.")
+	dc.FillText(sub, vg.Point{X: cx, Y: dc.Max.Y - px(54)}, "Each ray is a class weight direction."+how)
+
+	// Panels, each cropped so that its data area is square (equal scales).
+	area := draw.Crop(dc, 0, -px(legendW), 0, -px(headerH))
+	tiles := draw.Tiles{Rows: 1, Cols: len(panels), PadLeft: px(6), PadRight: px(14), PadX: px(20), PadBottom: px(6), PadTop: px(4)}
+	for k, p := range plots {
+		c := tiles.At(area, k, 0)
+		da := p.DataCanvas(c)
+		if d := da.Max.X - da.Min.X - (da.Max.Y - da.Min.Y); d > 0 {
+			c = draw.Crop(c, d/2, -d/2, 0, 0)
+		} else {
+			c = draw.Crop(c, 0, 0, -d/2, d/2)
+		}
+		p.Draw(c)
+	}
+
+	// Legend column.
+	leg := plot.NewLegend()
+	leg.TextStyle.Font = sans(11, false)
+	leg.Top, leg.Left = true, true
+	leg.Padding = px(6)
+	for c := 0; c < numClass; c++ {
+		leg.Add(fmt.Sprintf("digit %d", c), dotThumb(classColors[c]))
+	}
+	leg.Add("class weight", lineThumb{draw.LineStyle{Color: color.Gray{60}, Width: px(2)}})
+	lc := draw.Crop(dc, px(float64(len(panels)*panelW+12)), 0, 0, -px(headerH+40))
+	leg.Draw(lc)
+	return cv.Image(), nil // the canvas draws on a copy of the image it was given
 }
 
-// line paints a thin line from (x0,y0) to (x1,y1).
-func line(img *image.RGBA, x0, y0, x1, y1 float64, c color.RGBA, a float64) {
-	n := int(math.Hypot(x1-x0, y1-y0)) + 1
-	for i := 0; i <= n; i++ {
-		t := float64(i) / float64(n)
-		blend(img, int(x0+t*(x1-x0)), int(y0+t*(y1-y0)), c, a)
+// panelPlot builds the plot of one panel.
+func panelPlot(p plotPanel) (*plot.Plot, error) {
+	pl := plot.New()
+	pl.Title.Text = p.Title
+	pl.Title.TextStyle.Font = sans(13, true)
+	pl.Title.Padding = px(8)
+	for _, a := range []*plot.Axis{&pl.X, &pl.Y} {
+		a.Min, a.Max = -plotSpan, plotSpan
+		a.Label.TextStyle.Font = sans(11, false)
+		a.Tick.Label.Font = sans(9.5, false)
+		a.Tick.Marker = plot.ConstantTicks(ticks(-1, 1, 0.5))
+		a.Padding = 0
 	}
+	if p.D == 2 {
+		pl.X.Label.Text = "embedding dim 1 (normalised)"
+		pl.Y.Label.Text = "embedding dim 2 (normalised)"
+	} else {
+		pl.X.Label.Text = "view x (unit sphere, projected)"
+		pl.Y.Label.Text = "view y"
+	}
+	grid := plotter.NewGrid()
+	grid.Vertical.Color, grid.Horizontal.Color = color.Gray{235}, color.Gray{235}
+	pl.Add(grid)
+
+	proj := projector(p.D)
+	// Reference circle: the unit circle, or the sphere's outline; for the
+	// sphere also its equator, dashed on the far side.
+	outline := make(plotter.XYs, 0, 361)
+	for i := 0; i <= 360; i++ {
+		a := 2 * math.Pi * float64(i) / 360
+		outline = append(outline, plotter.XY{X: math.Cos(a), Y: math.Sin(a)})
+	}
+	pl.Add(polyline(outline, draw.LineStyle{Color: color.Gray{150}, Width: px(1.2)}))
+	if p.D == 3 {
+		var near, far plotter.XYs
+		for i := 0; i <= 360; i++ {
+			a := 2 * math.Pi * float64(i) / 360
+			x, y, front := proj([]float64{math.Cos(a), math.Sin(a), 0})
+			if front {
+				near = append(near, plotter.XY{X: x, Y: y})
+			} else {
+				far = append(far, plotter.XY{X: x, Y: y})
+			}
+		}
+		pl.Add(polyline(far, draw.LineStyle{Color: color.Gray{190}, Width: px(1), Dashes: []vg.Length{px(3), px(3)}}))
+		pl.Add(polyline(near, draw.LineStyle{Color: color.Gray{190}, Width: px(1)}))
+	}
+
+	// Dots, far side first so that the near side stays on top.
+	D := p.D
+	var pts [2]plotter.XYs
+	var cls [2][]int32
+	v := make([]float64, D)
+	for i, y := range p.Labels {
+		if y < 0 || y >= numClass {
+			return nil, fmt.Errorf("label %d of test image %d is not a digit", y, i)
+		}
+		for j := range v {
+			v[j] = float64(p.Emb[i*D+j])
+		}
+		x, yy, front := proj(unit(v))
+		if math.IsNaN(x) || math.IsInf(x, 0) || math.IsNaN(yy) || math.IsInf(yy, 0) {
+			return nil, fmt.Errorf("embedding of test image %d is not finite", i)
+		}
+		side := 0
+		if front {
+			side = 1
+		}
+		pts[side] = append(pts[side], plotter.XY{X: x, Y: yy})
+		cls[side] = append(cls[side], y)
+	}
+	rays := classRays(p, proj)
+	for side := 0; side < 2; side++ {
+		alpha, radius := dotAlpha2D, px(dotRadius2D)
+		if D == 3 {
+			alpha, radius = []float64{dotAlphaFar, dotAlphaNear}[side], px(dotRadius3D)
+		}
+		if len(pts[side]) > 0 {
+			labels := cls[side]
+			s := &plotter.Scatter{XYs: pts[side]}
+			s.GlyphStyleFunc = func(i int) draw.GlyphStyle {
+				return draw.GlyphStyle{Color: withAlpha(classColors[labels[i]], alpha), Radius: radius, Shape: draw.CircleGlyph{}}
+			}
+			pl.Add(s)
+		}
+		pl.Add(rays[side]...)
+	}
+	return pl, nil
+}
+
+// classRays returns the class weight directions as rays from the origin
+// with the digit just beyond their end, split into those on the far side
+// (index 0; faded and dashed) and the near side (index 1). For D = 2 all
+// are near.
+func classRays(p plotPanel, proj func([]float64) (x, y float64, front bool)) [2][]plot.Plotter {
+	var out [2][]plot.Plotter
+	D := p.D
+	for c := 0; c*D < len(p.W); c++ {
+		v := make([]float64, D)
+		for j := range v {
+			v[j] = float64(p.W[c*D+j])
+		}
+		x, y, front := proj(unit(v))
+		if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
+			continue
+		}
+		col := classColors[c%numClass]
+		r := &ray{X: x, Y: y, Label: fmt.Sprint(c),
+			Line: draw.LineStyle{Color: col, Width: px(2)},
+			Text: text.Style{Color: col, Font: sans(12, true), XAlign: draw.XCenter, YAlign: draw.YCenter, Handler: plot.DefaultTextHandler}}
+		side := 1
+		if !front {
+			side = 0
+			r.Line.Color = withAlpha(col, rayAlphaFar)
+			r.Line.Dashes = []vg.Length{px(5), px(3)}
+			r.Text.Color = withAlpha(col, 0.7)
+		}
+		out[side] = append(out[side], r)
+	}
+	return out
+}
+
+// ray is a plotter for one class weight direction: a line from the origin
+// to 1.1·(X, Y) and the label just beyond, on a white halo so that it stays
+// legible over dots of its own colour.
+type ray struct {
+	X, Y  float64
+	Label string
+	Line  draw.LineStyle
+	Text  text.Style
+}
+
+func (r *ray) Plot(c draw.Canvas, p *plot.Plot) {
+	tx, ty := p.Transforms(&c)
+	c.StrokeLine2(r.Line, tx(0), ty(0), tx(1.1*r.X), ty(1.1*r.Y))
+	// The label sits 14 px beyond the end of the ray, along it; a ray seen
+	// nearly end-on (3-D) gets its label beside the end instead.
+	ex, ey := tx(1.1*r.X), ty(1.1*r.Y)
+	dx, dy := ex-tx(0), ey-ty(0)
+	n := vg.Length(math.Hypot(float64(dx), float64(dy)))
+	if n < px(20) {
+		dx, dy, n = 1, 1, vg.Length(math.Sqrt2)
+	}
+	pt := vg.Point{X: ex + dx/n*px(14), Y: ey + dy/n*px(14)}
+	halo := r.Text
+	halo.Color = color.White
+	for _, o := range [][2]float64{{-1, -1}, {-1, 1}, {1, -1}, {1, 1}, {0, 1.4}, {0, -1.4}, {1.4, 0}, {-1.4, 0}} {
+		c.FillText(halo, vg.Point{X: pt.X + px(o[0]), Y: pt.Y + px(o[1])}, r.Label)
+	}
+	c.FillText(r.Text, pt, r.Label)
+}
+
+// projector maps a unit vector to the plane of the panel and says whether
+// it faces the viewer: the identity for D = 2, an oblique view of the
+// sphere for D = 3.
+func projector(D int) func(v []float64) (x, y float64, front bool) {
+	if D == 2 {
+		return func(v []float64) (float64, float64, bool) { return v[0], v[1], true }
+	}
+	yaw, pitch := 0.6, 0.45
+	cyw, syw, cp, sp := math.Cos(yaw), math.Sin(yaw), math.Cos(pitch), math.Sin(pitch)
+	return func(v []float64) (float64, float64, bool) {
+		x := cyw*v[0] - syw*v[1]
+		y := syw*v[0] + cyw*v[1]
+		z := v[2]
+		y2 := cp*y - sp*z
+		z2 := sp*y + cp*z
+		return x, z2, y2 < 0
+	}
+}
+
+// polyline is a line through xys in the given style.
+func polyline(xys plotter.XYs, ls draw.LineStyle) *plotter.Line {
+	return &plotter.Line{XYs: xys, LineStyle: ls}
+}
+
+// ticks returns lo, lo+step, …, hi as ticks labelled with %g.
+func ticks(lo, hi, step float64) []plot.Tick {
+	var t []plot.Tick
+	for i := 0; ; i++ {
+		v := lo + float64(i)*step
+		if v > hi+step/2 {
+			return t
+		}
+		t = append(t, plot.Tick{Value: v, Label: fmt.Sprintf("%g", v)})
+	}
+}
+
+// dotThumb is an opaque legend dot.
+type dotThumb color.RGBA
+
+func (d dotThumb) Thumbnail(c *draw.Canvas) {
+	c.DrawGlyph(draw.GlyphStyle{Color: color.RGBA(d), Radius: px(thumbRadiusPx), Shape: draw.CircleGlyph{}}, c.Center())
+}
+
+// lineThumb is a legend line.
+type lineThumb struct{ draw.LineStyle }
+
+func (l lineThumb) Thumbnail(c *draw.Canvas) {
+	y := c.Center().Y
+	c.StrokeLine2(l.LineStyle, c.Min.X, y, c.Max.X, y)
 }
 
 // unit returns v scaled to length 1 (v itself when it is 0).
@@ -130,90 +387,4 @@ func unit(v []float64) []float64 {
 		out[i] = x * s
 	}
 	return out
-}
-
-// jitter is a deterministic value in [0,1) for sample i.
-func jitter(i int) float64 {
-	x := uint64(i)*0x9E3779B97F4A7C15 + 0x632BE59BD9B4E5
-	x ^= x >> 31
-	x *= 0xBF58476D1CE4E5B9
-	x ^= x >> 29
-	return float64(x>>11) / (1 << 53)
-}
-
-// drawPanel draws normalised embeddings: for D = 2 on the unit circle (with
-// a small radial jitter so that density shows), for D = 3 on the unit sphere
-// seen from an oblique angle (the far hemisphere faded). Class weight
-// directions are drawn as rays.
-func drawPanel(img *image.RGBA, r image.Rectangle, p plotPanel) {
-	cx := float64(r.Min.X+r.Max.X) / 2
-	cy := float64(r.Min.Y+r.Max.Y) / 2
-	R := 0.40 * float64(r.Dx())
-	gray := color.RGBA{160, 160, 160, 255}
-	// Reference circle (the unit circle, or the sphere's outline).
-	for i := 0; i < 2000; i++ {
-		a := 2 * math.Pi * float64(i) / 2000
-		blend(img, int(cx+R*math.Cos(a)), int(cy+R*math.Sin(a)), gray, 1)
-	}
-	// project maps a unit vector to the panel and says whether it faces the
-	// viewer.
-	var project func(v []float64) (x, y float64, front bool)
-	if p.D == 2 {
-		project = func(v []float64) (float64, float64, bool) { return cx + R*v[0], cy - R*v[1], true }
-	} else {
-		yaw, pitch := 0.6, 0.45
-		cyw, syw, cp, sp := math.Cos(yaw), math.Sin(yaw), math.Cos(pitch), math.Sin(pitch)
-		project = func(v []float64) (float64, float64, bool) {
-			x := cyw*v[0] - syw*v[1]
-			y := syw*v[0] + cyw*v[1]
-			z := v[2]
-			y2 := cp*y - sp*z
-			z2 := sp*y + cp*z
-			return cx + R*x, cy - R*z2, y2 < 0
-		}
-	}
-	D := p.D
-	n := len(p.Labels)
-	// Far side first, then near side, so near points stay on top.
-	for pass := 0; pass < 2; pass++ {
-		for i := 0; i < n; i++ {
-			v := make([]float64, D)
-			for j := range v {
-				v[j] = float64(p.Emb[i*D+j])
-			}
-			v = unit(v)
-			x, y, front := project(v)
-			if front != (pass == 1) {
-				continue
-			}
-			if D == 2 {
-				// Radial jitter inside the circle: r ∈ [0.82, 1].
-				s := 0.82 + 0.18*jitter(i)
-				x, y = cx+(x-cx)*s, cy+(y-cy)*s
-			}
-			a := 0.35
-			if !front {
-				a = 0.08
-			}
-			dot2(img, x, y, 1.6, classColors[p.Labels[i]%numClass], a)
-		}
-	}
-	// Class weight directions.
-	for c := 0; c*D < len(p.W); c++ {
-		v := make([]float64, D)
-		for j := range v {
-			v[j] = float64(p.W[c*D+j])
-		}
-		v = unit(v)
-		x, y, front := project(v)
-		a := 1.0
-		if !front {
-			a = 0.35
-		}
-		col := classColors[c%numClass]
-		line(img, cx, cy, cx+(x-cx)*1.1, cy+(y-cy)*1.1, col, a)
-		tx := min(max(int(cx+(x-cx)*1.16)-3, r.Min.X+2), r.Max.X-9)
-		ty := min(max(int(cy+(y-cy)*1.16)+5, r.Min.Y+12), r.Max.Y-2)
-		drawText(img, tx, ty, fmt.Sprint(c), col)
-	}
 }

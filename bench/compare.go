@@ -1,0 +1,229 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// fileLabels names each result file in tables and legends: its base name
+// without .json, or the path where two base names are equal.
+func fileLabels(rs []*Results, files []string) []string {
+	labels := make([]string, len(files))
+	seen := map[string]int{}
+	for i, f := range files {
+		labels[i] = strings.TrimSuffix(filepath.Base(f), ".json")
+		seen[labels[i]]++
+	}
+	for i, f := range files {
+		if seen[labels[i]] > 1 {
+			labels[i] = f
+		}
+	}
+	return labels
+}
+
+// kernelRowKey matches kernel rows across files.
+type kernelRowKey struct{ family, name, level, size string }
+
+// headRowKey matches head rows across files; threads is "1" or "all".
+type headRowKey struct {
+	loss     string
+	n, d, c  int
+	nthreads string
+}
+
+func headRowKeyOf(h HeadRow) headRowKey {
+	t := "all"
+	if h.Threads == 1 {
+		t = "1"
+	}
+	return headRowKey{h.Loss, h.N, h.D, h.C, t}
+}
+
+// writeCompare prints the files side by side as markdown: the machines,
+// then every kernel and head row with each file's value and its ratio to
+// the first file's (> 1 is faster than the baseline).
+func writeCompare(w io.Writer, rs []*Results, files []string) {
+	labels := fileLabels(rs, files)
+	head := func(cols ...string) {
+		fmt.Fprintf(w, "| %s |", strings.Join(cols, " | "))
+		for i, l := range labels {
+			if i == 0 {
+				fmt.Fprintf(w, " %s |", l)
+			} else {
+				fmt.Fprintf(w, " %s | ratio |", l)
+			}
+		}
+		fmt.Fprintln(w)
+		fmt.Fprint(w, strings.Repeat("|---", len(cols)), "|")
+		fmt.Fprint(w, strings.Repeat("---:|", 2*len(labels)-1), "\n")
+	}
+
+	fmt.Fprintf(w, "# marginloss benchmark comparison\n\nBaseline: %s. Each ratio is the file's speed over the baseline's: > 1 is faster.\n\n", labels[0])
+	fmt.Fprintf(w, "| machine |")
+	for _, l := range labels {
+		fmt.Fprintf(w, " %s |", l)
+	}
+	fmt.Fprint(w, "\n|---|", strings.Repeat("---|", len(labels)), "\n")
+	machineRow := func(name string, f func(r *Results) string) {
+		fmt.Fprintf(w, "| %s |", name)
+		for _, r := range rs {
+			fmt.Fprintf(w, " %s |", f(r))
+		}
+		fmt.Fprintln(w)
+	}
+	machineRow("CPU", func(r *Results) string { return r.Machine.CPU })
+	machineRow("cores", func(r *Results) string { return fmt.Sprint(r.Machine.Cores) })
+	machineRow("L1d / L2", func(r *Results) string {
+		return sizeString(r.Machine.L1d) + " / " + sizeString(r.Machine.L2)
+	})
+	machineRow("backend", func(r *Results) string { return r.Machine.Backend })
+	machineRow("go", func(r *Results) string { return r.Machine.Go })
+	machineRow("GOOS/GOARCH", func(r *Results) string { return r.Machine.GOOS + "/" + r.Machine.GOARCH })
+	machineRow("date", func(r *Results) string { return r.Machine.Date })
+	machineRow("FMA peak GFLOP/s", func(r *Results) string { return fmtNum(r.FMAPeakGFLOPS) })
+	machineRow("quick", func(r *Results) string { return fmt.Sprint(r.Quick) })
+	fmt.Fprintln(w)
+
+	// Kernels, per level.
+	var kkeys []kernelRowKey
+	kvals := map[kernelRowKey][]KernelRow{}
+	for i, r := range rs {
+		for _, k := range r.Kernels {
+			key := kernelRowKey{k.Family, k.Name, k.Level, k.Size}
+			if kvals[key] == nil {
+				kkeys = append(kkeys, key)
+				kvals[key] = make([]KernelRow, len(rs))
+			}
+			kvals[key][i] = k
+		}
+	}
+	// Rows of one kernel and size together (in order of first appearance),
+	// their levels in levelOrder.
+	group := map[[3]string]int{}
+	for _, k := range kkeys {
+		g := [3]string{k.family, k.name, k.size}
+		if _, ok := group[g]; !ok {
+			group[g] = len(group)
+		}
+	}
+	slices.SortStableFunc(kkeys, func(a, b kernelRowKey) int {
+		ga, gb := group[[3]string{a.family, a.name, a.size}], group[[3]string{b.family, b.name, b.size}]
+		if ga != gb {
+			return ga - gb
+		}
+		return levelRank(a.level) - levelRank(b.level)
+	})
+	if len(kkeys) > 0 {
+		fmt.Fprintf(w, "## Kernels (GFLOP/s for gemm, GB/s for the others)\n\n")
+		head("family", "kernel", "size", "level")
+		for _, key := range kkeys {
+			fmt.Fprintf(w, "| %s | %s | %s | %s |", key.family, key.name, key.size, key.level)
+			base, _ := kvals[key][0].Throughput()
+			for i, k := range kvals[key] {
+				v, _ := k.Throughput()
+				fmt.Fprintf(w, " %s |", fmtNum(v))
+				if i > 0 {
+					fmt.Fprintf(w, " %s |", fmtRatio(v, base))
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w)
+
+		// The best level of each file, so that different backends (avx512
+		// against openblas, or two machines) line up.
+		type bestKey struct{ family, name, size string }
+		var bkeys []bestKey
+		best := map[bestKey][]KernelRow{}
+		for _, key := range kkeys {
+			bk := bestKey{key.family, key.name, key.size}
+			if best[bk] == nil {
+				bkeys = append(bkeys, bk)
+				best[bk] = make([]KernelRow, len(rs))
+			}
+			for i, k := range kvals[key] {
+				v, _ := k.Throughput()
+				if b, _ := best[bk][i].Throughput(); v > b {
+					best[bk][i] = k
+				}
+			}
+		}
+		fmt.Fprintf(w, "## Kernels, best level of each file\n\n")
+		head("family", "kernel", "size")
+		for _, bk := range bkeys {
+			fmt.Fprintf(w, "| %s | %s | %s |", bk.family, bk.name, bk.size)
+			base, _ := best[bk][0].Throughput()
+			for i, k := range best[bk] {
+				v, _ := k.Throughput()
+				if v > 0 {
+					fmt.Fprintf(w, " %s (%s) |", fmtNum(v), k.Level)
+				} else {
+					fmt.Fprint(w, " — |")
+				}
+				if i > 0 {
+					fmt.Fprintf(w, " %s |", fmtRatio(v, base))
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w)
+	}
+
+	// Heads.
+	var hkeys []headRowKey
+	hvals := map[headRowKey][]HeadRow{}
+	for i, r := range rs {
+		for _, h := range r.Heads {
+			key := headRowKeyOf(h)
+			if hvals[key] == nil {
+				hkeys = append(hkeys, key)
+				hvals[key] = make([]HeadRow, len(rs))
+			}
+			hvals[key][i] = h
+		}
+	}
+	if len(hkeys) > 0 {
+		fmt.Fprintf(w, "## Heads, forward + backward (ms per call; ratio = baseline ms / ms)\n\n")
+		head("loss", "N", "D", "C", "threads")
+		for _, key := range hkeys {
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", key.loss, key.n, key.d, key.c, key.nthreads)
+			base := hvals[key][0].Ms
+			for i, h := range hvals[key] {
+				fmt.Fprintf(w, " %s |", fmtNum(h.Ms))
+				if i > 0 {
+					fmt.Fprintf(w, " %s |", fmtRatio(base, h.Ms))
+				}
+			}
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "\n### Extra memory (MiB)\n\n")
+		fmt.Fprintf(w, "| loss | N | D | C | threads |")
+		for _, l := range labels {
+			fmt.Fprintf(w, " %s |", l)
+		}
+		fmt.Fprint(w, "\n|---|---|---|---|---|", strings.Repeat("---:|", len(labels)), "\n")
+		for _, key := range hkeys {
+			fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", key.loss, key.n, key.d, key.c, key.nthreads)
+			for _, h := range hvals[key] {
+				if h.Ms == 0 {
+					fmt.Fprint(w, " — |")
+				} else {
+					fmt.Fprintf(w, " %.2f |", h.ExtraMiB)
+				}
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// ratio is num/den as "1.23×", or "—" when either is missing.
+func fmtRatio(num, den float64) string {
+	if num <= 0 || den <= 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", num/den)
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"image/png"
+	"os"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// sampleResults is a small result file as the command writes it.
+func sampleResults(backend string, scale float64) *Results {
+	return &Results{
+		Schema:  schemaName,
+		Version: schemaVersion,
+		Quick:   true,
+		Machine: Machine{
+			CPU: "Test CPU", Features: []string{"AVX2", "FMA3"}, L1d: 48 << 10, L2: 1 << 20,
+			GOOS: "linux", GOARCH: "amd64", Go: "go1.26.0", Backend: backend,
+			Levels: []string{"generic", "avx2"}, Cores: 2, Date: "2025-01-02T03:04:05Z",
+		},
+		FMAPeakGFLOPS: 100,
+		FMAPeaks:      map[string]float64{"avx2": 100},
+		Kernels: []KernelRow{
+			{Family: "gemm", Name: "NT", Level: "generic", Size: "m=32 n=512 k=64", GFLOPS: 4 * scale, Ns: 1000},
+			{Family: "gemm", Name: "NT", Level: "avx2", Size: "m=32 n=512 k=64", GFLOPS: 80 * scale, Speedup: 20, Frac: 0.8, Ns: 50},
+			{Family: "lse", Name: "MaxSumExp", Level: "generic", Size: "n=256", GBPS: 1.5 * scale, Ns: 700},
+			{Family: "lse", Name: "MaxSumExp", Level: "avx2", Size: "n=256", GBPS: 12 * scale, Speedup: 8, Ns: 85},
+		},
+		Heads: []HeadRow{
+			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 1, Ms: 0.5 / scale, GFLOPS: 2.4 * scale, ExtraMiB: 0.1, Calls: 3},
+			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 2, Ms: 0.3 / scale, GFLOPS: 4 * scale, ExtraMiB: 0.1, Calls: 3},
+			{Loss: "Focal(2)", N: 32, D: 64, C: 100, Threads: 1, Ms: 0.05 / scale, Calls: 5},
+		},
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	want := sampleResults("avx2", 1)
+	want.Machine.Extra = map[string]string{"blas": "libopenblas.so.0"}
+	if err := writeResults(path, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readResults(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
+	}
+	// The documented field names.
+	b, _ := os.ReadFile(path)
+	for _, f := range []string{`"schema": "marginloss-bench"`, `"version": 1`, `"fma_peak_gflops"`, `"l1d"`, `"speedup_vs_generic"`,
+		`"frac_peak"`, `"gflops"`, `"gbps"`, `"extra_mib"`, `"threads"`, `"backend"`, `"cores"`, `"date"`} {
+		if !bytes.Contains(b, []byte(f)) {
+			t.Errorf("JSON lacks %s", f)
+		}
+	}
+}
+
+func TestReadResultsRejectsOtherSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := os.WriteFile(path, []byte(`{"schema": "marginloss-bench", "version": 2}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readResults(path); err == nil || !strings.Contains(err.Error(), "version 2") {
+		t.Errorf("readResults of version 2: err = %v, want a version error", err)
+	}
+}
+
+func writeSamples(t *testing.T) (a, b string) {
+	dir := t.TempDir()
+	a, b = filepath.Join(dir, "base.json"), filepath.Join(dir, "new.json")
+	nb := sampleResults("pytorch 2.1.2", 2)
+	nb.Kernels = append(nb.Kernels, KernelRow{Family: "gemm", Name: "NT", Level: "openblas", Size: "m=32 n=512 k=64", GFLOPS: 240})
+	nb.Heads[1].Threads = 16 // "all" matches across core counts
+	for path, r := range map[string]*Results{a: sampleResults("avx2", 1), b: nb} {
+		if err := writeResults(path, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b
+}
+
+func TestCompare(t *testing.T) {
+	a, b := writeSamples(t)
+	var out, errOut bytes.Buffer
+	if err := run([]string{"-compare", a, b}, &out, &errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"| machine | base | new |",
+		"| backend | avx2 | pytorch 2.1.2 |",
+		"| gemm | NT | m=32 n=512 k=64 | avx2 | 80.0 | 160 | 2.00× |",
+		"| lse | MaxSumExp | n=256 | generic | 1.50 | 3.00 | 2.00× |",
+		"| gemm | NT | m=32 n=512 k=64 | openblas | — | 240 | — |",
+		"| gemm | NT | m=32 n=512 k=64 | 80.0 (avx2) | 240 (openblas) | 3.00× |",
+		"| ArcFace(64,0.5) | 32 | 64 | 100 | 1 | 0.500 | 0.250 | 2.00× |",
+		"| ArcFace(64,0.5) | 32 | 64 | 100 | all | 0.300 | 0.150 | 2.00× |",
+		"| Focal(2) | 32 | 64 | 100 | 1 | 0.0500 | 0.0250 | 2.00× |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("compare output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestPlot(t *testing.T) {
+	a, b := writeSamples(t)
+	for _, args := range [][]string{{a}, {a, b}, {"-linear", a, b}} {
+		path := filepath.Join(t.TempDir(), "k.png")
+		var out, errOut bytes.Buffer
+		if err := run(append([]string{"-plot", path}, args...), &out, &errOut); err != nil {
+			t.Fatalf("run %v: %v\n%s", args, err, errOut.String())
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := png.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("%v: decoding the PNG: %v", args, err)
+		}
+		if r := img.Bounds(); r.Dx() < 400 || r.Dy() < 200 {
+			t.Errorf("%v: image is %v, want a readable size", args, r)
+		}
+	}
+}
+
+func TestReport(t *testing.T) {
+	var out bytes.Buffer
+	writeReport(&out, sampleResults("avx2", 1), 0)
+	s := out.String()
+	for _, want := range []string{
+		"| CPU | Test CPU |",
+		"| L1d / L2 / L3 | 48 KiB / 1 MiB / ? |",
+		"| gemm | NT | m=32 n=512 k=64 | avx2 | 80.0 GFLOP/s | 20.00× | 80% |",
+		"| ArcFace(64,0.5) | 32 | 64 | 100 | 2 | 0.300 | 4.00 | 0.10 | 3 |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+func TestBadArgs(t *testing.T) {
+	var out, errOut bytes.Buffer
+	for _, args := range [][]string{{"-compare"}, {"stray.json"}, {"-filter", "("}, {"-compare", "/nonexistent.json"}} {
+		if err := run(args, &out, &errOut); err == nil {
+			t.Errorf("run %q: no error", args)
+		}
+	}
+}
+
+// TestPlan checks the plan's item names (what -filter matches) without
+// running anything.
+func TestPlan(t *testing.T) {
+	seen := map[string]bool{}
+	var kernels, heads int
+	for _, it := range append(append(peakItems(quickConfig), kernelItems(quickConfig)...), headPlanItems(quickConfig)...) {
+		if seen[it.name] {
+			t.Errorf("item %q twice", it.name)
+		}
+		seen[it.name] = true
+		switch {
+		case strings.HasPrefix(it.name, "kernels/"):
+			kernels++
+		case strings.HasPrefix(it.name, "heads/"):
+			heads++
+		}
+	}
+	if kernels < 3*2 || heads != len(cmdHeads)*len(quickConfig.classes)*min(2, runtime.GOMAXPROCS(0)) {
+		t.Errorf("%d kernel items, %d head items", kernels, heads)
+	}
+	for _, want := range []string{"kernels/gemm/NT/m=32 n=512 k=64/generic", "heads/ArcFace(64,0.5)/C=100/threads=1"} {
+		if !seen[want] {
+			t.Errorf("no item %q", want)
+		}
+	}
+}

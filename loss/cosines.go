@@ -1,0 +1,398 @@
+package loss
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/internal/par"
+)
+
+// LossFromCosines partitions the N rows of cos into at most cosMaxChunks
+// chunks of whole rows (at least cosChunkElems elements each) and walks each
+// row's classes in blocks of cosBlock. Both depend only on the shape, never
+// on GOMAXPROCS; every row is computed by one chunk in a fixed order and the
+// row losses are summed in row order, so results are bitwise identical for
+// any worker count. The scratch is O(N) plus one block per chunk, whatever
+// C is.
+const (
+	cosMaxChunks  = 64
+	cosChunkElems = 4096
+	cosBlock      = 1024
+)
+
+// Phases of LossFromCosines, run one after the other by par.Do.
+const (
+	cosPhaseForward = iota
+	cosPhaseBackward
+)
+
+// cosineWorkspace holds one LossFromCosines call's inputs and its scratch;
+// buffers only grow, so steady-state calls do not allocate.
+type cosineWorkspace struct {
+	phase int
+
+	cos    Matrix
+	labels []int32
+	dcos   *Matrix
+
+	g             asm.Margin
+	n, c, k       int     // rows, classes, sub-centers per class
+	rows, chunks  int     // rows per chunk, chunk count
+	blk           int     // classes per block
+	s             float32 // scale s
+	sc, off       float32 // s·r and s·r·ε/C, r the reduction factor
+	scale, eps    float64 // r, ε
+	detach, accum bool
+
+	bad     []int     // per row: the first column outside [−1, 1] (NaN included), or −1
+	t       []float32 // per row: the target cosine (the target class's largest)
+	phi     []float32 // φ(t)
+	dphi    []float32 // φ′(t) (1 under DetachMargin)
+	lse     []float32 // log-sum-exp of the row's logits
+	gt      []float32 // ∂L/∂cos at the target's arg-max column
+	rowLoss []float64
+	z       []float32 // chunks×blk: a block of logits, then of gradients
+	arg     []int     // chunks×blk: the arg-max column of each class (K > 1)
+}
+
+// cosGrow returns b resized to n, reallocating only when it is too small.
+func cosGrow[T any](b []T, n int) []T {
+	if cap(b) < n {
+		return make([]T, n)
+	}
+	return b[:n]
+}
+
+// LossFromCosines returns the reduced margin loss for cosines the caller
+// computed: cos is N×C (N×C·K with SubCenters = K > 1), cos[i][j] = x̂_i·Ŵ_j,
+// and labels are N class indices in [0, C). It is the loss Loss returns for
+// the normalised x and W that produced those cosines: per class the
+// cosine c_j (the largest of the class's K, ties to the lowest column), the
+// logits z_j = s·c_j (j ≠ y) and z_y = s·φ(c_y), then the softmax
+// cross-entropy of z (with LabelSmoothing, if set), reduced by Reduction.
+// It supports ArcFace, CosFace and CombinedMargin with EasyMargin,
+// DetachMargin, Reduction, SubCenters, LabelSmoothing and Accumulate;
+// SphereFace and LargeMargin need the norms of x and W and give an error
+// wrapping ErrParam. Use it when the cosines come from elsewhere (a sharded
+// or quantised W, another device) or to chain the gradient yourself.
+//
+// Where dcos is non-nil it must be N×cos.Cols, and it is overwritten with
+// ∂L/∂cos (added to it with Accumulate). With sub-centers each class's
+// gradient goes to its arg-max column only; the other K−1 columns get 0.
+// dcos may be cos itself (the gradient then replaces the cosines); any
+// other sharing of memory between dcos, cos and labels is an error wrapping
+// ErrOverlap.
+//
+// Every entry of cos must lie in [−1, 1]: a NaN or ±Inf gives an error
+// wrapping ErrNonFinite, and a finite value outside [−1, 1] (clamp float32
+// rounding such as 1.0000001 before the call) one wrapping ErrParam; both
+// name the first offending row and column. At exactly ±1 the documented pole
+// convention holds: φ is exact and φ′ = dφ/dt is evaluated at t clamped to
+// [−1+1e-6, 1−1e-6] (asm.MarginForward), so the gradient stays finite. A
+// column count that is not a positive multiple of K is
+// ErrShape, a label outside [0, C) is ErrLabel.
+//
+// On error dcos is untouched; a nil error always comes with a finite loss
+// and finite gradients. An empty batch (N = 0) returns 0 and zeroes dcos
+// (leaves it as is with Accumulate). The call does not allocate in steady
+// state, and its results are bitwise identical for any GOMAXPROCS.
+func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix) (float32, error) {
+	if l == nil {
+		return 0, errNilHead
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g, err := l.margin()
+	if err != nil {
+		return 0, err
+	}
+	switch l.kind {
+	case kindArc, kindCos, kindCombined:
+	default:
+		return 0, fmt.Errorf("%w: LossFromCosines supports ArcFace, CosFace and CombinedMargin, not %s (its logits need the norms of x and W; use Loss)", ErrParam, kindNames[l.kind])
+	}
+	if err := checkMatrix("cos", cos); err != nil {
+		return 0, err
+	}
+	k := l.subCenters()
+	if cos.Cols < 1 {
+		return 0, fmt.Errorf("%w: cos is %d×%d, want at least one class", ErrShape, cos.Rows, cos.Cols)
+	}
+	if cos.Cols%k != 0 {
+		return 0, fmt.Errorf("%w: cos has %d columns, not a multiple of SubCenters = %d (C classes × K sub-centers)", ErrShape, cos.Cols, k)
+	}
+	n, c := cos.Rows, cos.Cols/k
+	if err := checkLabels(labels, n, c); err != nil {
+		return 0, err
+	}
+	if err := checkGrad("dcos", dcos, n, cos.Cols); err != nil {
+		return 0, err
+	}
+	outs := [...]span{gradSpan("dcos", dcos, "cos")}
+	ins := [...]span{spanOf("cos", cos.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return 0, err
+	}
+	scale := l.Reduction.scale(n)
+	if dcos != nil {
+		// |∂L/∂z_j| ≤ r and ∂cos = s·∂z (s·φ′·∂z at the target).
+		var old float64
+		if l.Accumulate {
+			if old = maxAbs(dcos.Data); math.IsInf(old, 1) {
+				return 0, fmt.Errorf("%w: dcos holds a NaN or ±Inf (Accumulate adds to it)", ErrNonFinite)
+			}
+		}
+		_, dphiMax := l.phiBounds()
+		if bound := scale*float64(l.s)*math.Max(1, dphiMax) + old; !(bound <= maxOut) {
+			return 0, fmt.Errorf("%w: the gradients added to dcos (up to %g) would overflow float32", ErrNonFinite, old)
+		}
+	}
+	if n == 0 {
+		if !l.Accumulate {
+			zero(dcos)
+		}
+		return 0, nil
+	}
+	h := &l.cws
+	h.setup(l, g, cos, labels, k, scale)
+	defer h.release()
+	h.phase = cosPhaseForward
+	par.Do(h.chunks, h)
+	for i, b := range h.bad[:n] {
+		if b < 0 {
+			continue
+		}
+		v := cos.Data[i*cos.Cols+b]
+		if !isFinite(v) {
+			return 0, fmt.Errorf("%w: cos row %d column %d is %v", ErrNonFinite, i, b, v)
+		}
+		return 0, fmt.Errorf("%w: cos row %d column %d is %g, outside [−1, 1] (a cosine; clamp rounding overshoot before the call)", ErrParam, i, b, v)
+	}
+	var total float64
+	for _, v := range h.rowLoss[:n] {
+		total += v
+	}
+	total *= scale
+	if !(math.Abs(total) <= maxOut) {
+		return 0, fmt.Errorf("%w: finite inputs give a loss of %g, beyond float32", ErrNonFinite, total)
+	}
+	if dcos != nil {
+		h.dcos = dcos
+		h.phase = cosPhaseBackward
+		par.Do(h.chunks, h)
+	}
+	return float32(total), nil
+}
+
+// setup records the call and sizes the scratch.
+func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labels []int32, k int, scale float64) {
+	n := cos.Rows
+	h.cos, h.labels = cos, labels
+	h.g, h.n, h.k, h.c = g, n, k, cos.Cols/k
+	h.s, h.scale, h.eps = l.s, scale, float64(l.LabelSmoothing)
+	h.sc = float32(scale * float64(l.s))
+	h.off = float32(scale * float64(l.s) * h.eps / float64(h.c))
+	h.detach, h.accum = l.DetachMargin, l.Accumulate
+	h.rows = max(par.Chunks(cosChunkElems, cos.Cols), par.Chunks(n, cosMaxChunks))
+	h.chunks = par.Chunks(n, h.rows)
+	h.blk = min(h.c, cosBlock)
+
+	h.bad = cosGrow(h.bad, n)
+	h.t, h.phi, h.dphi = cosGrow(h.t, n), cosGrow(h.phi, n), cosGrow(h.dphi, n)
+	h.lse, h.gt = cosGrow(h.lse, n), cosGrow(h.gt, n)
+	h.rowLoss = cosGrow(h.rowLoss, n)
+	h.z = cosGrow(h.z, h.chunks*h.blk)
+	if k > 1 {
+		h.arg = cosGrow(h.arg, h.chunks*h.blk)
+	}
+}
+
+// release drops every reference to the caller's memory, whatever the
+// outcome of the call: the workspace outlives it.
+func (h *cosineWorkspace) release() {
+	h.cos, h.labels, h.dcos = Matrix{}, nil, nil
+}
+
+// RunChunk implements par.Job for both phases.
+func (h *cosineWorkspace) RunChunk(ck int) {
+	lo, hi := par.Range(ck, h.rows, h.n)
+	z := h.z[ck*h.blk : (ck+1)*h.blk]
+	var arg []int
+	if h.k > 1 {
+		arg = h.arg[ck*h.blk : (ck+1)*h.blk]
+	}
+	switch h.phase {
+	case cosPhaseForward:
+		h.forward(lo, hi, z)
+	case cosPhaseBackward:
+		for i := lo; i < hi; i++ {
+			h.backwardRow(i, z, arg)
+		}
+	}
+}
+
+// firstOutside returns the index of the first element of row outside
+// [−1, 1] (NaN included), or −1.
+func firstOutside(row []float32) int {
+	for j, v := range row {
+		if !(v >= -1 && v <= 1) {
+			return j
+		}
+	}
+	return -1
+}
+
+// classLogits fills z[:j1−j0] with the non-target logits s·c_j of classes
+// j0..j1 of row (c_j the largest of class j's K cosines) and, when arg is
+// non-nil, arg[:j1−j0] with the column each c_j came from. The forward and
+// backward passes both call it, so the backward pass sees bitwise the
+// forward logits.
+func (h *cosineWorkspace) classLogits(z []float32, arg []int, row []float32, j0, j1 int) []float32 {
+	z = z[:j1-j0]
+	k := h.k
+	if k == 1 {
+		asm.Scale(z, row[j0:j1], h.s)
+		return z
+	}
+	for j := j0; j < j1; j++ {
+		sub := row[j*k : (j+1)*k]
+		best, at := sub[0], 0
+		for a := 1; a < k; a++ {
+			if sub[a] > best {
+				best, at = sub[a], a
+			}
+		}
+		z[j-j0] = h.s * best
+		if arg != nil {
+			arg[j-j0] = j*k + at
+		}
+	}
+	return z
+}
+
+// forward validates rows lo..hi, evaluates the margin at their targets, and
+// computes each valid row's loss, log-sum-exp and target gradient. It writes
+// only the workspace.
+func (h *cosineWorkspace) forward(lo, hi int, z []float32) {
+	k := h.k
+	for i := lo; i < hi; i++ {
+		row := h.cos.Row(i)
+		h.bad[i], h.t[i] = firstOutside(row), 0
+		if h.bad[i] >= 0 {
+			continue // reported by the caller; t = 0 keeps MarginForward finite
+		}
+		y := int(h.labels[i])
+		best := row[y*k]
+		for _, v := range row[y*k+1 : (y+1)*k] {
+			best = max(best, v)
+		}
+		h.t[i] = best
+	}
+	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
+	for i := lo; i < hi; i++ {
+		if h.bad[i] < 0 {
+			h.forwardRow(i, z)
+		}
+	}
+}
+
+// forwardRow folds the row's non-target logits into an online log-sum-exp
+// and, as Loss does, keeps the target out of it: with
+// r = Σ_{j≠y} e^(z_j − z_y) the plain row loss is log(1 + r) = softplus(log r)
+// and p_y − 1 = −σ(log r), both exact for confident rows (r ≪ 1) and finite
+// when the target sits far below the largest logit. Label smoothing adds
+//
+//	(ε/C)·Σ_j (z_y − z_j)  to the loss,  ε − ε/C  to ∂L/∂z_y,  −ε/C  to the others,
+//
+// which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total.
+func (h *cosineWorkspace) forwardRow(i int, z []float32) {
+	row := h.cos.Row(i)
+	y := int(h.labels[i])
+	zt := h.s * h.phi[i]
+	m, sum := float32(math.Inf(-1)), float32(0)
+	var others float64 // Σ_{j≠y} z_j, for label smoothing
+	for j0 := 0; j0 < h.c; j0 += h.blk {
+		j1 := min(j0+h.blk, h.c)
+		zb := h.classLogits(z, nil, row, j0, j1)
+		if yb := y - j0; yb >= 0 && yb < len(zb) {
+			m, sum = asm.MaxSumExp(zb[:yb], m, sum)
+			m, sum = asm.MaxSumExp(zb[yb+1:], m, sum)
+			if h.eps != 0 {
+				others -= float64(zb[yb])
+			}
+		} else {
+			m, sum = asm.MaxSumExp(zb, m, sum)
+		}
+		if h.eps != 0 {
+			for _, v := range zb {
+				others += float64(v)
+			}
+		}
+	}
+	lr := logRatio(float64(sum), float64(m), float64(zt))
+	sp := softplus(lr)
+	loss := sp
+	gy := -sigmoid(lr)
+	if h.eps != 0 {
+		c := float64(h.c)
+		loss += h.eps / c * ((c-1)*float64(zt) - others)
+		gy += h.eps - h.eps/c
+	}
+	dphi := h.dphi[i]
+	if h.detach {
+		dphi = 1
+	}
+	h.rowLoss[i] = loss
+	h.lse[i] = float32(float64(zt) + sp)
+	h.gt[i] = float32(gy * h.scale * float64(h.s) * float64(dphi))
+}
+
+// backwardRow writes row i of dcos, block by block: s·r·(p_j − ε/C) for the
+// non-target classes, gt at the target, each at its class's arg-max column
+// (the other sub-center columns get 0). Each block of cos is read into the
+// scratch before its block of dcos is written, so dcos may be cos.
+func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int) {
+	row, out := h.cos.Row(i), h.dcos.Row(i)
+	y := int(h.labels[i])
+	k := h.k
+	for j0 := 0; j0 < h.c; j0 += h.blk {
+		j1 := min(j0+h.blk, h.c)
+		zb := h.classLogits(z, arg, row, j0, j1)
+		yb := y - j0
+		hasY := yb >= 0 && yb < len(zb)
+		if hasY {
+			zb[yb] = h.s * h.phi[i] // p_y ≤ 1 (its value is replaced by gt)
+		}
+		dst := zb
+		if k == 1 && !h.accum {
+			dst = out[j0:j1]
+		}
+		asm.SoftmaxScaled(dst, zb, h.lse[i], h.sc)
+		if h.off != 0 {
+			for j := range dst {
+				dst[j] -= h.off
+			}
+		}
+		if hasY {
+			dst[yb] = h.gt[i]
+		}
+		switch {
+		case k == 1 && !h.accum: // written in place above
+		case k == 1:
+			o := out[j0:j1]
+			for j, v := range dst {
+				o[j] += v
+			}
+		case !h.accum:
+			clear(out[j0*k : j1*k])
+			for j, v := range dst {
+				out[arg[j]] = v
+			}
+		default:
+			for j, v := range dst {
+				out[arg[j]] += v
+			}
+		}
+	}
+}
