@@ -240,3 +240,26 @@ func ExampleGemmTNPacked() {
 	//   -0.5000   0.0000   0.0000
 	//   -1.0000   2.0000   0.0000
 }
+
+// Scaled cosine logits in one pass: s·(x̂·w_j)/‖w_j‖ with the row scale s
+// and the column scales 1/‖w_j‖ applied as each tile leaves the GEMM.
+func ExampleGemmNTPackedScaled() {
+	x := []float32{
+		1, 0,
+		0.6, 0.8,
+	}
+	w := []float32{
+		2, 0, // ‖w_0‖ = 2
+		0, 4, // ‖w_1‖ = 4
+	}
+	var px asm.PackedA
+	px.Pack(2, 2, x, 2)
+	rowScale := []float32{10, 10}    // s
+	colScale := []float32{0.5, 0.25} // 1/‖w_j‖
+	z := make([]float32, 4)
+	asm.GemmNTPackedScaled(2, &px, w, 2, rowScale, colScale, z, 2)
+	printMatrix(2, 2, z, 2)
+	// Output:
+	//   10.0000   0.0000
+	//    6.0000   8.0000
+}

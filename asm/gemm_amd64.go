@@ -23,6 +23,15 @@ func gemmMergeAVX2(mr int, t, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func gemmMergeAVX512(mr int, t, c *float32, ldc int, alpha, beta float32)
 
+// gemmScale<ISA> is the scaling store of the fused epilogue
+// (gemmScaleGeneric).
+
+//go:noescape
+func gemmScaleAVX2(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
+
+//go:noescape
+func gemmScaleAVX512(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
+
 // gemmPackT<w> is the transposing pack of w rows (gemmPackTGeneric),
 // VEX-encoded, used by both levels.
 
@@ -66,13 +75,13 @@ const (
 var (
 	gemmAVX2Arch = newGemmArch(cacheBlocked(gemmArch{
 		mr: gemmAVX2MR, nr: gemmAVX2NR,
-		kernel: gemmKernelAVX2, merge: gemmMergeAVX2,
+		kernel: gemmKernelAVX2, merge: gemmMergeAVX2, scale: gemmScaleAVX2,
 		packT8: gemmPackT8, packT4: gemmPackT4, packT2: gemmPackT2,
 		copyA: gemmPackC6, copyB: gemmPackC16, prefetch: gemmPrefetch,
 	}))
 	gemmAVX512Arch = newGemmArch(cacheBlocked(gemmArch{
 		mr: gemmAVX512MR, nr: gemmAVX512NR,
-		kernel: gemmKernelAVX512, merge: gemmMergeAVX512,
+		kernel: gemmKernelAVX512, merge: gemmMergeAVX512, scale: gemmScaleAVX512,
 		packT8: gemmPackT8, packT4: gemmPackT4, packT2: gemmPackT2,
 		copyA: gemmPackC12, copyB: gemmPackC32, prefetch: gemmPrefetch,
 	}))

@@ -1378,6 +1378,69 @@ gemmMergeAVX2_mr1_beta0:
 	VZEROUPPER
 	RET
 
+// func gemmScaleAVX2(mr int, t *float32, c *float32, ldc int, rs *float32, cs *float32, beta float32)
+// Requires: AVX
+TEXT ·gemmScaleAVX2(SB), NOSPLIT, $0-52
+	MOVQ    mr+0(FP), AX
+	MOVQ    t+8(FP), CX
+	MOVQ    c+16(FP), DX
+	MOVQ    ldc+24(FP), BX
+	MOVQ    rs+32(FP), SI
+	MOVQ    cs+40(FP), DI
+	SHLQ    $0x02, BX
+	CMPQ    AX, $0x01
+	JL      gemmScaleAVX2_done
+	CMPQ    AX, $0x06
+	JG      gemmScaleAVX2_done
+	VMOVUPS (DI), Y12
+	VMOVUPS 32(DI), Y13
+	MOVL    beta+48(FP), DI
+	ANDL    $0x7fffffff, DI
+	JZ      gemmScaleAVX2_beta0
+
+gemmScaleAVX2_loop:
+	VBROADCASTSS (SI), Y14
+	VMOVUPS      (CX), Y0
+	VADDPS       (DX), Y0, Y0
+	VMULPS       Y12, Y0, Y0
+	VMULPS       Y14, Y0, Y0
+	VMOVUPS      Y0, (DX)
+	VMOVUPS      32(CX), Y1
+	VADDPS       32(DX), Y1, Y1
+	VMULPS       Y13, Y1, Y1
+	VMULPS       Y14, Y1, Y1
+	VMOVUPS      Y1, 32(DX)
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x04, SI
+	ADDQ         BX, DX
+	DECQ         AX
+	JNZ          gemmScaleAVX2_loop
+	VZEROUPPER
+	RET
+
+gemmScaleAVX2_beta0:
+gemmScaleAVX2_loop0:
+	VBROADCASTSS (SI), Y14
+	VMOVUPS      (CX), Y0
+	VMULPS       Y12, Y0, Y0
+	VMULPS       Y14, Y0, Y0
+	VMOVUPS      Y0, (DX)
+	VMOVUPS      32(CX), Y1
+	VMULPS       Y13, Y1, Y1
+	VMULPS       Y14, Y1, Y1
+	VMOVUPS      Y1, 32(DX)
+	ADDQ         $0x00000040, CX
+	ADDQ         $0x04, SI
+	ADDQ         BX, DX
+	DECQ         AX
+	JNZ          gemmScaleAVX2_loop0
+	VZEROUPPER
+	RET
+
+gemmScaleAVX2_done:
+	VZEROUPPER
+	RET
+
 // func gemmKernelAVX512(mr int, kc int, a *float32, b *float32, c *float32, ldc int, alpha float32, beta float32)
 // Requires: AVX, AVX512F, MMX+
 TEXT ·gemmKernelAVX512(SB), NOSPLIT, $0-56
@@ -5905,6 +5968,69 @@ gemmMergeAVX512_mr1_beta0:
 	VMOVUPS 64(CX), Z1
 	VMULPS  Z28, Z1, Z1
 	VMOVUPS Z1, 64(DX)
+	VZEROUPPER
+	RET
+
+// func gemmScaleAVX512(mr int, t *float32, c *float32, ldc int, rs *float32, cs *float32, beta float32)
+// Requires: AVX, AVX512F
+TEXT ·gemmScaleAVX512(SB), NOSPLIT, $0-52
+	MOVQ    mr+0(FP), AX
+	MOVQ    t+8(FP), CX
+	MOVQ    c+16(FP), DX
+	MOVQ    ldc+24(FP), BX
+	MOVQ    rs+32(FP), SI
+	MOVQ    cs+40(FP), DI
+	SHLQ    $0x02, BX
+	CMPQ    AX, $0x01
+	JL      gemmScaleAVX512_done
+	CMPQ    AX, $0x0c
+	JG      gemmScaleAVX512_done
+	VMOVUPS (DI), Z28
+	VMOVUPS 64(DI), Z29
+	MOVL    beta+48(FP), DI
+	ANDL    $0x7fffffff, DI
+	JZ      gemmScaleAVX512_beta0
+
+gemmScaleAVX512_loop:
+	VBROADCASTSS (SI), Z30
+	VMOVUPS      (CX), Z0
+	VADDPS       (DX), Z0, Z0
+	VMULPS       Z28, Z0, Z0
+	VMULPS       Z30, Z0, Z0
+	VMOVUPS      Z0, (DX)
+	VMOVUPS      64(CX), Z1
+	VADDPS       64(DX), Z1, Z1
+	VMULPS       Z29, Z1, Z1
+	VMULPS       Z30, Z1, Z1
+	VMOVUPS      Z1, 64(DX)
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x04, SI
+	ADDQ         BX, DX
+	DECQ         AX
+	JNZ          gemmScaleAVX512_loop
+	VZEROUPPER
+	RET
+
+gemmScaleAVX512_beta0:
+gemmScaleAVX512_loop0:
+	VBROADCASTSS (SI), Z30
+	VMOVUPS      (CX), Z0
+	VMULPS       Z28, Z0, Z0
+	VMULPS       Z30, Z0, Z0
+	VMOVUPS      Z0, (DX)
+	VMOVUPS      64(CX), Z1
+	VMULPS       Z29, Z1, Z1
+	VMULPS       Z30, Z1, Z1
+	VMOVUPS      Z1, 64(DX)
+	ADDQ         $0x00000080, CX
+	ADDQ         $0x04, SI
+	ADDQ         BX, DX
+	DECQ         AX
+	JNZ          gemmScaleAVX512_loop0
+	VZEROUPPER
+	RET
+
+gemmScaleAVX512_done:
 	VZEROUPPER
 	RET
 

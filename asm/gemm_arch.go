@@ -67,6 +67,46 @@ func gemmMergeGeneric(nr int) gemmMergeFunc {
 	}
 }
 
+// gemmScaleGeneric returns the NR-wide scaling store, the fused epilogue of
+// GemmNTPackedScaled: the raw tile T times the row scales rs and the column
+// scales cs, added to C first when β ≠ 0 (β is 0 or 1, the last of several
+// depth passes adding to what the earlier ones left in C):
+//
+//	for i := 0; i < mr; i++ {
+//		for j := 0; j < NR; j++ {
+//			v := t[i*NR+j]
+//			if beta != 0 {
+//				v += c[i*ldc+j]
+//			}
+//			c[i*ldc+j] = rs[i] * (cs[j] * v)
+//		}
+//	}
+func gemmScaleGeneric(nr int) gemmScaleFunc {
+	return func(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32) {
+		scaleRows(mr, nr, unsafe.Slice(t, mr*nr), nr, unsafe.Slice(c, (mr-1)*ldc+nr), ldc,
+			unsafe.Slice(rs, mr), unsafe.Slice(cs, nr), beta)
+	}
+}
+
+// scaleRows is gemmScaleGeneric on an mr×nr tile of row stride ldt.
+func scaleRows(mr, nr int, t []float32, ldt int, c []float32, ldc int, rs, cs []float32, beta float32) {
+	cs = cs[:nr]
+	for i := 0; i < mr; i++ {
+		ti := t[i*ldt : i*ldt+nr]
+		ci := c[i*ldc : i*ldc+nr]
+		r := rs[i]
+		if beta == 0 {
+			for j, v := range ti {
+				ci[j] = r * (cs[j] * v)
+			}
+			continue
+		}
+		for j, v := range ti {
+			ci[j] = r * (cs[j] * (v + ci[j]))
+		}
+	}
+}
+
 // gemmPackTGeneric returns the transposing pack of w rows:
 //
 //	for i := 0; i < w; i++ {

@@ -19,6 +19,12 @@ func gemmKernelNEON(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32)
 //go:noescape
 func gemmMergeNEON(mr int, t, c *float32, ldc int, alpha, beta float32)
 
+// gemmScaleNEON is the scaling store of the fused epilogue
+// (gemmScaleGeneric).
+//
+//go:noescape
+func gemmScaleNEON(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
+
 // gemmPackT<w>NEON is the transposing pack of w rows (gemmPackTGeneric).
 
 //go:noescape
@@ -48,7 +54,7 @@ const gemmNEONMR, gemmNEONNR = 8, 12
 
 var gemmNEONArch = newGemmArch(cacheBlocked(gemmArch{
 	mr: gemmNEONMR, nr: gemmNEONNR,
-	kernel: gemmKernelNEON, merge: gemmMergeNEON,
+	kernel: gemmKernelNEON, merge: gemmMergeNEON, scale: gemmScaleNEON,
 	packT8: gemmPackT8NEON, packT4: gemmPackT4NEON, packT2: gemmPackT2NEON,
 	copyA: gemmPackC8NEON, copyB: gemmPackC12NEON,
 }))

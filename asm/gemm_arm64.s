@@ -1502,6 +1502,59 @@ merge_beta0:
 merge_done:
 	RET
 
+// gemmScaleNEON computes C ← rs[i]·(cs[j]·(T + β·C)) for an mr×12 tile T (row stride 12) (1 ≤ mr ≤ 8).
+//
+// func gemmScaleNEON(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
+TEXT ·gemmScaleNEON(SB), NOSPLIT, $0-52
+	MOVD mr+0(FP), R0
+	MOVD t+8(FP), R1
+	MOVD c+16(FP), R2
+	MOVD ldc+24(FP), R3
+	MOVD rs+32(FP), R4
+	MOVD cs+40(FP), R5
+	LSL $2, R3, R3
+	CMP $1, R0
+	BLT scale_done
+	CMP $8, R0
+	BGT scale_done
+	FMOVS beta+48(FP), F0
+	VLD1 (R5), [V1.S4, V2.S4, V3.S4]
+	WORD $0x1e202008 // fcmp s0, #0
+	BEQ scale_beta0
+scale_loop:
+	VLD1.P 48(R1), [V4.S4, V5.S4, V6.S4]
+	FMOVS.P 4(R4), F10
+	VLD1 (R2), [V7.S4, V8.S4, V9.S4]
+	WORD $0x4e27d484 // fadd v4.4s, v4.4s, v7.4s
+	WORD $0x4e28d4a5 // fadd v5.4s, v5.4s, v8.4s
+	WORD $0x4e29d4c6 // fadd v6.4s, v6.4s, v9.4s
+	WORD $0x6e21dc84 // fmul v4.4s, v4.4s, v1.4s
+	WORD $0x6e22dca5 // fmul v5.4s, v5.4s, v2.4s
+	WORD $0x6e23dcc6 // fmul v6.4s, v6.4s, v3.4s
+	WORD $0x4f8a9084 // fmul v4.4s, v4.4s, v10.s[0]
+	WORD $0x4f8a90a5 // fmul v5.4s, v5.4s, v10.s[0]
+	WORD $0x4f8a90c6 // fmul v6.4s, v6.4s, v10.s[0]
+	VST1.P [V4.S4, V5.S4, V6.S4], (R2)(R3)
+	SUBS $1, R0, R0
+	BNE scale_loop
+	RET
+scale_beta0:
+scale_loop0:
+	VLD1.P 48(R1), [V4.S4, V5.S4, V6.S4]
+	FMOVS.P 4(R4), F10
+	WORD $0x6e21dc84 // fmul v4.4s, v4.4s, v1.4s
+	WORD $0x6e22dca5 // fmul v5.4s, v5.4s, v2.4s
+	WORD $0x6e23dcc6 // fmul v6.4s, v6.4s, v3.4s
+	WORD $0x4f8a9084 // fmul v4.4s, v4.4s, v10.s[0]
+	WORD $0x4f8a90a5 // fmul v5.4s, v5.4s, v10.s[0]
+	WORD $0x4f8a90c6 // fmul v6.4s, v6.4s, v10.s[0]
+	VST1.P [V4.S4, V5.S4, V6.S4], (R2)(R3)
+	SUBS $1, R0, R0
+	BNE scale_loop0
+	RET
+scale_done:
+	RET
+
 // gemmPackT8NEON sets dst[p·ldd+i] = src[i·lds+p] for i < 8 and p < 8·kc8.
 //
 // func gemmPackT8NEON(dst *float32, ldd int, src *float32, lds int, kc8 int)

@@ -34,6 +34,11 @@ type (
 	// gemmPackCFunc is a copying pack of a fixed width w, kc rows:
 	// dst[p·ldd+j] = src[p·lds+j] (gemmPackCGeneric).
 	gemmPackCFunc func(dst *float32, ldd int, src *float32, lds int, kc int)
+	// gemmScaleFunc is the scaling store, the fused epilogue of
+	// GemmNTPackedScaled: C ← diag(rs)·diag-scaled columns cs of (T + β·C)
+	// for an mr×NR tile T of row stride NR, β ∈ {0, 1}
+	// (gemmScaleGeneric).
+	gemmScaleFunc func(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
 	// gemmPrefetchFunc hints rows rows of width floats at p (row stride ld)
 	// toward L2; it must never fault (gemmPrefetchGeneric does nothing).
 	gemmPrefetchFunc func(p *float32, ld, rows, width int)
@@ -50,6 +55,7 @@ type gemmArch struct {
 
 	kernel gemmKernelFunc // MR×NR tile
 	merge  gemmMergeFunc  // NR wide
+	scale  gemmScaleFunc  // NR wide
 	// packT8, packT4 and packT2 transpose 8, 4 and 2 rows of op(A) (NT, NN)
 	// or of B (NT) into a sliver or panel, 8 columns at a time; packTrans
 	// does the rest in Go.
@@ -83,6 +89,9 @@ func newGemmArch(g gemmArch) *gemmArch {
 	}
 	if g.merge == nil {
 		g.merge = gemmMergeGeneric(g.nr)
+	}
+	if g.scale == nil {
+		g.scale = gemmScaleGeneric(g.nr)
 	}
 	if g.packT8 == nil {
 		g.packT8 = gemmPackTGeneric(8)
@@ -230,8 +239,14 @@ func aligned64(buf *[]float32, n int) []float32 {
 // blocks of mc (pack Ã), panels of NR (pack B̃), slivers of MR (kernel).
 // Pass p > 0 adds to C (β = 1), so C is read back once per pass.
 func (g *gemmArch) gemm(op gemmOp, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	g.gemmPre(op, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, nil)
+	g.gemmPre(op, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, nil, nil)
 }
+
+// gemmEpilogue is a fused epilogue of the driver: the last depth pass
+// stores C[i][j] = rs[i]·(cs[j]·(T + earlier passes)) instead of α·T + β·C,
+// with rs and cs indexed by C's row and column (the call's α must be 1 and
+// β 0).
+type gemmEpilogue struct{ rs, cs []float32 }
 
 // passDepth is the depth of each pass over k (the last may be shallower):
 // one pass up to kc deep, else passes of near-equal depth of at most
@@ -248,7 +263,7 @@ func (g *gemmArch) passDepth(k int) int {
 // gemmPre is gemm with either operand already packed for every pass (nil:
 // pack it here): pa in packAll's layout of op(A), pb in packAllB's layout of
 // op(B). A packed operand is never read from a or b.
-func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pa, pb []float32) {
+func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, pa, pb []float32, ep *gemmEpilogue) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -326,6 +341,10 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 						mrcur := min(mr, mcur-ir)
 						ap := ablk[ir*kcur : ir*kcur+kcur*mr]
 						ci := (ic+ir)*ldc + jc + jr
+						if ep != nil && pc+kcur == k {
+							g.tileScale(mrcur, nrcur, kcur, ap, bp, s.tile, c[ci:], ldc, ep.rs[ic+ir:], ep.cs[jc+jr:], bet)
+							continue
+						}
 						g.tileStore(mrcur, nrcur, kcur, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
 					}
 				}
@@ -354,6 +373,23 @@ func (g *gemmArch) tileStore(mr, nr, kc int, ap, bp, t, c []float32, ldc int, al
 		return
 	}
 	mergeRows(mr, nr, t, g.nr, c, ldc, alpha, beta)
+}
+
+// tileScale is tileStore with the fused epilogue: the tile goes raw to the
+// L1 buffer t, and the level's scaling store (or scaleRows for a tile
+// narrower than NR) writes rs[i]·(cs[j]·(T + β·C)) to C.
+func (g *gemmArch) tileScale(mr, nr, kc int, ap, bp, t, c []float32, ldc int, rs, cs []float32, beta float32) {
+	_ = ap[kc*g.mr-1]
+	_ = bp[kc*g.nr-1]
+	_ = c[(mr-1)*ldc+nr-1]
+	_ = rs[mr-1]
+	_ = cs[nr-1]
+	g.kernel(mr, kc, &ap[0], &bp[0], &t[0], g.nr, 1, 0)
+	if nr == g.nr {
+		g.scale(mr, &t[0], &c[0], ldc, &rs[0], &cs[0], beta)
+		return
+	}
+	scaleRows(mr, nr, t, g.nr, c, ldc, rs, cs, beta)
 }
 
 // mergeRows stores C ← α·T + β·C for the mr×nr tile T (row stride ldt); β

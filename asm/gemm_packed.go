@@ -95,7 +95,50 @@ func GemmNTPacked(n int, alpha float32, pa *PackedA, b []float32, ldb int, beta 
 		gemmNTGeneric(m, n, k, alpha, pa.data, max(k, 1), b, ldb, beta, c, ldc)
 		return
 	}
-	pa.arch.gemmPre(gemmOpNT, m, n, k, alpha, nil, 0, b, ldb, beta, c, ldc, pa.data, nil)
+	pa.arch.gemmPre(gemmOpNT, m, n, k, alpha, nil, 0, b, ldb, beta, c, ldc, pa.data, nil, nil)
+}
+
+// GemmNTPackedScaled computes C = diag(rs)·(A·Bᵀ)·diag(cs), that is
+//
+//	c[i*ldc+j] = rs[i] * (cs[j] * Σ_p a[i][p]·b[j*ldb+p])
+//
+// with A (m×k) from pa, the row scales rs (m values) and column scales cs
+// (n values) applied as each tile of C leaves the micro-kernel, with no
+// other pass over C (a fused epilogue). C's old contents are ignored. At
+// pa's level it gives bitwise rs[i]·(cs[j]·p_ij) where p is GemmNTPacked's
+// product with α = 1, β = 0. It panics when pa is nil, or when b, c, rs or
+// cs is too short for n and pa's shape.
+func GemmNTPackedScaled(n int, pa *PackedA, b []float32, ldb int, rs, cs []float32, c []float32, ldc int) {
+	if pa == nil {
+		panicf("GemmNTPackedScaled: nil PackedA")
+	}
+	m, k := pa.m, pa.k
+	checkGemm("GemmNTPackedScaled", m, n, k, "mk", pa.data, max(k, 1), "nk", b, ldb, c, ldc)
+	if len(rs) < m {
+		panicf("GemmNTPackedScaled: len(rs) = %d, want ≥ m = %d", len(rs), m)
+	}
+	if len(cs) < n {
+		panicf("GemmNTPackedScaled: len(cs) = %d, want ≥ n = %d", len(cs), n)
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	if pa.arch == nil || k == 0 {
+		if pa.arch == nil {
+			gemmNTGeneric(m, n, k, 1, pa.data, max(k, 1), b, ldb, 0, c, ldc)
+		} else {
+			scaleC(m, n, 0, c, ldc)
+		}
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			r := rs[i]
+			for j, v := range row {
+				row[j] = r * (cs[j] * v)
+			}
+		}
+		return
+	}
+	pa.arch.gemmPre(gemmOpNT, m, n, k, 1, nil, 0, b, ldb, 0, c, ldc, pa.data, nil, &gemmEpilogue{rs: rs, cs: cs})
 }
 
 // GemmTNPacked computes C = α·Aᵀ·B + β·C as GemmTN does, with B (k×n) from
@@ -112,7 +155,7 @@ func GemmTNPacked(m int, alpha float32, a []float32, lda int, pb *PackedB, beta 
 		gemmTNGeneric(m, n, k, alpha, a, lda, pb.data, max(n, 1), beta, c, ldc)
 		return
 	}
-	pb.arch.gemmPre(gemmOpTN, m, n, k, alpha, a, lda, nil, 0, beta, c, ldc, nil, pb.data)
+	pb.arch.gemmPre(gemmOpTN, m, n, k, alpha, a, lda, nil, 0, beta, c, ldc, nil, pb.data, nil)
 }
 
 // grow returns (*buf)[:n] 64-byte aligned, reallocating when it is short.

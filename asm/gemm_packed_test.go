@@ -55,14 +55,14 @@ func TestPackedDriverBitwise(t *testing.T) {
 				want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
 				ar.g.gemm(gemmOpNT, m, n, k, 1.5, a, k, b, k, beta, want, n)
 				pa := ar.g.packAllA(&abuf, gemmOpNT, m, k, a, k)
-				ar.g.gemmPre(gemmOpNT, m, n, k, 1.5, nil, 0, b, k, beta, got, n, pa, nil)
+				ar.g.gemmPre(gemmOpNT, m, n, k, 1.5, nil, 0, b, k, beta, got, n, pa, nil, nil)
 				if i := firstBitDiff(want, got); i >= 0 {
 					t.Fatalf("%s NT m=%d n=%d k=%d β=%g: c[%d] = %v packed, %v not", ar.name, m, n, k, beta, i, got[i], want[i])
 				}
 				want, got = append(want[:0], c0...), append(got[:0], c0...)
 				ar.g.gemm(gemmOpTN, m, n, k, 1.5, a, m, b, n, beta, want, n)
 				pb := ar.g.packAllB(&bbuf, gemmOpTN, k, n, b, n)
-				ar.g.gemmPre(gemmOpTN, m, n, k, 1.5, a, m, nil, 0, beta, got, n, nil, pb)
+				ar.g.gemmPre(gemmOpTN, m, n, k, 1.5, a, m, nil, 0, beta, got, n, nil, pb, nil)
 				if i := firstBitDiff(want, got); i >= 0 {
 					t.Fatalf("%s TN m=%d n=%d k=%d β=%g: c[%d] = %v packed, %v not", ar.name, m, n, k, beta, i, got[i], want[i])
 				}
@@ -214,5 +214,133 @@ func TestGemmPackedPanics(t *testing.T) {
 		if got := panicMessage(tc.call); got != tc.want {
 			t.Errorf("panic %q, want %q", got, tc.want)
 		}
+	}
+}
+
+// TestGemmScaleRoutines checks each level's scaling store against its Go
+// twin, bitwise, for every mr, β = 0 (C full of NaN, never read) and β = 1.
+func TestGemmScaleRoutines(t *testing.T) {
+	r := rand.New(rand.NewSource(34))
+	for _, l := range simd.Usable() {
+		g, ok := gemmDrivers[l]
+		if !ok {
+			continue
+		}
+		twin := gemmScaleGeneric(g.nr)
+		ldc := g.nr + 3
+		for mr := 1; mr <= g.mr; mr++ {
+			for _, beta := range []float32{0, 1} {
+				tile, rs, cs := randGemm(r, mr*g.nr), randGemm(r, mr), randGemm(r, g.nr)
+				c0 := randGemm(r, mr*ldc)
+				if beta == 0 {
+					for i := range c0 {
+						c0[i] = float32(math.NaN())
+					}
+				}
+				want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+				twin(mr, &tile[0], &want[0], ldc, &rs[0], &cs[0], beta)
+				g.scale(mr, &tile[0], &got[0], ldc, &rs[0], &cs[0], beta)
+				if i := firstBitDiff(want, got); i >= 0 {
+					t.Fatalf("%v mr=%d β=%g: c[%d] = %v, twin %v", l, mr, beta, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestGemmNTPackedScaled: the fused epilogue gives bitwise rs[i]·(cs[j]·p)
+// with p the packed product (α = 1, β = 0), at every level and for the
+// small-blocked Go-kernel drivers (several depth passes, so the epilogue
+// adds what the earlier passes left in C; row and column blocks; narrow
+// tiles); C's old contents (NaN) are ignored.
+func TestGemmNTPackedScaled(t *testing.T) {
+	r := rand.New(rand.NewSource(35))
+	check := func(name string, m, n, k int, product func(c []float32), scaled func(rs, cs, c []float32)) {
+		t.Helper()
+		ldc := n + 2
+		rs, cs := randGemm(r, m), randGemm(r, n)
+		want := make([]float32, m*ldc)
+		product(want)
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				want[i*ldc+j] = rs[i] * (cs[j] * want[i*ldc+j])
+			}
+		}
+		got := make([]float32, m*ldc)
+		for i := range got {
+			if i%ldc < n {
+				got[i] = float32(math.NaN())
+			}
+		}
+		scaled(rs, cs, got)
+		if i := firstBitDiff(want, got); i >= 0 {
+			t.Fatalf("%s m=%d n=%d k=%d: c[%d] = %v, want %v", name, m, n, k, i, got[i], want[i])
+		}
+	}
+	var abuf []float32
+	for _, s := range [][2]int{{4, 8}, {3, 5}} {
+		g := newGemmArch(gemmArch{mr: s[0], nr: s[1], kc: 32, kcDeep: 16, mc: 3 * s[0], nc: 3 * s[1], kernel: gemmKernelGeneric(s[0], s[1])})
+		for _, sh := range packedShapes() {
+			m, n, k := sh[0], sh[1], sh[2]
+			a, b := randGemm(r, m*k), randGemm(r, n*k)
+			pa := g.packAllA(&abuf, gemmOpNT, m, k, a, k)
+			check(fmt.Sprintf("go%d×%d", s[0], s[1]), m, n, k,
+				func(c []float32) { g.gemmPre(gemmOpNT, m, n, k, 1, nil, 0, b, k, 0, c, n+2, pa, nil, nil) },
+				func(rs, cs, c []float32) {
+					g.gemmPre(gemmOpNT, m, n, k, 1, nil, 0, b, k, 0, c, n+2, pa, nil, &gemmEpilogue{rs: rs, cs: cs})
+				})
+		}
+	}
+	var pa PackedA
+	for _, l := range simd.Usable() {
+		restore, err := simd.Force(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sh := range append(packedShapes(), [3]int{256, 128, 512}, [3]int{300, 45, 700}, [3]int{7, 3, 0}) {
+			m, n, k := sh[0], sh[1], sh[2]
+			ld := max(k, 1)
+			a, b := randGemm(r, m*ld), randGemm(r, n*ld)
+			pa.Pack(m, k, a, ld)
+			check(l.String(), m, n, k,
+				func(c []float32) { GemmNTPacked(n, 1, &pa, b, ld, 0, c, n+2) },
+				func(rs, cs, c []float32) { GemmNTPackedScaled(n, &pa, b, ld, rs, cs, c, n+2) })
+		}
+		restore()
+	}
+}
+
+func TestGemmNTPackedScaledPanicsAllocs(t *testing.T) {
+	f := make([]float32, 64)
+	var pa PackedA
+	pa.Pack(3, 2, f, 2)
+	for _, tc := range []struct {
+		want string
+		call func()
+	}{
+		{"asm: GemmNTPackedScaled: len(rs) = 2, want ≥ m = 3", func() { GemmNTPackedScaled(4, &pa, f, 2, f[:2], f, f, 4) }},
+		{"asm: GemmNTPackedScaled: len(cs) = 3, want ≥ n = 4", func() { GemmNTPackedScaled(4, &pa, f, 2, f, f[:3], f, 4) }},
+		{"asm: GemmNTPackedScaled: len(c) = 11, want ≥ 12 for m=3, n=4, ldc=4", func() { GemmNTPackedScaled(4, &pa, f, 2, f, f, f[:11], 4) }},
+		{"asm: GemmNTPackedScaled: nil PackedA", func() { GemmNTPackedScaled(4, nil, f, 2, f, f, f, 4) }},
+	} {
+		if got := panicMessage(tc.call); got != tc.want {
+			t.Errorf("panic %q, want %q", got, tc.want)
+		}
+	}
+	r := rand.New(rand.NewSource(36))
+	m, n, k := 30, 100, 200
+	a, b, c := randGemm(r, m*k), randGemm(r, n*k), make([]float32, m*n)
+	rs, cs := randGemm(r, m), randGemm(r, n)
+	for _, l := range simd.Usable() {
+		restore, err := simd.Force(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pa.Pack(m, k, a, k)
+		GemmNTPackedScaled(n, &pa, b, k, rs, cs, c, n)
+		if got := testing.AllocsPerRun(5, func() { GemmNTPackedScaled(n, &pa, b, k, rs, cs, c, n) }); got != 0 {
+			t.Errorf("%v: %v allocations per call", l, got)
+		}
+		restore()
 	}
 }

@@ -19,7 +19,7 @@ import (
 // Methods are Type.Method, struct fields Type.Field.
 var publicAPI = map[string]string{
 	"GemmNT": "func", "GemmNN": "func", "GemmTN": "func",
-	"GemmNTPacked": "func", "GemmTNPacked": "func",
+	"GemmNTPacked": "func", "GemmTNPacked": "func", "GemmNTPackedScaled": "func",
 	"PackedA": "type", "PackedA.Pack": "method", "PackedA.Rows": "method", "PackedA.Cols": "method",
 	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
 	"L2Norm": "func", "Scale": "func", "NormalizeBackward": "func",

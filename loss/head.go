@@ -480,21 +480,20 @@ func (h *headWorkspace) normX(lo, hi int) {
 // tileRange is the class range of tile k.
 func (h *headWorkspace) tileRange(k int) (j0, j1 int) { return par.Range(k, h.ct, h.c) }
 
-// logits fills z (N×cw, row stride cw) with the logits of classes j0..j1.
-// The forward and backward passes call it alike, so the recomputed tile is
-// bitwise the forward one.
+// logits fills z (N×cw, row stride cw) with the logits of classes j0..j1:
+// z_ij = A_i·(cs_j·x̂_i·W_j), the row and column scales applied by the
+// GEMM's fused epilogue as each tile leaves the micro-kernel, then the
+// target logits (without sub-centers). The forward and backward passes call
+// it alike, so the recomputed tile is bitwise the forward one.
 func (h *headWorkspace) logits(z []float32, j0, j1 int) {
-	n, d, cw := h.n, h.d, j1-j0
-	asm.GemmNTPacked(cw, 1, &h.px, h.w.Data[j0*d:j1*d], d, 0, z, cw)
-	cs := h.colScale[j0:j1]
-	for i := 0; i < n; i++ {
-		row := z[i*cw : (i+1)*cw]
-		a := h.rowA[i]
-		for j, v := range row {
-			row[j] = a * cs[j] * v
-		}
-		if y := int(h.lab[i]); h.k == 1 && y >= j0 && y < j1 {
-			row[y-j0] = h.zt[i]
+	d, cw := h.d, j1-j0
+	asm.GemmNTPackedScaled(cw, &h.px, h.w.Data[j0*d:j1*d], d, h.rowA, h.colScale[j0:j1], z, cw)
+	if h.k != 1 {
+		return
+	}
+	for i, y := range h.lab[:h.n] {
+		if y := int(y); y >= j0 && y < j1 {
+			z[i*cw+y-j0] = h.zt[i]
 		}
 	}
 }
@@ -627,9 +626,30 @@ func (h *headWorkspace) backwardShard(k int) {
 				h.subCenterGrads(st, zr, gr, i, j0, epsC)
 				continue
 			}
-			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)
 			y := int(h.lab[i]) - j0
 			hasY := y >= 0 && y < cw
+			if !radial && !large {
+				// ArcFace, CosFace, CombinedMargin: Gc = A·G with A = s
+				// folded into the softmax's scale, φ′ at the target, and
+				// Gc/‖W_j‖ for the dX̂ product.
+				a := h.rowA[i]
+				asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale*a)
+				if epsC != 0 {
+					sub := epsC * a
+					for j := range gr {
+						gr[j] -= sub
+					}
+				}
+				if hasY {
+					gr[y] = (h.gTarget[i] - epsC) * a * h.dphi[i]
+				}
+				zr, winv := zr[:len(gr)], winv[:len(gr)]
+				for j, gc := range gr {
+					zr[j] = gc * winv[j]
+				}
+				continue
+			}
+			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)
 			if hasY {
 				gr[y] = h.gTarget[i]
 			}

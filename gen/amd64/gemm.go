@@ -37,6 +37,7 @@ func gemm() {
 	for _, g := range []gemmISA{gemmAVX2, gemmAVX512} {
 		g.kernel()
 		g.merge()
+		g.scale()
 	}
 	gemmPackT(8)
 	gemmPackT(4)
@@ -244,6 +245,62 @@ func (g gemmISA) merge() {
 			VMOVUPS(Mem{Base: t, Disp: 4 * (i*g.nr() + v*g.lanes)}, g.acc(i, v))
 		})
 	}
+}
+
+// scale emits gemmScale<ISA>(mr, t, c, ldc, rs, cs, beta): the fused
+// epilogue of GemmNTPackedScaled. For the mr×NR tile T stored row by row
+// (stride NR) at t, C ← rs[i]·(cs[j]·(T + β·C)), β = 0 never reading C (the
+// driver passes 0 or 1). The column scales stay in two registers, the row
+// scale is broadcast per row; the order of the operations is the Go
+// twin's (gemmScaleGeneric), so the results are bitwise equal.
+func (g gemmISA) scale() {
+	name := "gemmScale" + g.suffix
+	implement(name, fmt.Sprintf("%s computes C ← rs[i]·(cs[j]·(T + β·C)) for an mr×%d tile T (row stride %d) (1 ≤ mr ≤ %d).", name, g.nr(), g.nr(), g.mr))
+	mr := Load(Param("mr"), GP64())
+	t := Load(Param("t"), GP64())
+	c := Load(Param("c"), GP64())
+	ldc := Load(Param("ldc"), GP64())
+	rs := Load(Param("rs"), GP64())
+	cs := Load(Param("cs"), GP64())
+	SHLQ(U8(2), ldc)
+	CMPQ(mr, Imm(1))
+	JL(LabelRef(name + "_done"))
+	CMPQ(mr, Imm(uint64(g.mr)))
+	JG(LabelRef(name + "_done"))
+	for v := 0; v < g.nv; v++ {
+		VMOVUPS(Mem{Base: cs, Disp: 4 * v * g.lanes}, g.bvec(v))
+	}
+	r := g.tvec(0)
+	bits := GP32()
+	MOVL(addr(Param("beta")), bits)
+	ANDL(U32(0x7fffffff), bits)
+	JZ(LabelRef(name + "_beta0"))
+	for _, beta := range []bool{true, false} {
+		loop := name + "_loop"
+		if !beta {
+			Label(name + "_beta0")
+			loop = name + "_loop0"
+		}
+		Label(loop)
+		VBROADCASTSS(Mem{Base: rs}, r)
+		for v := 0; v < g.nv; v++ {
+			VMOVUPS(Mem{Base: t, Disp: 4 * v * g.lanes}, g.acc(0, v))
+			if beta {
+				VADDPS(Mem{Base: c, Disp: 4 * v * g.lanes}, g.acc(0, v), g.acc(0, v))
+			}
+			VMULPS(g.bvec(v), g.acc(0, v), g.acc(0, v))
+			VMULPS(r, g.acc(0, v), g.acc(0, v))
+			VMOVUPS(g.acc(0, v), Mem{Base: c, Disp: 4 * v * g.lanes})
+		}
+		ADDQ(U32(uint64(4*g.nr())), t)
+		ADDQ(U8(4), rs)
+		ADDQ(ldc, c)
+		DECQ(mr)
+		JNZ(LabelRef(loop))
+		ret()
+	}
+	Label(name + "_done")
+	ret()
 }
 
 // gemmPackT emits gemmPackT<w>(dst, ldd, src, lds, kc8): the transposing

@@ -34,6 +34,7 @@ const (
 func gemm(f *File) {
 	gemmKernel(f)
 	gemmMerge(f)
+	gemmScale(f)
 	for _, w := range []int{8, 4, 2} {
 		gemmPackT(f, w)
 	}
@@ -224,6 +225,59 @@ func gemmMerge(f *File) {
 	e.Op("SUBS $1, %v, %v", mr, mr)
 	e.Op("BNE merge_beta0")
 	e.Label("merge_done")
+	e.RET()
+}
+
+// gemmScale emits gemmScaleNEON(mr, t, c, ldc, rs, cs, beta): the fused
+// epilogue of GemmNTPackedScaled. For the mr×NR tile T stored row by row
+// (stride NR) at t, C ← rs[i]·(cs[j]·(T + β·C)), β = ±0 never reading C
+// (the driver passes 0 or 1), in the Go twin's order (gemmScaleGeneric),
+// so the results are bitwise equal. A loop over the rows; mr outside 1..MR
+// does nothing.
+func gemmScale(f *File) {
+	const name = "gemmScaleNEON"
+	e := f.Implement(name, fmt.Sprintf("%s computes C ← rs[i]·(cs[j]·(T + β·C)) for an mr×%d tile T (row stride %d) (1 ≤ mr ≤ %d).",
+		name, gemmNR, gemmNR, gemmMR))
+	mr, t := e.LoadArg("mr"), e.LoadArg("t")
+	c, ldc := e.LoadArg("c"), e.LoadArg("ldc")
+	rs, cs := e.LoadArg("rs"), e.LoadArg("cs")
+	e.Op("LSL $2, %v, %v", ldc, ldc)
+	e.Op("CMP $1, %v", mr)
+	e.Op("BLT scale_done")
+	e.Op("CMP $%d, %v", gemmMR, mr)
+	e.Op("BGT scale_done")
+	beta := e.LoadArgF("beta")
+	csv, tv, cv, r := e.Vs(gemmNV), e.Vs(gemmNV), e.Vs(gemmNV), e.V()
+	e.Ld1(cs, false, S4, csv...)
+	e.I(fcmpZero(beta, S))
+	e.Op("BEQ scale_beta0")
+	for _, withC := range []bool{true, false} {
+		loop := "scale_loop"
+		if !withC {
+			e.Label("scale_beta0")
+			loop = "scale_loop0"
+		}
+		e.Label(loop)
+		e.Ld1(t, true, S4, tv...)
+		e.LdrSPost(r, rs)
+		if withC {
+			e.Ld1(c, false, S4, cv...)
+			for j, v := range tv {
+				e.I(fadd(v, v, cv[j], S4))
+			}
+		}
+		for j, v := range tv {
+			e.I(fmul(v, v, csv[j], S4))
+		}
+		for _, v := range tv {
+			e.I(fmulElem(v, v, r, S4, 0))
+		}
+		e.st1Stride(c, ldc, S4, tv...)
+		e.Op("SUBS $1, %v, %v", mr, mr)
+		e.Op("BNE %s", loop)
+		e.RET()
+	}
+	e.Label("scale_done")
 	e.RET()
 }
 
