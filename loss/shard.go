@@ -41,11 +41,49 @@ type ShardedHead struct {
 	Offset int
 	// Classes is C, the number of classes over all shards.
 	Classes int
+	// SampleRate, when in (0, 1), samples this shard's classes as
+	// arcface_torch's PartialFC_V2 does: each Forward keeps every class of
+	// the shard that occurs in the labels plus negatives drawn uniformly
+	// without replacement from its other classes, ⌈SampleRate·Cs⌉ in all
+	// (Cs the shard's classes; the rule and the draw are PartialFC's), and
+	// the statistics and gradients cover only those; dw rows of the other
+	// classes are zeroed (left as they are with Accumulate). Sampled returns
+	// the set. 0 or 1 means every class. LabelSmoothing needs every class
+	// (ErrParam otherwise): its mean would be over the union of all shards'
+	// samples, whose size no shard knows.
+	SampleRate float32
+	// Seed seeds the draw; with the number of earlier successful Forward
+	// calls on this value it fixes S, whatever GOMAXPROCS is.
+	Seed uint64
 
 	mu    sync.Mutex
 	ws    headWorkspace
 	fwd   forwardKey // the inputs of the last successful Forward
 	ready bool
+
+	// sampling (SampleRate in (0, 1))
+	calls uint64       // successful Forward calls so far
+	pfc   pfcWorkspace // the draw: S as local class indices, ascending
+	sampS []int32      // S of the last successful Forward, global classes
+	loc   []int32      // the batch's labels on this shard, local
+	labS  []int32      // per row: position in S of its label, or |S| (elsewhere)
+	wS    []float32    // the rows of S
+	dwS   []float32    // their gradient
+	dwSM  Matrix       // dwS as the head's dw
+}
+
+// sampling reports whether Forward samples this shard's classes.
+func (h *ShardedHead) sampling() bool { return h.SampleRate > 0 && h.SampleRate < 1 }
+
+// Sampled returns the classes (global indices, ascending) that the last
+// successful Forward kept on this shard: all of them without sampling.
+func (h *ShardedHead) Sampled() []int32 {
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]int32(nil), h.sampS...)
 }
 
 // forwardKey identifies a Forward call's inputs by address and size, to
@@ -207,6 +245,12 @@ func (h *ShardedHead) check(x, w Matrix, labels []int32) (k int, err error) {
 	if w.Rows < 1 || w.Cols < 1 || w.Rows%k != 0 {
 		return 0, fmt.Errorf("%w: w is %d×%d, want at least one class and one dimension, rows a multiple of SubCenters = %d", ErrShape, w.Rows, w.Cols, k)
 	}
+	if !(h.SampleRate >= 0 && h.SampleRate <= 1) {
+		return 0, fmt.Errorf("%w: ShardedHead SampleRate = %g, want 0 ≤ rate ≤ 1 (0 or 1: every class)", ErrParam, h.SampleRate)
+	}
+	if h.sampling() && l.LabelSmoothing != 0 {
+		return 0, fmt.Errorf("%w: ShardedHead with SampleRate = %g and LabelSmoothing = %g: smoothing needs every class", ErrParam, h.SampleRate, l.LabelSmoothing)
+	}
 	if h.Offset < 0 || h.Classes < 1 || h.Offset > h.Classes-w.Rows/k {
 		return 0, fmt.Errorf("%w: shard of classes [%d, %d) outside the %d classes", ErrParam, h.Offset, h.Offset+w.Rows/k, h.Classes)
 	}
@@ -250,8 +294,17 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		return err
 	}
 	ws := &h.ws
+	wIn, labIn, span := w, labels, classSpan{h.Offset, h.Classes}
+	k := l.subCenters()
+	if h.sampling() {
+		if err := h.sample(w, labels, k); err != nil {
+			return err
+		}
+		wIn = Matrix{Rows: len(h.pfc.s) * k, Cols: w.Cols, Data: h.wS}
+		labIn, span = h.labS, classSpan{0, h.Classes}
+	}
 	if n > 0 {
-		ws.setup(l, g, x, w, labels, true, classSpan{h.Offset, h.Classes})
+		ws.setup(l, g, x, wIn, labIn, true, span)
 		defer ws.release()
 		if err := ws.norms(); err != nil {
 			return err
@@ -282,6 +335,51 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		st.Sums[i], st.Sums[n+i], st.Sums[2*n+i] = float32(sum), float32(zt), float32(zs)
 	}
 	h.fwd, h.ready = keyOf(x, w, labels, h.Offset, h.Classes), true
+	h.sampS = h.sampS[:0]
+	if h.sampling() {
+		for _, c := range h.pfc.s {
+			h.sampS = append(h.sampS, c+int32(h.Offset))
+		}
+		h.calls++
+	} else {
+		for c := 0; c < w.Rows/k; c++ {
+			h.sampS = append(h.sampS, int32(h.Offset+c))
+		}
+	}
+	return nil
+}
+
+// sample draws this call's S (PartialFC's rule, from the shard's positives)
+// and gathers its rows of w into h.wS and the rows' label positions into
+// h.labS, checking the gathered rows' norms (rows outside S are never read).
+func (h *ShardedHead) sample(w Matrix, labels []int32, k int) error {
+	cs := w.Rows / k
+	h.loc = h.loc[:0]
+	for _, y := range labels {
+		if y := int(y) - h.Offset; y >= 0 && y < cs {
+			h.loc = append(h.loc, int32(y))
+		}
+	}
+	m := h.pfc.sample(h.loc, cs, h.SampleRate, h.Seed, h.calls)
+	row := k * w.Cols
+	h.wS = grow(h.wS, m*row)
+	for q, c := range h.pfc.s[:m] {
+		src := w.Data[int(c)*row : (int(c)+1)*row]
+		for r := 0; r < k; r++ {
+			if nr := asm.L2Norm(src[r*w.Cols : (r+1)*w.Cols]); !isFinite(nr) {
+				return fmt.Errorf("%w: w row %d (class %d) has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, int(c)*k+r, int(c)+h.Offset, nr)
+			}
+		}
+		copy(h.wS[q*row:(q+1)*row], src)
+	}
+	h.labS = growInt32(h.labS, len(labels))
+	for i, y := range labels {
+		if y := int32(int(y) - h.Offset); y >= 0 && int(y) < cs {
+			h.labS[i] = h.pfc.position(y)
+		} else {
+			h.labS[i] = int32(m)
+		}
+	}
 	return nil
 }
 
@@ -339,11 +437,28 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		return 0, nil
 	}
 	// The workspace kept the Forward call's state; it only needs the
-	// caller's matrices back.
+	// caller's matrices back (the gathered rows of S when sampling).
+	k := l.subCenters()
 	ws.x, ws.w, ws.labels = x, w, labels
-	defer ws.release()
-	if err := ws.bounds(phiMax, dphiMax, dx, dw); err != nil {
+	dwIn := dw
+	if h.sampling() {
+		m := len(h.pfc.s)
+		ws.w, ws.labels = Matrix{Rows: m * k, Cols: d, Data: h.wS}, h.labS
+		if dw != nil {
+			h.dwS = grow(h.dwS, m*k*d)
+			clear(h.dwS) // Accumulate adds the head's gradient to it
+			h.dwSM = Matrix{Rows: m * k, Cols: d, Data: h.dwS}
+			dwIn = &h.dwSM
+		}
+	}
+	defer func() { ws.release(); h.dwSM = Matrix{} }()
+	if err := ws.bounds(phiMax, dphiMax, dx, dwIn); err != nil {
 		return 0, err
+	}
+	if dwIn != dw && accum {
+		if i := firstNonFinite(dw.Data); i >= 0 {
+			return 0, fmt.Errorf("%w: Accumulate into dw, which holds %v at %d", ErrNonFinite, dw.Data[i], i)
+		}
 	}
 	var total float64
 	for i := 0; i < n; i++ {
@@ -353,6 +468,28 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 	if err != nil || dx == nil && dw == nil {
 		return loss, err
 	}
-	ws.backward(dx, dw)
+	ws.backward(dx, dwIn)
+	if dwIn != dw && dw != nil {
+		h.scatter(dw, k, accum)
+	}
 	return loss, nil
+}
+
+// scatter writes the gradient of S's rows (h.dwS) into dw: added with
+// Accumulate, else over zeroed rows.
+func (h *ShardedHead) scatter(dw *Matrix, k int, accum bool) {
+	row := k * dw.Cols
+	if !accum {
+		clear(dw.Data[:dw.Rows*dw.Cols])
+	}
+	for q, c := range h.pfc.s {
+		dst, src := dw.Data[int(c)*row:(int(c)+1)*row], h.dwS[q*row:(q+1)*row]
+		if !accum {
+			copy(dst, src)
+			continue
+		}
+		for j, v := range src {
+			dst[j] += v
+		}
+	}
 }

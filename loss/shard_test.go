@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/marginloss/marginloss/loss"
@@ -243,38 +244,45 @@ func TestShardedNoAllocsDeterministic(t *testing.T) {
 		n, d := 40, 32
 		x, w := randMatrix(r, n, d), randMatrix(r, 300, d)
 		labels := randLabels(r, n, 500)
-		h := &loss.ShardedHead{Head: loss.ArcFace(30, 0.5), Offset: 100, Classes: 500}
-		h.Head.LabelSmoothing = 0.1
-		var st loss.ShardStats
-		dx, dw := filled(n, d, 0), filled(300, d, 0)
-		step := func() float32 {
-			if err := h.Forward(x, w, labels, &st); err != nil {
-				t.Fatal(err)
+		for _, rate := range []float32{0, 0.3} {
+			h := &loss.ShardedHead{Head: loss.ArcFace(30, 0.5), Offset: 100, Classes: 500, SampleRate: rate, Seed: 3}
+			if rate == 0 {
+				h.Head.LabelSmoothing = 0.1
 			}
-			st.Rescale()
-			l, err := h.Backward(x, w, labels, &st, &dx, &dw)
-			if err != nil {
-				t.Fatal(err)
+			var st loss.ShardStats
+			dx, dw := filled(n, d, 0), filled(300, d, 0)
+			step := func() float32 {
+				if err := h.Forward(x, w, labels, &st); err != nil {
+					t.Fatal(err)
+				}
+				st.Rescale()
+				l, err := h.Backward(x, w, labels, &st, &dx, &dw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return l
 			}
-			return l
-		}
-		step()
-		if a := testing.AllocsPerRun(3, func() { step() }); a != 0 {
-			t.Errorf("%v allocations per step", a)
-		}
-		var ref []float32
-		for _, p := range []int{1, 2, 3, 8} {
-			old := runtime.GOMAXPROCS(p)
-			l := step()
-			runtime.GOMAXPROCS(old)
-			got := append(append([]float32{l}, dx.Data...), dw.Data...)
-			if ref == nil {
-				ref = got
-				continue
+			step()
+			if a := testing.AllocsPerRun(3, func() { step() }); a != 0 {
+				t.Errorf("%v allocations per step", a)
 			}
-			for i := range got {
-				if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
-					t.Fatalf("GOMAXPROCS=%d: value %d differs", p, i)
+			var ref []float32
+			for _, p := range []int{1, 2, 3, 8} {
+				if rate != 0 { // a fresh value: the same draw
+					h = &loss.ShardedHead{Head: h.Head, Offset: 100, Classes: 500, SampleRate: rate, Seed: 3}
+				}
+				old := runtime.GOMAXPROCS(p)
+				l := step()
+				runtime.GOMAXPROCS(old)
+				got := append(append([]float32{l}, dx.Data...), dw.Data...)
+				if ref == nil {
+					ref = got
+					continue
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+						t.Fatalf("rate %g GOMAXPROCS=%d: value %d differs", rate, p, i)
+					}
 				}
 			}
 		}
@@ -336,5 +344,132 @@ func TestSubCenterShapeAndLabels(t *testing.T) {
 	}
 	if _, err := h.Loss(x, w, []int32{0, 1, 2}, nil, nil); err != nil {
 		t.Errorf("valid call: %v", err)
+	}
+}
+
+// TestShardedPartialFC: with SampleRate each shard keeps its positives and
+// ⌈rate·Cs⌉ classes in all (PartialFC_V2); the sharded step equals the head
+// on the union of the samples (within 1e-6, as TestShardedMatchesHead), dw
+// rows outside the samples are zero, and the draw is deterministic and
+// changes from call to call.
+func TestShardedPartialFC(t *testing.T) {
+	forEachPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(45))
+		n, d, classes := 6, 16, 40
+		bounds := []int{0, 13, 27, classes}
+		for _, k := range []int{1, 2} {
+			head := loss.CosFace(16, 0.35)
+			head.SubCenters, head.TileBudget = k, tileBudget
+			x, w := randMatrix(r, n, d), randMatrix(r, classes*k, d)
+			labels := randLabels(r, n, classes)
+			var prev []int32
+			for call := 0; call < 2; call++ {
+				hs := make([]*loss.ShardedHead, len(bounds)-1)
+				var union []int32
+				st := make([]*loss.ShardStats, len(hs))
+				for s := range hs {
+					hs[s] = &loss.ShardedHead{Head: head, Offset: bounds[s], Classes: classes, SampleRate: 0.4, Seed: 9}
+					st[s] = new(loss.ShardStats)
+				}
+				// call 1 runs each shard twice: the second draw differs
+				for rep := 0; rep <= call; rep++ {
+					union = union[:0]
+					for s, h := range hs {
+						ws := loss.Matrix{Rows: (bounds[s+1] - bounds[s]) * k, Cols: d, Data: w.Data[bounds[s]*k*d : bounds[s+1]*k*d]}
+						if err := h.Forward(x, ws, labels, st[s]); err != nil {
+							t.Fatal(err)
+						}
+						samp := h.Sampled()
+						cs := bounds[s+1] - bounds[s]
+						want := 0
+						for float32(float64(want)/float64(cs)) < 0.4 {
+							want++
+						}
+						pos := map[int32]bool{}
+						for _, y := range labels {
+							if int(y) >= bounds[s] && int(y) < bounds[s+1] {
+								pos[y] = true
+							}
+						}
+						if len(samp) != max(want, len(pos)) {
+							t.Fatalf("shard %d: |S| = %d, want %d", s, len(samp), max(want, len(pos)))
+						}
+						union = append(union, samp...)
+					}
+				}
+				if call == 1 && slices.Equal(prev, union) {
+					t.Errorf("K=%d: the second draw repeats the first", k)
+				}
+				if call == 0 && prev == nil {
+					prev = append([]int32(nil), union...)
+				}
+				// the all-gather combine
+				gathered := make([]*loss.ShardStats, len(st))
+				for q := range st {
+					gathered[q] = &loss.ShardStats{Max: append([]float32(nil), st[q].Max...), Sums: append([]float32(nil), st[q].Sums...)}
+				}
+				dx := make([]float32, n*d)
+				dw := filled(classes*k, d, 7)
+				var got float32
+				for s, h := range hs {
+					if err := loss.MergeShardStats(st[s], gathered...); err != nil {
+						t.Fatal(err)
+					}
+					ws := loss.Matrix{Rows: (bounds[s+1] - bounds[s]) * k, Cols: d, Data: w.Data[bounds[s]*k*d : bounds[s+1]*k*d]}
+					pdx := filled(n, d, 0)
+					pdw := loss.Matrix{Rows: ws.Rows, Cols: d, Data: dw.Data[bounds[s]*k*d : bounds[s+1]*k*d]}
+					l, err := h.Backward(x, ws, labels, st[s], &pdx, &pdw)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = l
+					for i, v := range pdx.Data {
+						dx[i] += v
+					}
+				}
+				// the head on the union
+				wU := make([]float32, 0, len(union)*k*d)
+				index := map[int32]int32{}
+				for q, c := range union {
+					index[c] = int32(q)
+					wU = append(wU, w.Data[int(c)*k*d:(int(c)+1)*k*d]...)
+				}
+				labU := make([]int32, n)
+				for i, y := range labels {
+					labU[i] = index[y]
+				}
+				rdx, rdw := filled(n, d, 0), filled(len(union)*k, d, 0)
+				want, err := head.Loss(x, loss.Matrix{Rows: len(union) * k, Cols: d, Data: wU}, labU, &rdx, &rdw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gdwU := make([]float32, 0, len(wU))
+				inU := map[int]bool{}
+				for _, c := range union {
+					inU[int(c)] = true
+					gdwU = append(gdwU, dw.Data[int(c)*k*d:(int(c)+1)*k*d]...)
+				}
+				if lr := math.Abs(float64(got-want)) / math.Abs(float64(want)); lr > 1e-6 || relDiff(dx, rdx.Data) > 1e-6 || relDiff(gdwU, rdw.Data) > 1e-6 {
+					t.Errorf("K=%d call %d: loss rel diff %.3g, dx %.3g, dw %.3g", k, call, lr, relDiff(dx, rdx.Data), relDiff(gdwU, rdw.Data))
+				}
+				for c := 0; c < classes; c++ {
+					if inU[c] {
+						continue
+					}
+					for _, v := range dw.Data[c*k*d : (c+1)*k*d] {
+						if v != 0 {
+							t.Fatalf("K=%d: dw row of unsampled class %d not zeroed", k, c)
+						}
+					}
+				}
+			}
+		}
+	})
+	smooth := loss.ArcFace(16, 0.5)
+	smooth.LabelSmoothing = 0.1
+	h := &loss.ShardedHead{Head: smooth, Classes: 4, SampleRate: 0.5}
+	r := rand.New(rand.NewSource(46))
+	if err := h.Forward(randMatrix(r, 2, 3), randMatrix(r, 4, 3), []int32{0, 1}, new(loss.ShardStats)); !errors.Is(err, loss.ErrParam) {
+		t.Errorf("sampling with label smoothing: %v, want ErrParam", err)
 	}
 }
