@@ -1,6 +1,9 @@
 // Package loss implements margin-based softmax losses (ArcFace, CosFace,
 // the combined margin, SphereFace and L-Softmax), focal losses and center
-// loss, forward and backward, for training embeddings on CPUs.
+// loss, forward and backward, for training embeddings on CPUs; with
+// sub-centers, label smoothing, a cosine-level entry (LossFromCosines),
+// Partial FC sampling (PartialFC) and a class-sharded, model-parallel head
+// (ShardedHead) for very many classes.
 //
 // Every loss returns the reduced loss value and, where asked, writes exact
 // gradients (what autograd gives through the stated formula) into
@@ -39,8 +42,8 @@
 //     outputs are written.
 //   - Outputs must not share memory with inputs or with each other
 //     (ErrOverlap), except the in-place forms each method documents: dx
-//     may be x for MarginSoftmax.Loss and Center.Loss, dlogits may be
-//     logits for Focal.
+//     may be x for MarginSoftmax.Loss and Center.Loss, dcos may be cos for
+//     LossFromCosines, dlogits may be logits for Focal.
 //   - Every input is validated whatever the batch size: an empty batch
 //     with a NaN in w or Centers is an error; a valid empty batch returns 0
 //     and zeroes the gradients asked for.

@@ -20,11 +20,16 @@ var (
 	ErrNonFinite = errors.New("loss: non-finite input")
 	// ErrParam: a hyper-parameter is out of its range (s ≤ 0, margin out of
 	// range, s·max|φ| too large, λ < 0, γ < 0, α out of range, unknown
-	// reduction, a Center with Alpha outside (0, 1]).
+	// reduction, a Center with Alpha outside (0, 1], SubCenters or
+	// LabelSmoothing out of range, a PartialFC or ShardedHead SampleRate
+	// out of range), or a value outside its domain (a cosine beyond
+	// [−1, 1] for LossFromCosines), or a call out of order (ShardedHead's
+	// Backward without its Forward).
 	ErrParam = errors.New("loss: parameter out of range")
 	// ErrOverlap: an output shares memory with an input or with another
 	// output. Only the exact in-place forms documented on each method are
 	// allowed (dx and x the same slice for MarginSoftmax.Loss and
-	// Center.Loss, dlogits and logits the same slice for Focal).
+	// Center.Loss, dcos and cos for LossFromCosines, dlogits and logits the
+	// same slice for Focal).
 	ErrOverlap = errors.New("loss: output overlaps an input or another output")
 )
