@@ -30,7 +30,7 @@ func (p *PackedA) Pack(m, k int, a []float32, lda int) {
 	p.arch = gemmDrivers[simd.Active()]
 	if p.arch == nil {
 		p.data = grow(&p.buf, m*k)
-		for i := 0; i < m; i++ {
+		for i := 0; i < m && k > 0; i++ {
 			copy(p.data[i*k:(i+1)*k], a[i*lda:i*lda+k])
 		}
 		return
@@ -65,7 +65,7 @@ func (p *PackedB) Pack(k, n int, b []float32, ldb int) {
 	p.arch = gemmDrivers[simd.Active()]
 	if p.arch == nil {
 		p.data = grow(&p.buf, k*n)
-		for q := 0; q < k; q++ {
+		for q := 0; q < k && n > 0; q++ {
 			copy(p.data[q*n:(q+1)*n], b[q*ldb:q*ldb+n])
 		}
 		return

@@ -344,3 +344,24 @@ func TestGemmNTPackedScaledPanicsAllocs(t *testing.T) {
 		restore()
 	}
 }
+
+// TestPackEmptyRows: packing a matrix with rows but no columns (k = 0 for
+// A, n = 0 for B) from an empty slice works at every level.
+func TestPackEmptyRows(t *testing.T) {
+	for _, l := range simd.Usable() {
+		restore, err := simd.Force(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pa PackedA
+		pa.Pack(5, 0, nil, 1)
+		var pb PackedB
+		pb.Pack(4, 0, nil, 1)
+		c := []float32{3, 3, 3, 3, 3}
+		GemmNTPacked(1, 1, &pa, []float32{0}, 1, 0, c, 1)
+		if c[0] != 0 {
+			t.Errorf("%v: k = 0 gives %v, want 0", l, c[0])
+		}
+		restore()
+	}
+}

@@ -24,3 +24,27 @@ func BenchmarkFMAPeak(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFMAPeakParallel runs the probe on GOMAXPROCS goroutines at once
+// and reports their total: with -cpu 1,2 it tells whether two vCPUs are two
+// cores (2× the one-goroutine figure) or share one core's FMA pipes (1×):
+//
+//	go test ./bench -run '^$' -bench FMAPeakParallel -cpu 1,2
+func BenchmarkFMAPeakParallel(b *testing.B) {
+	probe := lookupFMAPeak(b)
+	for _, l := range []simd.Level{simd.AVX2, simd.AVX512} {
+		b.Run(l.String(), func(b *testing.B) {
+			if !simd.CPUSupports(l) {
+				b.Skipf("CPU lacks %v", l)
+			}
+			const iters = 1 << 16
+			flops, _ := probe(l, 1)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					probe(l, iters)
+				}
+			})
+			gflops(b, float64(flops*iters))
+		})
+	}
+}
