@@ -3,6 +3,7 @@ package loss
 import (
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // Matrix is a dense row-major float32 matrix: element (i, j) is
@@ -98,12 +99,32 @@ func checkLabels(labels []int32, n, c int) error {
 // that is NaN or ±Inf. It walks Data, so its work is bounded by the number
 // of elements whatever Rows says.
 func checkFinite(name string, m Matrix) error {
-	for k, v := range m.Data {
-		if !isFinite(v) {
-			return fmt.Errorf("%w: %s row %d column %d is %v", ErrNonFinite, name, k/m.Cols, k%m.Cols, v)
-		}
+	if k := indexNonFinite(m.Data); k >= 0 {
+		return fmt.Errorf("%w: %s row %d column %d is %v", ErrNonFinite, name, k/m.Cols, k%m.Cols, m.Data[k])
 	}
 	return nil
+}
+
+// indexNonFinite returns the index of the first NaN or ±Inf in s, or −1.
+// It tests the exponent bits (all ones) four floats at a time, so that
+// validating a large matrix (a C×D Centers) costs a fraction of a
+// nanosecond per element.
+func indexNonFinite(s []float32) int {
+	const exp = 0x7f800000
+	u := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
+	i := 0
+	for ; i+4 <= len(u); i += 4 {
+		q := u[i : i+4 : i+4]
+		if q[0]&exp == exp || q[1]&exp == exp || q[2]&exp == exp || q[3]&exp == exp {
+			break
+		}
+	}
+	for ; i < len(u); i++ {
+		if u[i]&exp == exp {
+			return i
+		}
+	}
+	return -1
 }
 
 func isFinite(v float32) bool { return !math.IsNaN(float64(v)) && !math.IsInf(float64(v), 0) }

@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/marginloss/marginloss/loss"
@@ -471,5 +472,31 @@ func TestShardedPartialFC(t *testing.T) {
 	r := rand.New(rand.NewSource(46))
 	if err := h.Forward(randMatrix(r, 2, 3), randMatrix(r, 4, 3), []int32{0, 1}, new(loss.ShardStats)); !errors.Is(err, loss.ErrParam) {
 		t.Errorf("sampling with label smoothing: %v, want ErrParam", err)
+	}
+}
+
+// TestCheckFiniteFindsFirst: the finite check of large matrices reports the
+// first NaN or ±Inf wherever it sits in its block of four, and nothing in a
+// finite matrix (huge and subnormal values included).
+func TestCheckFiniteFindsFirst(t *testing.T) {
+	c := &loss.Center{Centers: filled(3, 7, 1), Alpha: 0.5}
+	c.Centers.Data[5] = math.MaxFloat32
+	c.Centers.Data[6] = 1e-45
+	if err := c.Validate(); err != nil {
+		t.Fatalf("finite centers: %v", err)
+	}
+	for k := 0; k < 21; k++ {
+		for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+			c.Centers.Data[k] = bad
+			if k+1 < 21 {
+				c.Centers.Data[20] = float32(math.NaN()) // a later one must not be the one named
+			}
+			err := c.Validate()
+			want := fmt.Sprintf("row %d column %d", k/7, k%7)
+			if !errors.Is(err, loss.ErrNonFinite) || !strings.Contains(err.Error(), want) {
+				t.Fatalf("bad value at %d: %v, want ErrNonFinite naming %s", k, err, want)
+			}
+			c.Centers = filled(3, 7, 1)
+		}
 	}
 }
