@@ -150,10 +150,18 @@ func plotResults(path string, rs []*Results, labels []string, logScale bool) err
 	// their rows of bars; the legend in a column on the right.
 	const (
 		width      = 11 * vg.Inch
-		legendW    = 2.4 * vg.Inch
 		titleH     = 0.45 * vg.Inch
 		panelExtra = 0.75 * vg.Inch // axis, its label and ticks
 	)
+	// The legend column is as wide as its longest entry needs (thumbnail,
+	// padding and text at the legend's 10 pt), at least 2.4 in.
+	legendW := 2.4 * vg.Inch
+	{
+		sty := draw.TextStyle{Font: font.From(plot.DefaultFont, 10), Handler: plot.DefaultTextHandler}
+		for _, sr := range series {
+			legendW = max(legendW, sty.Width(sr.label+": FMA peak")+vg.Points(14+3+3+12))
+		}
+	}
 	barH := vg.Points(max(4, min(9, 140/float64(len(series)))))
 	rowH := func(rows, bars int) vg.Length { return vg.Length(rows) * barH * (vg.Length(bars) + 1.2) }
 	var panels []*plot.Plot
