@@ -263,3 +263,14 @@ func ExampleGemmNTPackedScaled() {
 	//   10.0000   0.0000
 	//    6.0000   8.0000
 }
+
+// A gradient row scaled column by column by the inverse norms of the class
+// rows: dst[j] = g[j]·inv[j].
+func ExampleMul() {
+	g := []float32{0.5, -1, 2}
+	inv := []float32{0.5, 0.25, 1}
+	dst := make([]float32, 3)
+	asm.Mul(dst, g, inv)
+	fmt.Println(dst)
+	// Output: [0.25 -0.25 2]
+}

@@ -7,7 +7,7 @@ import "github.com/marginloss/marginloss/internal/simd"
 // the module can import:
 //
 //   - each kernel table, by the name NewTable gave it (simd.TableOf):
-//     "GemmNT", "GemmNN", "GemmTN", "SumSquares", "Scale",
+//     "GemmNT", "GemmNN", "GemmTN", "SumSquares", "Scale", "Mul",
 //     "NormalizeBackward", "Exp", "MaxSumExp", "SoftmaxScaled",
 //     "MarginForward";
 //   - the test hooks below (simd.Lookup), each with the type it is

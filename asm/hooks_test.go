@@ -37,8 +37,11 @@ func TestRegistry(t *testing.T) {
 	mf, err := simd.TableOf[func(phi, dphi, t []float32, g *Margin)]("MarginForward")
 	same("MarginForward", marginImpl, mf, err)
 
+	mu, err := simd.TableOf[func(dst, x, y []float32)]("Mul")
+	same("Mul", mulImpl, mu, err)
+
 	require.Equal(t, []string{"Exp", "GemmNN", "GemmNT", "GemmTN", "MarginForward", "MaxSumExp",
-		"NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
+		"Mul", "NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")
 	require.NoError(t, err)

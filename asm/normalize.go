@@ -9,6 +9,7 @@ import (
 var (
 	sumSquaresImpl   = simd.NewTable("SumSquares", sumSquaresGeneric)
 	scaleImpl        = simd.NewTable("Scale", scaleGeneric)
+	mulImpl          = simd.NewTable("Mul", mulGeneric)
 	normBackwardImpl = simd.NewTable("NormalizeBackward", normalizeBackwardGeneric)
 )
 
@@ -105,6 +106,30 @@ func scaleGeneric(dst, x []float32, a float32) {
 	dst = dst[:len(x)]
 	for k, v := range x {
 		dst[k] = a * v
+	}
+}
+
+// Mul multiplies x and y element by element into dst:
+//
+//	for k, v := range x {
+//		dst[k] = v * y[k]
+//	}
+//
+// (the loss heads' per-column scaling of a gradient row by 1/‖W_j‖). Every
+// level gives the same bits (one rounding per element). dst may be x or y
+// itself. It panics when len(dst) or len(y) < len(x); dst[len(x):] is not
+// touched.
+func Mul(dst, x, y []float32) {
+	checkAtLeast("Mul", "dst", len(dst), "x", len(x))
+	checkAtLeast("Mul", "y", len(y), "x", len(x))
+	mulImpl.Get()(dst[:len(x)], x, y[:len(x)])
+}
+
+// mulGeneric is the reference: dst[k] = x[k]·y[k]; bit-exact at every level.
+func mulGeneric(dst, x, y []float32) {
+	dst, y = dst[:len(x)], y[:len(x)]
+	for k, v := range x {
+		dst[k] = v * y[k]
 	}
 }
 

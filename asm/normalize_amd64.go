@@ -21,6 +21,12 @@ func scaleAVX2(dst, x []float32, a float32)
 func scaleAVX512(dst, x []float32, a float32)
 
 //go:noescape
+func mulAVX2(dst, x, y []float32)
+
+//go:noescape
+func mulAVX512(dst, x, y []float32)
+
+//go:noescape
 func normalizeBackwardAVX2(dx, dy, x []float32, inv, radial float32)
 
 //go:noescape
@@ -31,6 +37,8 @@ func init() {
 	sumSquaresImpl.Add(simd.AVX512, sumSquaresAVX512)
 	scaleImpl.Add(simd.AVX2, scaleAVX2)
 	scaleImpl.Add(simd.AVX512, scaleAVX512)
+	mulImpl.Add(simd.AVX2, mulAVX2)
+	mulImpl.Add(simd.AVX512, mulAVX512)
 	normBackwardImpl.Add(simd.AVX2, normalizeBackwardAVX2)
 	normBackwardImpl.Add(simd.AVX512, normalizeBackwardAVX512)
 }

@@ -165,6 +165,96 @@ scaleAVX2_mul_done:
 	VZEROUPPER
 	RET
 
+// func mulAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·mulAVX2(SB), NOSPLIT, $32-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ y_base+48(FP), DX
+	MOVQ x_len+32(FP), BX
+	XORQ SI, SI
+	MOVQ BX, DI
+	SUBQ $0x20, DI
+
+mulAVX2_mul_loop:
+	CMPQ    SI, DI
+	JG      mulAVX2_mul_single
+	VMOVUPS (CX)(SI*4), Y0
+	VMOVUPS (DX)(SI*4), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	VMOVUPS 32(CX)(SI*4), Y0
+	VMOVUPS 32(DX)(SI*4), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, 32(AX)(SI*4)
+	VMOVUPS 64(CX)(SI*4), Y0
+	VMOVUPS 64(DX)(SI*4), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, 64(AX)(SI*4)
+	VMOVUPS 96(CX)(SI*4), Y0
+	VMOVUPS 96(DX)(SI*4), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, 96(AX)(SI*4)
+	ADDQ    $0x20, SI
+	JMP     mulAVX2_mul_loop
+
+mulAVX2_mul_single:
+	MOVQ BX, DI
+	SUBQ $0x08, DI
+
+mulAVX2_mul_singleloop:
+	CMPQ    SI, DI
+	JG      mulAVX2_mul_tail
+	VMOVUPS (CX)(SI*4), Y0
+	VMOVUPS (DX)(SI*4), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x08, SI
+	JMP     mulAVX2_mul_singleloop
+
+mulAVX2_mul_tail:
+	SUBQ    SI, BX
+	JZ      mulAVX2_mul_done
+	VXORPS  Y0, Y0, Y0
+	VMOVUPS Y0, (SP)
+	LEAQ    (CX)(SI*4), CX
+	XORQ    DI, DI
+
+mulAVX2_copy1:
+	MOVL    (CX)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      mulAVX2_copy1
+	VMOVUPS (SP), Y0
+	VXORPS  Y1, Y1, Y1
+	VMOVUPS Y1, (SP)
+	LEAQ    (DX)(SI*4), CX
+	XORQ    DX, DX
+
+mulAVX2_copy2:
+	MOVL    (CX)(DX*4), DI
+	MOVL    DI, (SP)(DX*4)
+	INCQ    DX
+	CMPQ    DX, BX
+	JL      mulAVX2_copy2
+	VMOVUPS (SP), Y1
+	VMULPS  Y1, Y0, Y0
+	VMOVUPS Y0, (SP)
+	LEAQ    (AX)(SI*4), AX
+	XORQ    CX, CX
+
+mulAVX2_copy3:
+	MOVL (SP)(CX*4), DX
+	MOVL DX, (AX)(CX*4)
+	INCQ CX
+	CMPQ CX, BX
+	JL   mulAVX2_copy3
+
+mulAVX2_mul_done:
+	VZEROUPPER
+	RET
+
 // func normalizeBackwardAVX2(dx []float32, dy []float32, x []float32, inv float32, radial float32)
 // Requires: AVX, AVX2, FMA3
 TEXT ·normalizeBackwardAVX2(SB), NOSPLIT, $32-80
@@ -475,6 +565,67 @@ scaleAVX512_mul_tail:
 	VMOVUPS      Z1, K1, (AX)(BX*4)
 
 scaleAVX512_mul_done:
+	VZEROUPPER
+	RET
+
+// func mulAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·mulAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ y_base+48(FP), DX
+	MOVQ x_len+32(FP), BX
+	XORQ SI, SI
+	MOVQ BX, DI
+	SUBQ $0x40, DI
+
+mulAVX512_mul_loop:
+	CMPQ    SI, DI
+	JG      mulAVX512_mul_single
+	VMOVUPS (CX)(SI*4), Z0
+	VMOVUPS (DX)(SI*4), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	VMOVUPS 64(CX)(SI*4), Z0
+	VMOVUPS 64(DX)(SI*4), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 64(AX)(SI*4)
+	VMOVUPS 128(CX)(SI*4), Z0
+	VMOVUPS 128(DX)(SI*4), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 128(AX)(SI*4)
+	VMOVUPS 192(CX)(SI*4), Z0
+	VMOVUPS 192(DX)(SI*4), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, 192(AX)(SI*4)
+	ADDQ    $0x40, SI
+	JMP     mulAVX512_mul_loop
+
+mulAVX512_mul_single:
+	MOVQ BX, DI
+	SUBQ $0x10, DI
+
+mulAVX512_mul_singleloop:
+	CMPQ    SI, DI
+	JG      mulAVX512_mul_tail
+	VMOVUPS (CX)(SI*4), Z0
+	VMOVUPS (DX)(SI*4), Z1
+	VMULPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	ADDQ    $0x10, SI
+	JMP     mulAVX512_mul_singleloop
+
+mulAVX512_mul_tail:
+	SUBQ         SI, BX
+	JZ           mulAVX512_mul_done
+	VPBROADCASTD BX, Z0
+	VPCMPGTD     normConst<>+0(SB), Z0, K1
+	VMOVUPS.Z    (CX)(SI*4), K1, Z0
+	VMOVUPS.Z    (DX)(SI*4), K1, Z1
+	VMULPS       Z1, Z0, Z0
+	VMOVUPS      Z0, K1, (AX)(SI*4)
+
+mulAVX512_mul_done:
 	VZEROUPPER
 	RET
 

@@ -14,11 +14,17 @@ func sumSquaresNEON(x []float32) float32
 //go:noescape
 func scaleNEON(dst, x []float32, a float32)
 
+// mulNEON is the NEON body of Mul.
+//
+//go:noescape
+func mulNEON(dst, x, y []float32)
+
 //go:noescape
 func normalizeBackwardNEON(dx, dy, x []float32, inv, radial float32)
 
 func init() {
 	sumSquaresImpl.Add(simd.NEON, sumSquaresNEON)
 	scaleImpl.Add(simd.NEON, scaleNEON)
+	mulImpl.Add(simd.NEON, mulNEON)
 	normBackwardImpl.Add(simd.NEON, normalizeBackwardNEON)
 }

@@ -59,6 +59,10 @@ func TestPanicMessages(t *testing.T) {
 		// elementwise kernels
 		{"asm: Scale: len(dst) = 3, want ≥ len(x) = 4",
 			func() { Scale(f[:3], f[:4], 2) }},
+		{"asm: Mul: len(dst) = 3, want ≥ len(x) = 4",
+			func() { Mul(f[:3], f[:4], f[:4]) }},
+		{"asm: Mul: len(y) = 2, want ≥ len(x) = 4",
+			func() { Mul(f[:4], f[:4], f[:2]) }},
 		{"asm: Exp: len(dst) = 0, want ≥ len(x) = 1",
 			func() { Exp(nil, f[:1]) }},
 		{"asm: SoftmaxScaled: len(dst) = 5, want ≥ len(z) = 7",

@@ -643,10 +643,7 @@ func (h *headWorkspace) backwardShard(k int) {
 				if hasY {
 					gr[y] = (h.gTarget[i] - epsC) * a * h.dphi[i]
 				}
-				zr, winv := zr[:len(gr)], winv[:len(gr)]
-				for j, gc := range gr {
-					zr[j] = gc * winv[j]
-				}
+				asm.Mul(zr, gr, winv)
 				continue
 			}
 			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)

@@ -16,6 +16,7 @@ func normalize() {
 	for _, s := range isas {
 		sumSquaresBody(newEmitter("sumSquares", s, tab))
 		scaleBody(newEmitter("scale", s, tab))
+		mulBody(newEmitter("mul", s, tab))
 		normalizeBackwardBody(newEmitter("normalizeBackward", s, tab))
 	}
 }
@@ -46,6 +47,22 @@ func scaleBody(e *emitter) {
 	e.stream("mul", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *mask) {
 		v := e.load(at(xp), m)
 		VMULPS(a, v, v)
+		e.store(v, at(dp), m)
+	})
+	ret()
+}
+
+// mulBody: dst_k = x_k·y_k, one rounding, as the generic twin.
+func mulBody(e *emitter) {
+	e.implement("is the %s body of Mul: dst[k] = x[k]·y[k] for k < len(x); len(dst), len(y) ≥ len(x).")
+	dp := Load(Param("dst").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	yp := Load(Param("y").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	e.stream("mul", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *mask) {
+		v := e.load(at(xp), m)
+		w := e.load(at(yp), m)
+		VMULPS(w, v, v)
 		e.store(v, at(dp), m)
 	})
 	ret()

@@ -8,6 +8,7 @@ func init() { families["normalize"] = normalize }
 func normalize(f *File) {
 	sumSquaresBody(f)
 	scaleBody(f)
+	mulBody(f)
 	normalizeBackwardBody(f)
 }
 
@@ -41,6 +42,21 @@ func scaleBody(f *File) {
 		xs := st.Load(xp)
 		for _, x := range xs {
 			e.I(fmul(x, x, a, S4))
+		}
+		st.Store(dp, xs)
+	}, nil)
+	e.RET()
+}
+
+// mulBody: dst_k = x_k·y_k, one rounding, as the generic twin.
+func mulBody(f *File) {
+	e := f.Implement("mulNEON", "mulNEON is the NEON body of Mul: dst[k] = x[k]·y[k] for k < len(x); len(dst), len(y) ≥ len(x).")
+	dp, xp, yp, n := e.LoadArg("dst_base"), e.LoadArg("x_base"), e.LoadArg("y_base"), e.LoadArg("x_len")
+	e.stream("mul", n, []Reg{xp, yp, dp}, func(st *Step) {
+		xs := st.Load(xp)
+		ys := st.Load(yp)
+		for k, x := range xs {
+			e.I(fmul(x, x, ys[k], S4))
 		}
 		st.Store(dp, xs)
 	}, nil)
