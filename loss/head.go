@@ -567,11 +567,8 @@ func (h *headWorkspace) forwardShard(k int) {
 // arg-max in st.arg, and the target class's is z_y.
 func (h *headWorkspace) classLogits(st *shardState, row []float32, i, j0 int) ([]float32, int) {
 	k := h.k
-	y := int(h.lab[i]) - j0/k
-	if y >= len(row)/k {
-		y = -1
-	}
-	if y < 0 {
+	y := int(h.lab[i]) - j0/k // lab is −1 for a label on another shard
+	if y < 0 || y >= len(row)/k {
 		y = -1
 	}
 	if k == 1 {
