@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"sync"
+
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 )
 
 // Comm is the transport the trainer needs: the four collectives of
@@ -51,7 +53,7 @@ func allgatherRows(c Comm, local []float32, n, cols int, out, scratch []float32)
 		return scratch, fmt.Errorf("allgatherRows: rank %d has %d values for rows [%d,%d) of %d×%d, out %d", rank, len(local), lo, hi, n, cols, len(out))
 	}
 	block := (n + size - 1) / size * cols
-	scratch = grow(scratch, block*(size+1))
+	scratch = mnistmlp.Grow(scratch, block*(size+1))
 	send, recv := scratch[:block], scratch[block:]
 	copy(send, local)
 	clear(send[len(local):])

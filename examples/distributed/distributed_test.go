@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 )
 
 func TestSplit(t *testing.T) {
@@ -150,17 +152,17 @@ func TestAllgatherRows(t *testing.T) {
 
 // synthetic returns n images of 10 classes: each shows about 50 of its
 // class's 80 pixels and 20 random ones, so that a small MLP learns them.
-func synthetic(n int, seed uint64) *Dataset {
+func synthetic(n int, seed uint64) *mnistmlp.Dataset {
 	rng := rand.New(rand.NewPCG(seed, 7))
-	proto := make([][]uint16, numClass)
+	proto := make([][]uint16, mnistmlp.NumClass)
 	for c := range proto {
-		for _, p := range rand.New(rand.NewPCG(uint64(c), 99)).Perm(imageSize)[:80] {
+		for _, p := range rand.New(rand.NewPCG(uint64(c), 99)).Perm(mnistmlp.ImageSize)[:80] {
 			proto[c] = append(proto[c], uint16(p))
 		}
 	}
-	d := &Dataset{N: n, Ptr: []int{0}}
+	d := &mnistmlp.Dataset{N: n, Ptr: []int{0}}
 	for range n {
-		y := rng.IntN(numClass)
+		y := rng.IntN(mnistmlp.NumClass)
 		set := map[uint16]bool{}
 		for _, p := range proto[y] {
 			if rng.Float64() < 0.6 {
@@ -168,7 +170,7 @@ func synthetic(n int, seed uint64) *Dataset {
 			}
 		}
 		for range 20 {
-			set[uint16(rng.IntN(imageSize))] = true
+			set[uint16(rng.IntN(mnistmlp.ImageSize))] = true
 		}
 		idx := make([]uint16, 0, len(set))
 		for p := range set {
@@ -243,7 +245,7 @@ func TestShardedMatchesSingle(t *testing.T) {
 }
 
 func TestTooManyRanks(t *testing.T) {
-	errs := onRanks(numClass+1, func(c Comm) error {
+	errs := onRanks(mnistmlp.NumClass+1, func(c Comm) error {
 		_, err := train(c, smallConfig(), synthetic(100, 1), synthetic(10, 2), nil)
 		return err
 	})
@@ -313,7 +315,7 @@ func TestMPIRun(t *testing.T) {
 	if err != nil {
 		t.Skip("mpirun is not on PATH")
 	}
-	goTool, err := findGoTool()
+	goTool, err := mnistmlp.FindGoTool()
 	if err != nil {
 		t.Skip(err)
 	}

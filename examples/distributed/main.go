@@ -40,6 +40,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -159,12 +160,12 @@ func run(c Comm, cfg config, out io.Writer) error {
 	dir := cfg.DataDir
 	if dir == "" {
 		var err error
-		if dir, err = locateMNIST(); err != nil {
+		if dir, err = mnistmlp.LocateMNIST(); err != nil {
 			return err
 		}
 	}
 	t0 := time.Now()
-	trainSet, test, err := loadMNIST(dir)
+	trainSet, test, err := mnistmlp.LoadMNIST(dir)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func run(c Comm, cfg config, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "MNIST: %d training and %d test images (%.1fs)\n", trainSet.N, test.N, time.Since(t0).Seconds())
 	fmt.Fprintf(out, "%d %s ranks, classes %s, global batch %d, ArcFace s=%g m=%g, MLP %d→%d→%d, %d epochs, GOMAXPROCS %d, %s kernels, stats %s\n",
-		c.Size(), transport, shardDesc(c.Size()), cfg.Batch, cfg.S, cfg.M, imageSize, cfg.Hidden, cfg.EmbedDim,
+		c.Size(), transport, shardDesc(c.Size()), cfg.Batch, cfg.S, cfg.M, mnistmlp.ImageSize, cfg.Hidden, cfg.EmbedDim,
 		cfg.Epochs, runtime.GOMAXPROCS(0), loss.Backend(), cfg.Stats)
 	res, err := train(c, cfg, trainSet, test, out)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -62,9 +63,9 @@ type trainer struct {
 	c     Comm
 	cfg   config
 	rng   *rand.Rand // initialisation, then the shuffles
-	net   *MLP
-	bb    []*param // the backbone's parameters (replicated)
-	w     *param   // this rank's rows of W: classes [head.Offset, head.Offset+rows)
+	net   *mnistmlp.MLP
+	bb    []*mnistmlp.Param // the backbone's parameters (replicated)
+	w     *mnistmlp.Param   // this rank's rows of W: classes [head.Offset, head.Offset+rows)
 	rows  int
 	D     int
 	head  *ShardedHead
@@ -78,7 +79,7 @@ type trainer struct {
 
 // newShardHead builds this rank's head for the classes [off, off+rows).
 func newShardHead(c Comm, cfg config, off int) *ShardedHead {
-	h := &ShardedHead{Head: loss.ArcFace(float32(cfg.S), float32(cfg.M)), Offset: off, Classes: numClass}
+	h := &ShardedHead{Head: loss.ArcFace(float32(cfg.S), float32(cfg.M)), Offset: off, Classes: mnistmlp.NumClass}
 	return h
 }
 
@@ -90,19 +91,22 @@ func newTrainer(c Comm, cfg config) (*trainer, error) {
 	if cfg.Stats != "allreduce" && cfg.Stats != "allgather" {
 		return nil, fmt.Errorf("-stats: want allreduce or allgather, not %q", cfg.Stats)
 	}
-	if c.Size() > numClass {
-		return nil, fmt.Errorf("%d ranks but only %d classes: every rank needs at least one class", c.Size(), numClass)
+	if c.Size() > mnistmlp.NumClass {
+		return nil, fmt.Errorf("%d ranks but only %d classes: every rank needs at least one class", c.Size(), mnistmlp.NumClass)
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6d6e697374))
 	D := cfg.EmbedDim
-	net := newMLP([]int{imageSize, cfg.Hidden, D}, rng)
-	full := make([]float32, numClass*D)
+	net := mnistmlp.NewMLP([]int{mnistmlp.ImageSize, cfg.Hidden, D}, rng)
+	// The first layer expands the sparse images to a dense batch and uses
+	// the asm GEMMs (examples/mnist's -input dense).
+	net.DenseInput = true
+	full := make([]float32, mnistmlp.NumClass*D)
 	std := math.Sqrt(1 / float64(D))
 	for i := range full {
 		full[i] = float32(rng.NormFloat64() * std)
 	}
-	lo, hi := split(numClass, c.Size(), c.Rank())
-	w := newParam((hi-lo)*D, true)
+	lo, hi := split(mnistmlp.NumClass, c.Size(), c.Rank())
+	w := mnistmlp.NewParam((hi-lo)*D, true)
 	copy(w.W, full[lo*D:hi*D])
 	t := &trainer{c: c, cfg: cfg, rng: rng, net: net, bb: net.Params(), w: w, rows: hi - lo, D: D,
 		head: newShardHead(c, cfg, lo)}
@@ -115,24 +119,24 @@ func newTrainer(c Comm, cfg config) (*trainer, error) {
 // across ranks and its partial dx all-reduced. It returns the loss; t.x
 // holds the global embeddings, t.labels their labels, t.dx the full
 // dL/dx and t.w.Grad this shard's dW.
-func (t *trainer) headStep(d *Dataset, batch []int) (float32, error) {
+func (t *trainer) headStep(d *mnistmlp.Dataset, batch []int) (float32, error) {
 	c, D := t.c, t.D
 	n := len(batch)
 	lo, hi := split(n, c.Size(), c.Rank())
 	emb := t.net.Forward(d, batch[lo:hi])
 	// Each gathered row is the embedding and then the label (exact as a
 	// float32 below 2^24), so one Allgather carries both.
-	t.local = grow(t.local, (hi-lo)*(D+1))
+	t.local = mnistmlp.Grow(t.local, (hi-lo)*(D+1))
 	for i := range hi - lo {
 		copy(t.local[i*(D+1):], emb[i*D:(i+1)*D])
 		t.local[i*(D+1)+D] = float32(d.Labels[batch[lo+i]])
 	}
-	t.packed = grow(t.packed, n*(D+1))
+	t.packed = mnistmlp.Grow(t.packed, n*(D+1))
 	var err error
 	if t.scratch, err = allgatherRows(c, t.local, n, D+1, t.packed, t.scratch); err != nil {
 		return 0, err
 	}
-	t.x, t.labels = grow(t.x, n*D), grow(t.labels, n)
+	t.x, t.labels = mnistmlp.Grow(t.x, n*D), mnistmlp.Grow(t.labels, n)
 	for i := range n {
 		copy(t.x[i*D:(i+1)*D], t.packed[i*(D+1):])
 		t.labels[i] = int32(t.packed[i*(D+1)+D])
@@ -146,7 +150,7 @@ func (t *trainer) headStep(d *Dataset, batch []int) (float32, error) {
 	if err := t.combineStats(); err != nil {
 		return 0, err
 	}
-	t.dx = grow(t.dx, n*D)
+	t.dx = mnistmlp.Grow(t.dx, n*D)
 	dx := loss.Matrix{Rows: n, Cols: D, Data: t.dx}
 	dw := loss.Matrix{Rows: t.rows, Cols: D, Data: t.w.Grad}
 	v, err := t.head.Backward(x, w, t.labels, &t.st, &dx, &dw)
@@ -178,7 +182,7 @@ func (t *trainer) combineStats() error {
 		return fmt.Errorf("ShardStats: %d sums for %d rows", len(st.Sums), n)
 	}
 	per := 4 * n
-	send := grow(t.statBuf, per*(size+1))
+	send := mnistmlp.Grow(t.statBuf, per*(size+1))
 	t.statBuf = send
 	copy(send, st.Max)
 	copy(send[n:], st.Sums)
@@ -200,7 +204,7 @@ func (t *trainer) combineStats() error {
 }
 
 // step is one training step on the global batch; it returns the loss.
-func (t *trainer) step(d *Dataset, batch []int, lr float32) (float32, error) {
+func (t *trainer) step(d *mnistmlp.Dataset, batch []int, lr float32) (float32, error) {
 	v, err := t.headStep(d, batch)
 	if err != nil {
 		return 0, err
@@ -220,35 +224,35 @@ func (t *trainer) step(d *Dataset, batch []int, lr float32) (float32, error) {
 	// Global gradient-norm clipping as in examples/mnist: the backbone's
 	// part is the same on every rank, W's is summed over the shards.
 	if t.cfg.Clip > 0 {
-		wsq := []float32{float32(sumSquares([]*param{t.w}))}
+		wsq := []float32{float32(mnistmlp.SumSquares([]*mnistmlp.Param{t.w}))}
 		if err := t.c.AllreduceSum(wsq); err != nil {
 			return 0, err
 		}
-		norm := math.Sqrt(sumSquares(t.bb) + float64(wsq[0]))
+		norm := math.Sqrt(mnistmlp.SumSquares(t.bb) + float64(wsq[0]))
 		if norm > t.cfg.Clip {
 			f := float32(t.cfg.Clip / norm)
-			scaleGrads(t.bb, f)
-			scaleGrads([]*param{t.w}, f)
+			mnistmlp.ScaleGrads(t.bb, f)
+			mnistmlp.ScaleGrads([]*mnistmlp.Param{t.w}, f)
 		}
 	}
 	mom, wd := float32(t.cfg.Momentum), float32(t.cfg.WeightDecay)
-	sgdStep(t.bb, lr, mom, wd)
-	sgdStep([]*param{t.w}, lr, mom, wd) // dW stays on its shard
+	mnistmlp.SGDStep(t.bb, lr, mom, wd)
+	mnistmlp.SGDStep([]*mnistmlp.Param{t.w}, lr, mom, wd) // dW stays on its shard
 	return v, nil
 }
 
 // gatherW returns the full C×D class matrix on every rank.
 func (t *trainer) gatherW(src []float32) ([]float32, error) {
-	full := make([]float32, numClass*t.D)
+	full := make([]float32, mnistmlp.NumClass*t.D)
 	var err error
-	t.scratch, err = allgatherRows(t.c, src, numClass, t.D, full, t.scratch)
+	t.scratch, err = allgatherRows(t.c, src, mnistmlp.NumClass, t.D, full, t.scratch)
 	return full, err
 }
 
 // check runs one sharded step (without an update) on the first batch of
 // the training set and compares it on rank 0 with the unsharded loss on
 // the gathered batch and the gathered W.
-func (t *trainer) check(d *Dataset) (checkResult, error) {
+func (t *trainer) check(d *mnistmlp.Dataset) (checkResult, error) {
 	batch := make([]int, min(t.cfg.Batch, d.N))
 	for i := range batch {
 		batch[i] = i
@@ -270,9 +274,9 @@ func (t *trainer) check(d *Dataset) (checkResult, error) {
 		n, D := len(batch), t.D
 		single := loss.ArcFace(float32(t.cfg.S), float32(t.cfg.M))
 		dx := loss.Matrix{Rows: n, Cols: D, Data: make([]float32, n*D)}
-		dw := loss.Matrix{Rows: numClass, Cols: D, Data: make([]float32, numClass*D)}
+		dw := loss.Matrix{Rows: mnistmlp.NumClass, Cols: D, Data: make([]float32, mnistmlp.NumClass*D)}
 		want, err := single.Loss(loss.Matrix{Rows: n, Cols: D, Data: t.x},
-			loss.Matrix{Rows: numClass, Cols: D, Data: wFull}, t.labels, &dx, &dw)
+			loss.Matrix{Rows: mnistmlp.NumClass, Cols: D, Data: wFull}, t.labels, &dx, &dw)
 		if err != nil {
 			return r, fmt.Errorf("single-process loss: %w", err)
 		}
@@ -306,7 +310,7 @@ func maxRelDiff(a, b []float32) float64 {
 // evaluate returns the test accuracy of the nearest class weight by
 // cosine. Each rank embeds its share of the test set against the gathered
 // W and the correct counts are summed.
-func (t *trainer) evaluate(test *Dataset) (float64, error) {
+func (t *trainer) evaluate(test *mnistmlp.Dataset) (float64, error) {
 	wFull, err := t.gatherW(t.w.W)
 	if err != nil {
 		return 0, err
@@ -324,7 +328,7 @@ func (t *trainer) evaluate(test *Dataset) (float64, error) {
 		e := normalizeRows(t.net.Forward(test, rows), D)
 		for k, i := range rows {
 			best, arg := math.Inf(-1), -1
-			for j := range numClass {
+			for j := range mnistmlp.NumClass {
 				if c := dot(e[k*D:(k+1)*D], wn[j*D:(j+1)*D]); c > best {
 					best, arg = c, j
 				}
@@ -366,7 +370,7 @@ func (t *trainer) identical() (bool, error) {
 
 // train runs the check step, trains for cfg.Epochs and evaluates. Progress
 // goes to out on rank 0 only (out may be nil).
-func train(c Comm, cfg config, trainSet, test *Dataset, out io.Writer) (result, error) {
+func train(c Comm, cfg config, trainSet, test *mnistmlp.Dataset, out io.Writer) (result, error) {
 	if out == nil || c.Rank() != 0 {
 		out = io.Discard
 	}
@@ -446,7 +450,7 @@ func train(c Comm, cfg config, trainSet, test *Dataset, out io.Writer) (result, 
 func shardDesc(size int) string {
 	s := ""
 	for r := range size {
-		lo, hi := split(numClass, size, r)
+		lo, hi := split(mnistmlp.NumClass, size, r)
 		if r > 0 {
 			s += "|"
 		}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 )
 
 // verifyPairs is the number of test pairs of the verification score, half
@@ -84,7 +86,7 @@ type scoredPair struct {
 // samplePairs draws verifyPairs index pairs (i ≠ j) from labels, half of the
 // same class and half of different classes, with a fixed seed.
 func samplePairs(labels []int32) [][2]int {
-	byClass := make([][]int, numClass)
+	byClass := make([][]int, mnistmlp.NumClass)
 	for i, y := range labels {
 		byClass[y] = append(byClass[y], i)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/marginloss/marginloss/asm"
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -34,7 +35,7 @@ type headConfig struct {
 type head struct {
 	Name   string
 	Desc   string // the loss and its hyper-parameters, for the log
-	W      *param
+	W      *mnistmlp.Param
 	C, D   int
 	margin *loss.MarginSoftmax // nil for focal
 	focal  *loss.Focal
@@ -56,7 +57,7 @@ type head struct {
 // newHead builds the named head for C classes and D-dimensional embeddings;
 // itersPerEpoch converts the -pretrain epochs to iterations.
 func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Rand) (*head, error) {
-	h := &head{Name: name, C: C, D: D, W: newParam(C*D, true)}
+	h := &head{Name: name, C: C, D: D, W: mnistmlp.NewParam(C*D, true)}
 	// W ~ N(0, 1/D): for the normalised heads the scale does not matter, for
 	// the linear ones it gives logits of order 1.
 	std := math.Sqrt(1 / float64(D))
@@ -170,7 +171,7 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 	n := len(labels)
 	X := loss.Matrix{Rows: n, Cols: h.D, Data: x[:n*h.D]}
 	W := loss.Matrix{Rows: h.C, Cols: h.D, Data: h.W.W}
-	h.dx = grow(h.dx, n*h.D)
+	h.dx = mnistmlp.Grow(h.dx, n*h.D)
 	dX := loss.Matrix{Rows: n, Cols: h.D, Data: h.dx}
 	dW := loss.Matrix{Rows: h.C, Cols: h.D, Data: h.W.Grad}
 	var v float32
@@ -193,7 +194,7 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 	}
 	h.parts[0] = v
 	if h.center != nil {
-		h.dxc = grow(h.dxc, n*h.D)
+		h.dxc = mnistmlp.Grow(h.dxc, n*h.D)
 		dC := loss.Matrix{Rows: n, Cols: h.D, Data: h.dxc}
 		c, err := h.center.Loss(X, labels, &dC)
 		if err != nil {
@@ -215,15 +216,15 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 // gives dL/dz, and dx = dz·W, dW = dzᵀ·x.
 func (h *head) focalStep(X, W loss.Matrix, labels []int32, dX, dW *loss.Matrix) (float32, error) {
 	n, C, D := X.Rows, h.C, h.D
-	h.logits = grow(h.logits, n*C)
-	h.dlogits = grow(h.dlogits, n*C)
+	h.logits = mnistmlp.Grow(h.logits, n*C)
+	h.dlogits = mnistmlp.Grow(h.dlogits, n*C)
 	asm.GemmNT(n, C, D, 1, X.Data, D, W.Data, D, 0, h.logits, C)
 	dz := loss.Matrix{Rows: n, Cols: C, Data: h.dlogits}
 	v, err := h.focal.Softmax(loss.Matrix{Rows: n, Cols: C, Data: h.logits}, labels, &dz)
 	if err != nil {
 		return 0, err
 	}
-	parallelFor(n, 64, func(lo, hi int) {
+	mnistmlp.ParallelFor(n, 64, func(lo, hi int) {
 		asm.GemmNN(hi-lo, D, C, 1, h.dlogits[lo*C:], C, W.Data, D, 0, dX.Data[lo*D:], D)
 	})
 	asm.GemmTN(C, D, n, 1, h.dlogits, C, X.Data, D, 0, dW.Data, D)

@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -166,7 +167,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("-plot needs -embed-dim 2 or 3 (have %d)", c.EmbedDim)
 	}
 	for _, l := range c.Losses {
-		if _, err := newHead(l, c.Head, numClass, c.EmbedDim, 1, rand.New(rand.NewPCG(0, 0))); err != nil {
+		if _, err := newHead(l, c.Head, mnistmlp.NumClass, c.EmbedDim, 1, rand.New(rand.NewPCG(0, 0))); err != nil {
 			return c, err
 		}
 	}
@@ -255,12 +256,12 @@ func run(cfg config, out, progressOut io.Writer) error {
 	dir := cfg.DataDir
 	if dir == "" {
 		var err error
-		if dir, err = locateMNIST(); err != nil {
+		if dir, err = mnistmlp.LocateMNIST(); err != nil {
 			return err
 		}
 	}
 	t0 := time.Now()
-	train, test, err := loadMNIST(dir)
+	train, test, err := mnistmlp.LoadMNIST(dir)
 	if err != nil {
 		return err
 	}
@@ -294,15 +295,15 @@ func run(cfg config, out, progressOut io.Writer) error {
 }
 
 // trainOne trains an MLP with the named head and evaluates it on test.
-func trainOne(cfg config, name string, train, test *Dataset, out, progressOut io.Writer) (runResult, error) {
+func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progressOut io.Writer) (runResult, error) {
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6d6e697374))
-	sizes := append(append([]int{imageSize}, cfg.Hidden...), cfg.EmbedDim)
-	net := newMLP(sizes, rng)
+	sizes := append(append([]int{mnistmlp.ImageSize}, cfg.Hidden...), cfg.EmbedDim)
+	net := mnistmlp.NewMLP(sizes, rng)
 	net.DenseInput = cfg.DenseInput
 	n := train.N
 	batch := min(cfg.Batch, n)
 	itersPerEpoch := (n + batch - 1) / batch
-	h, err := newHead(name, cfg.Head, numClass, cfg.EmbedDim, itersPerEpoch, rng)
+	h, err := newHead(name, cfg.Head, mnistmlp.NumClass, cfg.EmbedDim, itersPerEpoch, rng)
 	if err != nil {
 		return runResult{}, err
 	}
@@ -359,10 +360,10 @@ func trainOne(cfg config, name string, train, test *Dataset, out, progressOut io
 				return res, fmt.Errorf("epoch %d, iteration %d: %s loss is %v (try a lower -lr)", ep+1, it, name, v)
 			}
 			net.Backward(dEmb)
-			if clipGrad(params, clip) > clip && clip > 0 {
+			if mnistmlp.ClipGrad(params, clip) > clip && clip > 0 {
 				clipped++
 			}
-			sgdStep(params, lrAt(it), float32(cfg.Momentum), float32(cfg.WeightDecay))
+			mnistmlp.SGDStep(params, lrAt(it), float32(cfg.Momentum), float32(cfg.WeightDecay))
 			res.Losses = append(res.Losses, v)
 			prog.Add(ep, bn, v)
 			it++

@@ -9,6 +9,8 @@ import (
 	"math"
 	"os"
 
+	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
+
 	xfont "golang.org/x/image/font"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/font"
@@ -29,7 +31,7 @@ type plotPanel struct {
 }
 
 // classColors is the tab10 palette.
-var classColors = [numClass]color.RGBA{
+var classColors = [mnistmlp.NumClass]color.RGBA{
 	{31, 119, 180, 255}, {255, 127, 14, 255}, {44, 160, 44, 255}, {214, 39, 40, 255},
 	{148, 103, 189, 255}, {140, 86, 75, 255}, {227, 119, 194, 255}, {127, 127, 127, 255},
 	{188, 189, 34, 255}, {23, 190, 207, 255},
@@ -160,7 +162,7 @@ func renderPlot(panels []plotPanel) (image.Image, error) {
 	leg.TextStyle.Font = sans(11, false)
 	leg.Top, leg.Left = true, true
 	leg.Padding = px(6)
-	for c := 0; c < numClass; c++ {
+	for c := 0; c < mnistmlp.NumClass; c++ {
 		leg.Add(fmt.Sprintf("digit %d", c), dotThumb(classColors[c]))
 	}
 	leg.Add("class weight", lineThumb{draw.LineStyle{Color: color.Gray{60}, Width: px(2)}})
@@ -223,7 +225,7 @@ func panelPlot(p plotPanel) (*plot.Plot, error) {
 	var cls [2][]int32
 	v := make([]float64, D)
 	for i, y := range p.Labels {
-		if y < 0 || y >= numClass {
+		if y < 0 || y >= mnistmlp.NumClass {
 			return nil, fmt.Errorf("label %d of test image %d is not a digit", y, i)
 		}
 		for j := range v {
@@ -275,7 +277,7 @@ func classRays(p plotPanel, proj func([]float64) (x, y float64, front bool)) [2]
 		if math.IsNaN(x) || math.IsNaN(y) || math.IsInf(x, 0) || math.IsInf(y, 0) {
 			continue
 		}
-		col := classColors[c%numClass]
+		col := classColors[c%mnistmlp.NumClass]
 		r := &ray{X: x, Y: y, Label: fmt.Sprint(c),
 			Line: draw.LineStyle{Color: col, Width: px(2)},
 			Text: text.Style{Color: col, Font: sans(12, true), XAlign: draw.XCenter, YAlign: draw.YCenter, Handler: plot.DefaultTextHandler}}

