@@ -72,14 +72,37 @@ func scanLogits(m Matrix) (maxAbs, spread float64, err error) {
 	if len(m.Data) == 0 {
 		return 0, 0, nil
 	}
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for k, v := range m.Data {
-		if !isFinite(v) {
-			return 0, 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/m.Cols, k%m.Cols, v)
-		}
-		lo, hi = math.Min(lo, float64(v)), math.Max(hi, float64(v))
+	if k := indexNonFinite(m.Data); k >= 0 {
+		return 0, 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/m.Cols, k%m.Cols, m.Data[k])
 	}
-	return math.Max(-lo, hi), hi - lo, nil
+	// Every value is finite now, so plain comparisons give the extremes;
+	// four independent pairs keep the loop from waiting on one compare.
+	d := m.Data
+	lo := [4]float32{d[0], d[0], d[0], d[0]}
+	hi := lo
+	k := 0
+	for ; k+4 <= len(d); k += 4 {
+		q := d[k : k+4 : k+4]
+		for j, v := range q {
+			if v < lo[j] {
+				lo[j] = v
+			}
+			if v > hi[j] {
+				hi[j] = v
+			}
+		}
+	}
+	for _, v := range d[k:] {
+		if v < lo[0] {
+			lo[0] = v
+		}
+		if v > hi[0] {
+			hi[0] = v
+		}
+	}
+	l := float64(min(lo[0], lo[1], lo[2], lo[3]))
+	h := float64(max(hi[0], hi[1], hi[2], hi[3]))
+	return math.Max(-l, h), h - l, nil
 }
 
 // Softmax returns the softmax focal loss of logits (N×C) for labels (N
