@@ -29,10 +29,7 @@ func (p *PackedA) Pack(m, k int, a []float32, lda int) {
 	p.m, p.k = m, k
 	p.arch = gemmDrivers[simd.Active()]
 	if p.arch == nil {
-		p.data = grow(&p.buf, m*k)
-		for i := 0; i < m && k > 0; i++ {
-			copy(p.data[i*k:(i+1)*k], a[i*lda:i*lda+k])
-		}
+		p.data = copyRows(&p.buf, m, k, a, lda)
 		return
 	}
 	p.data = p.arch.packAllA(&p.buf, gemmOpNT, m, k, a, lda)
@@ -64,10 +61,7 @@ func (p *PackedB) Pack(k, n int, b []float32, ldb int) {
 	p.k, p.n = k, n
 	p.arch = gemmDrivers[simd.Active()]
 	if p.arch == nil {
-		p.data = grow(&p.buf, k*n)
-		for q := 0; q < k && n > 0; q++ {
-			copy(p.data[q*n:(q+1)*n], b[q*ldb:q*ldb+n])
-		}
+		p.data = copyRows(&p.buf, k, n, b, ldb)
 		return
 	}
 	p.data = p.arch.packAllB(&p.buf, gemmOpTN, k, n, b, ldb)
@@ -129,13 +123,7 @@ func GemmNTPackedScaled(n int, pa *PackedA, b []float32, ldb int, rs, cs []float
 		} else {
 			scaleC(m, n, 0, c, ldc)
 		}
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			r := rs[i]
-			for j, v := range row {
-				row[j] = r * (cs[j] * v)
-			}
-		}
+		scaleRows(m, n, c, ldc, c, ldc, rs, cs, 0) // in place, element by element
 		return
 	}
 	pa.arch.gemmPre(gemmOpNT, m, n, k, 1, nil, 0, b, ldb, 0, c, ldc, pa.data, nil, &gemmEpilogue{rs: rs, cs: cs})
@@ -157,9 +145,6 @@ func GemmTNPacked(m int, alpha float32, a []float32, lda int, pb *PackedB, beta 
 	}
 	pb.arch.gemmPre(gemmOpTN, m, n, k, alpha, a, lda, nil, 0, beta, c, ldc, nil, pb.data, nil)
 }
-
-// grow returns (*buf)[:n] 64-byte aligned, reallocating when it is short.
-func grow(buf *[]float32, n int) []float32 { return aligned64(buf, n) }
 
 // packAllA packs op(A) (m×k) for every pass over k: pass p (depth kcur,
 // starting at p0) at offset p0·roundUp(m, MR), holding the slivers of all
@@ -198,6 +183,16 @@ func (g *gemmArch) packAllB(buf *[]float32, op gemmOp, k, n int, b []float32, ld
 			}
 			g.packB(op, dst[o:o+kcur*g.nr], b, ldb, j, w, pc, kcur)
 		}
+	}
+	return dst
+}
+
+// copyRows is the generic level's "packing": the rows×cols matrix src (row
+// stride ld) copied densely (row stride cols) into *buf.
+func copyRows(buf *[]float32, rows, cols int, src []float32, ld int) []float32 {
+	dst := aligned64(buf, rows*cols)
+	for i := 0; i < rows && cols > 0; i++ {
+		copy(dst[i*cols:(i+1)*cols], src[i*ld:i*ld+cols])
 	}
 	return dst
 }

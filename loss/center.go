@@ -130,8 +130,8 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 		}
 		return 0, nil
 	}
-	c.rowLoss = growF64(c.rowLoss, n)
-	c.rowMax = growF64(c.rowMax, n)
+	c.rowLoss = grow(c.rowLoss, n)
+	c.rowMax = grow(c.rowMax, n)
 	c.x, c.labels, c.dx, c.invN = x, labels, dx, 1/float64(n)
 	defer func() { c.x, c.labels, c.dx = Matrix{}, nil, nil }()
 	// First pass: the row losses and the largest gradient entry; nothing
@@ -156,13 +156,6 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 		par.Do(par.Chunks(n, centerRows), (*centerGradJob)(c))
 	}
 	return float32(loss), nil
-}
-
-func growF64(b []float64, n int) []float64 {
-	if cap(b) < n {
-		return make([]float64, n)
-	}
-	return b[:n]
 }
 
 // centerLossJob computes row i's ‖x_i − c_y‖² and the largest magnitude its

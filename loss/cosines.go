@@ -56,14 +56,6 @@ type cosineWorkspace struct {
 	arg     []int     // chunks×blk: the arg-max column of each class (K > 1)
 }
 
-// cosGrow returns b resized to n, reallocating only when it is too small.
-func cosGrow[T any](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	return b[:n]
-}
-
 // LossFromCosines returns the reduced margin loss for cosines the caller
 // computed: cos is N×C (N×C·K with SubCenters = K > 1), cos[i][j] = x̂_i·Ŵ_j,
 // and labels are N class indices in [0, C). It is the loss Loss returns for
@@ -198,13 +190,13 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 	h.chunks = par.Chunks(n, h.rows)
 	h.blk = min(h.c, cosBlock)
 
-	h.bad = cosGrow(h.bad, n)
-	h.t, h.phi, h.dphi = cosGrow(h.t, n), cosGrow(h.phi, n), cosGrow(h.dphi, n)
-	h.lse, h.gt = cosGrow(h.lse, n), cosGrow(h.gt, n)
-	h.rowLoss = cosGrow(h.rowLoss, n)
-	h.z = cosGrow(h.z, h.chunks*h.blk)
+	h.bad = grow(h.bad, n)
+	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
+	h.lse, h.gt = grow(h.lse, n), grow(h.gt, n)
+	h.rowLoss = grow(h.rowLoss, n)
+	h.z = grow(h.z, h.chunks*h.blk)
 	if k > 1 {
-		h.arg = cosGrow(h.arg, h.chunks*h.blk)
+		h.arg = grow(h.arg, h.chunks*h.blk)
 	}
 }
 

@@ -104,23 +104,11 @@ type headWorkspace struct {
 	sh                    []shardState
 }
 
-func grow(b []float32, n int) []float32 {
+// grow returns b resized to n, reallocating only when it is too small: the
+// one helper behind every workspace buffer of the package.
+func grow[T any](b []T, n int) []T {
 	if cap(b) < n {
-		return make([]float32, n)
-	}
-	return b[:n]
-}
-
-func growInt32(b []int32, n int) []int32 {
-	if cap(b) < n {
-		return make([]int32, n)
-	}
-	return b[:n]
-}
-
-func growFloat64(b []float64, n int) []float64 {
-	if cap(b) < n {
-		return make([]float64, n)
+		return make([]T, n)
 	}
 	return b[:n]
 }
@@ -140,7 +128,7 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	h.k, h.eps, h.classes = l.subCenters(), float64(l.LabelSmoothing), span.total
 
 	n, c, d := h.n, h.c, h.d
-	h.lab = growInt32(h.lab, n)
+	h.lab = grow(h.lab, n)
 	for i, y := range labels {
 		if y := int(y) - span.offset; y >= 0 && y < c/h.k {
 			h.lab[i] = int32(y)
@@ -149,9 +137,9 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 	}
 	if h.k > 1 {
-		h.targ, h.tk = growInt32(h.targ, n), grow(h.tk, n*h.k)
+		h.targ, h.tk = grow(h.targ, n), grow(h.tk, n*h.k)
 	}
-	h.zsum = growFloat64(h.zsum, n)
+	h.zsum = grow(h.zsum, n)
 	h.ct = min(max(tileFloats/n, minTile), maxTile, c)
 	h.ct = max(h.ct/h.k*h.k, h.k) // whole classes per tile
 	h.tiles = par.Chunks(c, h.ct)
@@ -178,9 +166,9 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	for k := range h.sh {
 		st := &h.sh[k]
 		st.m, st.s, st.radial = grow(st.m, n), grow(st.s, n), grow(st.radial, n)
-		st.zsum = growFloat64(st.zsum, n)
+		st.zsum = grow(st.zsum, n)
 		if h.k > 1 {
-			st.cls, st.gcls, st.arg = grow(st.cls, h.ct/h.k), grow(st.gcls, h.ct/h.k), growInt32(st.arg, h.ct/h.k)
+			st.cls, st.gcls, st.arg = grow(st.cls, h.ct/h.k), grow(st.gcls, h.ct/h.k), grow(st.arg, h.ct/h.k)
 		}
 		if !h.keep {
 			st.z = grow(st.z, n*h.ct)

@@ -103,14 +103,6 @@ type pfcWorkspace struct {
 	dw *Matrix // the caller's dw during the call
 }
 
-// pfcGrow returns b resized to n, reallocating only when it is too small.
-func pfcGrow[T any](b []T, n int) []T {
-	if cap(b) < n {
-		return make([]T, n)
-	}
-	return b[:n]
-}
-
 var (
 	errNilPartialFC = fmt.Errorf("%w: nil *PartialFC", ErrParam)
 	errNilPFCHead   = fmt.Errorf("%w: PartialFC.Head is nil (set it to ArcFace, CosFace, …)", ErrParam)
@@ -295,7 +287,7 @@ func sampleCount(rate float32, c int) int {
 
 func (h *pfcWorkspace) sample(labels []int32, c int, rate float32, seed, call uint64) int {
 	words := (c + 63) / 64
-	h.pos = pfcGrow(h.pos, words)
+	h.pos = grow(h.pos, words)
 	clear(h.pos)
 	pos := h.pos
 	distinct := 0
@@ -323,7 +315,7 @@ func (h *pfcWorkspace) sample(labels []int32, c int, rate float32, seed, call ui
 	} else {
 		// Dense: draw the free classes to leave out, then take the rest.
 		out := free - need
-		h.excl = pfcGrow(h.excl, words)
+		h.excl = grow(h.excl, words)
 		clear(h.excl)
 		excl := h.excl
 		for out > 0 {
@@ -341,8 +333,8 @@ func (h *pfcWorkspace) sample(labels []int32, c int, rate float32, seed, call ui
 			pos[words-1] &= uint64(1)<<r - 1
 		}
 	}
-	h.rank = pfcGrow(h.rank, words+1)
-	h.s = pfcGrow(h.s, target)[:0]
+	h.rank = grow(h.rank, words+1)
+	h.s = grow(h.s, target)[:0]
 	for i, v := range pos {
 		h.rank[i] = int32(len(h.s))
 		for v != 0 {
@@ -351,7 +343,7 @@ func (h *pfcWorkspace) sample(labels []int32, c int, rate float32, seed, call ui
 		}
 	}
 	h.rank[words] = int32(len(h.s))
-	h.lab = pfcGrow(h.lab, len(labels))
+	h.lab = grow(h.lab, len(labels))
 	return len(h.s)
 }
 
@@ -368,12 +360,12 @@ func (h *pfcWorkspace) position(y int32) int32 {
 // would add to, naming the caller's row and the class.
 func (h *pfcWorkspace) gather(k int) error {
 	m := len(h.s)
-	h.wS = pfcGrow(h.wS, m*h.rowLen)
+	h.wS = grow(h.wS, m*h.rowLen)
 	if h.dw != nil {
-		h.dwS = pfcGrow(h.dwS, m*h.rowLen)
+		h.dwS = grow(h.dwS, m*h.rowLen)
 	}
 	chunks := par.Chunks(m, pfcChunk)
-	h.badW, h.badDW = pfcGrow(h.badW, chunks), pfcGrow(h.badDW, chunks)
+	h.badW, h.badDW = grow(h.badW, chunks), grow(h.badDW, chunks)
 	h.phase = pfcPhaseGather
 	par.Do(chunks, h)
 	for ch := range chunks {

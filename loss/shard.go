@@ -171,7 +171,7 @@ func MergeShardStats(dst *ShardStats, parts ...*ShardStats) error {
 				return fmt.Errorf("%w: MergeShardStats part %d Max[%d] = %v", ErrNonFinite, k, i, v)
 			}
 		}
-		if i := firstNonFinite(p.Sums); i >= 0 {
+		if i := indexNonFinite(p.Sums); i >= 0 {
 			return fmt.Errorf("%w: MergeShardStats part %d Sums[%d] = %v", ErrNonFinite, k, i, p.Sums[i])
 		}
 	}
@@ -206,15 +206,6 @@ func statSpan(name string, s []float32, n int) span {
 		return span{name: name}
 	}
 	return spanOf(name, s[:n])
-}
-
-func firstNonFinite(s []float32) int {
-	for i, v := range s {
-		if !isFinite(v) {
-			return i
-		}
-	}
-	return -1
 }
 
 func inParts(dst *ShardStats, parts []*ShardStats) bool {
@@ -372,7 +363,7 @@ func (h *ShardedHead) sample(w Matrix, labels []int32, k int) error {
 		}
 		copy(h.wS[q*row:(q+1)*row], src)
 	}
-	h.labS = growInt32(h.labS, len(labels))
+	h.labS = grow(h.labS, len(labels))
 	for i, y := range labels {
 		if y := int32(int(y) - h.Offset); y >= 0 && int(y) < cs {
 			h.labS[i] = h.pfc.position(y)
@@ -409,7 +400,7 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 			return 0, fmt.Errorf("%w: ShardStats.Max[%d] = %v", ErrNonFinite, i, v)
 		}
 	}
-	if i := firstNonFinite(st.Sums); i >= 0 {
+	if i := indexNonFinite(st.Sums); i >= 0 {
 		return 0, fmt.Errorf("%w: ShardStats.Sums[%d] = %v", ErrNonFinite, i, st.Sums[i])
 	}
 	if err := checkGrad("dx", dx, n, x.Cols); err != nil {
@@ -456,7 +447,7 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		return 0, err
 	}
 	if dwIn != dw && accum {
-		if i := firstNonFinite(dw.Data); i >= 0 {
+		if i := indexNonFinite(dw.Data); i >= 0 {
 			return 0, fmt.Errorf("%w: Accumulate into dw, which holds %v at %d", ErrNonFinite, dw.Data[i], i)
 		}
 	}
