@@ -132,8 +132,10 @@ var marginImpl = simd.NewTable("MarginForward", marginForwardGeneric)
 // float32, within a first-order rounding-error bound of it: a few 2⁻²³ of
 // the magnitudes of the terms φ combines (φ′ of the acos-based kinds grows
 // like 1/sin θ, up to about 700, near |t| = 1, and its error with it). A
-// NaN t gives a NaN φ, and φ′ = 1 for MarginArc, MarginArcEasy and
-// MarginCos, NaN otherwise. It panics when g is nil or when phi, or a
+// NaN t gives a NaN φ at every level; φ′ is then 1 for MarginArc,
+// MarginArcEasy, MarginCos and MarginPsi with m = 1 (whose φ′ is the
+// constant 1 for λ ≥ 0), and NaN for MarginCombined and MarginPsi with
+// m ≥ 2. It panics when g is nil or when phi, or a
 // non-nil dphi, is shorter than t; phi[len(t):] and dphi[len(t):] are not
 // touched.
 func MarginForward(phi, dphi, t []float32, g *Margin) {

@@ -389,3 +389,47 @@ func TestMarginAssembly(t *testing.T) {
 		prev = f[0]
 	}
 }
+
+// TestMarginNaNRule checks MarginForward's documented result for a NaN t
+// at every level: φ is NaN, and φ′ is 1 for Arc, ArcEasy, Cos and Psi with
+// m = 1, NaN for Combined and Psi with m ≥ 2.
+func TestMarginNaNRule(t *testing.T) {
+	nan := float32(math.NaN())
+	cases := []struct {
+		g       Margin
+		dphiOne bool
+	}{
+		{NewMargin(MarginArc, 1, 0.5, 0, 0, 0), true},
+		{NewMargin(MarginArcEasy, 1, 0.5, 0, 0, 0), true},
+		{NewMargin(MarginCos, 1, 0.35, 0, 0, 0), true},
+		{NewMargin(MarginPsi, 0, 0, 0, 1, 0), true},
+		{NewMargin(MarginPsi, 0, 0, 0, 1, 2.5), true},
+		{NewMargin(MarginCombined, 1, 0.3, 0.2, 0, 0), false},
+		{NewMargin(MarginCombined, 2, 0.3, 0.2, 0, 0), false},
+		{NewMargin(MarginPsi, 0, 0, 0, 2, 0), false},
+		{NewMargin(MarginPsi, 0, 0, 0, 4, 1), false},
+	}
+	for _, l := range simd.Usable() {
+		restore, err := simd.Force(l)
+		require.NoError(t, err)
+		for _, c := range cases {
+			for _, n := range []int{1, 7, 8, 16, 37} { // scalar tails and full vectors
+				ts := make([]float32, n)
+				for i := range ts {
+					ts[i] = nan
+				}
+				phi, dphi := make([]float32, n), make([]float32, n)
+				MarginForward(phi, dphi, ts, &c.g)
+				for i := range ts {
+					require.True(t, math.IsNaN(float64(phi[i])), "%v %v n=%d: φ[%d] = %v", l, c.g.String(), n, i, phi[i])
+					if c.dphiOne {
+						require.Equal(t, float32(1), dphi[i], "%v %v n=%d: φ′[%d]", l, c.g.String(), n, i)
+					} else {
+						require.True(t, math.IsNaN(float64(dphi[i])), "%v %v n=%d: φ′[%d] = %v", l, c.g.String(), n, i, dphi[i])
+					}
+				}
+			}
+		}
+		restore()
+	}
+}
