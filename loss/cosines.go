@@ -49,7 +49,8 @@ type cosineWorkspace struct {
 	t       []float32 // per row: the target cosine (the target class's largest)
 	phi     []float32 // φ(t)
 	dphi    []float32 // φ′(t) (1 under DetachMargin)
-	lse     []float32 // log-sum-exp of the row's logits
+	shift   []float32 // per row: p_j = e^(z_j − shift)·inv (softmaxNorm)
+	inv     []float64
 	gt      []float32 // ∂L/∂cos at the target's arg-max column
 	rowLoss []float64
 	z       []float32 // chunks×blk: a block of logits, then of gradients
@@ -192,7 +193,7 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 
 	h.bad = grow(h.bad, n)
 	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
-	h.lse, h.gt = grow(h.lse, n), grow(h.gt, n)
+	h.shift, h.inv, h.gt = grow(h.shift, n), grow(h.inv, n), grow(h.gt, n)
 	h.rowLoss = grow(h.rowLoss, n)
 	h.z = grow(h.z, h.chunks*h.blk)
 	if k > 1 {
@@ -336,7 +337,7 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 		dphi = 1
 	}
 	h.rowLoss[i] = loss
-	h.lse[i] = float32(float64(zt) + sp)
+	h.shift[i], h.inv[i] = softmaxNorm(float64(m), float64(sum), float64(zt))
 	h.gt[i] = float32(gy * h.scale * float64(h.s) * float64(dphi))
 }
 
@@ -360,7 +361,7 @@ func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int) {
 		if k == 1 && !h.accum {
 			dst = out[j0:j1]
 		}
-		asm.SoftmaxScaled(dst, zb, h.lse[i], h.sc)
+		asm.SoftmaxScaled(dst, zb, h.shift[i], float32(h.scale*float64(h.s)*h.inv[i]))
 		if h.off != 0 {
 			for j := range dst {
 				dst[j] -= h.off

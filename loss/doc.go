@@ -20,9 +20,16 @@
 //     count as zero rows, since 1/‖x‖ would overflow the gradients.
 //     L-Softmax's non-target logits W_j·x are linear, so a zero W row still
 //     gets its exact gradient Σ_i G_ij·x_i from the rows it is not the label
-//     of.
+//     of, and a zero row of x is not normalised at all: it keeps its exact
+//     logits W_j·x and gradient Σ_j G_ij·W_j (with m = 1 the target's too,
+//     since that logit is W_y·x; with m ≥ 2 the target's cosine is taken as
+//     0 and gets no gradient).
 //   - Confident rows keep their precision: the target logit is left out of
 //     the online log-sum-exp, and the row loss is log1p(Σ_{j≠y} e^(z_j−z_y)).
+//   - Probabilities are taken relative to the row's largest logit M,
+//     p_j = e^(z_j − M)/Σ_k e^(z_k − M), never from a log-sum-exp rounded to
+//     float32: tied logits get exactly equal probabilities at any
+//     magnitude (at |z| ≈ 1e7 a rounded log-sum-exp moves them by e^±0.5).
 //   - acos-based margins (ArcFace, CombinedMargin) clamp t = cos θ to
 //     [−1+ε, 1−ε] with ε = 1e-6 inside dφ/dt only, so gradients stay finite
 //     at t = ±1; for |t| < 1 − ε they are exact.

@@ -10,9 +10,12 @@ var (
 	// len(Data) != Rows*Cols, or a gradient matrix has the wrong shape.
 	ErrShape = errors.New("loss: shape mismatch")
 	// ErrLabel: a label is outside [0, C), labels has the wrong length, or
-	// a target of Focal.Sigmoid is outside [0, 1].
+	// a finite target of Focal.Sigmoid is outside [0, 1].
 	ErrLabel = errors.New("loss: label out of range")
-	// ErrNonFinite: an input holds NaN or ±Inf, a row's norm overflows
+	// ErrNonFinite: an input holds NaN or ±Inf (the one rule for every
+	// float input: embeddings, weights, logits, targets, cosines, centres,
+	// statistics and the old values of accumulated gradients; a finite
+	// value outside its domain is ErrLabel or ErrParam), a row's norm overflows
 	// float32, or finite inputs would drive the loss or a gradient past
 	// float32 (the data, not the parameters, are out of range: for example
 	// L-Softmax logits ‖W_j‖·‖x_i‖ beyond 3.4e38). The check runs before
@@ -24,7 +27,9 @@ var (
 	// LabelSmoothing out of range, a PartialFC or ShardedHead SampleRate
 	// out of range), or a value outside its domain (a cosine beyond
 	// [−1, 1] for LossFromCosines), or a call out of order (ShardedHead's
-	// Backward without its Forward).
+	// Backward without its Forward, with another configuration than the
+	// Forward's, or with statistics that cannot be the combine of that
+	// Forward's).
 	ErrParam = errors.New("loss: parameter out of range")
 	// ErrOverlap: an output shares memory with an input or with another
 	// output. Only the exact in-place forms documented on each method are

@@ -50,15 +50,13 @@ var focalPool = sync.Pool{New: func() any { return new(focalWork) }}
 
 const focalRows = 32 // rows per parallel chunk
 
-// Validate reports whether the configuration is usable: Gamma finite in
-// [0, MaxFocalGamma], Alpha not NaN and at most 1, and a known Reduction.
-// It returns an error wrapping ErrParam, or nil.
+// Validate reports whether the configuration is usable by both forms:
+// Gamma finite in [0, MaxFocalGamma], Alpha not NaN and at most 1 (only
+// Sigmoid reads it), and a known Reduction. It returns an error wrapping
+// ErrParam, or nil. Softmax checks only Gamma and Reduction.
 func (f Focal) Validate() error {
-	if err := f.Reduction.check(); err != nil {
+	if err := f.checkSoftmax(); err != nil {
 		return err
-	}
-	if !(f.Gamma >= 0 && f.Gamma <= MaxFocalGamma) {
-		return fmt.Errorf("%w: focal γ = %g, want 0 ≤ γ ≤ %d", ErrParam, f.Gamma, MaxFocalGamma)
 	}
 	if !(f.Alpha <= 1) {
 		return fmt.Errorf("%w: focal α = %g, want α ≤ 1 (0 < α ≤ 1 weights positives by α; α ≤ 0 disables it)", ErrParam, f.Alpha)
@@ -66,43 +64,55 @@ func (f Focal) Validate() error {
 	return nil
 }
 
-// scanLogits checks that every logit is finite and returns max|z| and the
-// spread max z − min z, in one pass bounded by the number of elements.
-func scanLogits(m Matrix) (maxAbs, spread float64, err error) {
-	if len(m.Data) == 0 {
-		return 0, 0, nil
+// checkSoftmax validates what Softmax reads: Reduction and Gamma.
+func (f Focal) checkSoftmax() error {
+	if err := f.Reduction.check(); err != nil {
+		return err
 	}
-	if k := indexNonFinite(m.Data); k >= 0 {
-		return 0, 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/m.Cols, k%m.Cols, m.Data[k])
+	if !(f.Gamma >= 0 && f.Gamma <= MaxFocalGamma) {
+		return fmt.Errorf("%w: focal γ = %g, want 0 ≤ γ ≤ %d", ErrParam, f.Gamma, MaxFocalGamma)
 	}
-	// Every value is finite now, so plain comparisons give the extremes;
-	// four independent pairs keep the loop from waiting on one compare.
-	d := m.Data
-	lo := [4]float32{d[0], d[0], d[0], d[0]}
-	hi := lo
+	return nil
+}
+
+// maxOf returns the largest of m and the values of s (all finite), with
+// four independent comparisons so that the loop does not wait on one.
+func maxOf(s []float32, m float32) float32 {
+	acc := [4]float32{m, m, m, m}
 	k := 0
-	for ; k+4 <= len(d); k += 4 {
-		q := d[k : k+4 : k+4]
-		for j, v := range q {
-			if v < lo[j] {
-				lo[j] = v
-			}
-			if v > hi[j] {
-				hi[j] = v
-			}
-		}
+	for ; k+4 <= len(s); k += 4 {
+		q := s[k : k+4 : k+4]
+		acc[0], acc[1], acc[2], acc[3] = max(acc[0], q[0]), max(acc[1], q[1]), max(acc[2], q[2]), max(acc[3], q[3])
 	}
-	for _, v := range d[k:] {
-		if v < lo[0] {
-			lo[0] = v
-		}
-		if v > hi[0] {
-			hi[0] = v
-		}
+	for _, v := range s[k:] {
+		acc[0] = max(acc[0], v)
 	}
-	l := float64(min(lo[0], lo[1], lo[2], lo[3]))
-	h := float64(max(hi[0], hi[1], hi[2], hi[3]))
-	return math.Max(-l, h), h - l, nil
+	return max(acc[0], acc[1], acc[2], acc[3])
+}
+
+// softmaxLossBound checks that every logit is finite and returns a bound on
+// the summed row losses, in one pass bounded by the number of elements. Row
+// i's loss is at most −log p_y = softplus(log Σ_{j≠y} e^(z_j − z_y)) (the
+// focal factor is at most 1), and that is at most
+// softplus(log(C−1) + max_{j≠y} z_j − z_y): the bound is above the exact
+// loss by at most log(C−1) per row, and exact for rows whose non-target
+// logits are tied. A row with C = 1 has loss 0.
+func softmaxLossBound(m Matrix, labels []int32) (float64, error) {
+	if k := indexNonFinite(m.Data); k >= 0 {
+		return 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/m.Cols, k%m.Cols, m.Data[k])
+	}
+	if m.Cols < 2 {
+		return 0, nil
+	}
+	logC := math.Log(float64(m.Cols - 1))
+	var bound float64
+	for i := 0; i < m.Rows; i++ {
+		z := m.Row(i)
+		y := int(labels[i])
+		mx := maxOf(z[y+1:], maxOf(z[:y], float32(math.Inf(-1))))
+		bound += softplus(logC + float64(mx) - float64(z[y]))
+	}
+	return bound, nil
 }
 
 // Softmax returns the softmax focal loss of logits (N×C) for labels (N
@@ -114,10 +124,12 @@ func scanLogits(m Matrix) (maxAbs, spread float64, err error) {
 //
 // On error (ErrShape, ErrLabel, ErrNonFinite, ErrParam, ErrOverlap) no
 // output is written. ErrNonFinite also reports finite logits whose loss
-// would overflow float32 (a spread near 3.4e38). An empty batch (N = 0)
-// returns 0 and zeroes dlogits (unless Accumulate).
+// could overflow float32: the check bounds each row's loss by
+// softplus(log(C−1) + max_{j≠y} z_j − z_y), at most log(C−1) above it, so
+// it refuses only losses within that of float32's 3.4e38. An empty batch
+// (N = 0) returns 0 and zeroes dlogits (unless Accumulate).
 func (f Focal) Softmax(logits Matrix, labels []int32, dlogits *Matrix) (float32, error) {
-	if err := f.Validate(); err != nil {
+	if err := f.checkSoftmax(); err != nil {
 		return 0, err
 	}
 	if err := checkMatrix("logits", logits); err != nil {
@@ -137,15 +149,15 @@ func (f Focal) Softmax(logits Matrix, labels []int32, dlogits *Matrix) (float32,
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
-	_, spread, err := scanLogits(logits)
+	rows, err := softmaxLossBound(logits, labels)
 	if err != nil {
 		return 0, err
 	}
 	n := logits.Rows
-	// A row loss is at most log(C) + spread + log 2; the reduced sum must fit.
+	// The loss is summed in float64 and rounded once: its bound must fit.
 	scale := f.Reduction.scale(n)
-	if bound := scale * float64(n) * (spread + math.Log(float64(logits.Cols)) + 1); bound > maxOut {
-		return 0, fmt.Errorf("%w: logits spread %g over %d rows would overflow the float32 loss", ErrNonFinite, spread, n)
+	if bound := scale * rows; !(bound <= math.MaxFloat32) {
+		return 0, fmt.Errorf("%w: the loss over %d rows could reach %g, beyond float32 (targets far below their row's largest logit)", ErrNonFinite, n, bound)
 	}
 	if n == 0 {
 		if !f.Accumulate {
@@ -168,8 +180,12 @@ func (f Focal) Softmax(logits Matrix, labels []int32, dlogits *Matrix) (float32,
 // (added to it with Accumulate). dlogits may be logits itself; any other
 // overlap with an input is an error wrapping ErrOverlap.
 //
-// A target outside [0, 1] is an input error wrapping ErrLabel. On error no
-// output is written; a batch with no elements returns 0 and zeroes dlogits
+// A NaN or ±Inf logit or target is an error wrapping ErrNonFinite, a finite
+// target outside [0, 1] one wrapping ErrLabel. ErrNonFinite also reports
+// finite logits whose loss could overflow float32: the check bounds each
+// element's loss by max(z, 0) − z·t + log 2 (at most log 2 above its
+// cross-entropy, which bounds it), so it refuses only losses within
+// log 2 per element of float32's 3.4e38. On error no output is written; a batch with no elements returns 0 and zeroes dlogits
 // (unless Accumulate). The work is bounded by N·C, whatever N alone says.
 func (f Focal) Sigmoid(logits, targets Matrix, dlogits *Matrix) (float32, error) {
 	if err := f.Validate(); err != nil {
@@ -192,20 +208,27 @@ func (f Focal) Sigmoid(logits, targets Matrix, dlogits *Matrix) (float32, error)
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
-	maxAbs, _, err := scanLogits(logits)
-	if err != nil {
-		return 0, err
+	if k := indexNonFinite(logits.Data); k >= 0 {
+		return 0, fmt.Errorf("%w: logits row %d column %d is %v", ErrNonFinite, k/logits.Cols, k%logits.Cols, logits.Data[k])
 	}
+	if k := indexNonFinite(targets.Data); k >= 0 {
+		return 0, fmt.Errorf("%w: targets row %d column %d is %v", ErrNonFinite, k/targets.Cols, k%targets.Cols, targets.Data[k])
+	}
+	// An element's loss is at most its cross-entropy (the focal and α
+	// factors are at most 1), max(z, 0) − z·t + log(1 + e^−|z|) ≤
+	// max(z, 0) − z·t + log 2.
+	var ce float64
 	for k, v := range targets.Data {
 		if !(v >= 0 && v <= 1) {
 			return 0, fmt.Errorf("%w: targets row %d column %d is %g, want a value in [0, 1]", ErrLabel, k/targets.Cols, k%targets.Cols, v)
 		}
+		z := float64(logits.Data[k])
+		ce += math.Max(z, 0) - z*float64(v)
 	}
 	elems := len(logits.Data)
 	scale := f.Reduction.scale(elems)
-	// An element's loss is at most |z| + log 2.
-	if bound := scale * float64(elems) * (maxAbs + 1); bound > maxOut {
-		return 0, fmt.Errorf("%w: logits up to |%g| over %d elements would overflow the float32 loss", ErrNonFinite, maxAbs, elems)
+	if bound := scale * (ce + float64(elems)*math.Ln2); !(bound <= math.MaxFloat32) {
+		return 0, fmt.Errorf("%w: the loss over %d elements could reach %g, beyond float32", ErrNonFinite, elems, bound)
 	}
 	if elems == 0 {
 		if !f.Accumulate {
@@ -312,9 +335,10 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 		}
 		F *= fw.scale
 		dz := fw.grad.Row(i)
-		lse := float32(zy - logp)
+		shift, inv := softmaxNorm(float64(m), float64(s), zy)
+		pf := float32(F * inv)
 		if !fw.accumulate {
-			asm.SoftmaxScaled(dz, z, lse, float32(F))
+			asm.SoftmaxScaled(dz, z, shift, pf)
 			dz[y] = float32(-F * q)
 			return loss
 		}
@@ -325,7 +349,7 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 		for j0 := 0; j0 < len(z); j0 += len(buf) {
 			zb := z[j0:min(j0+len(buf), len(z))]
 			b := buf[:len(zb)]
-			asm.SoftmaxScaled(b, zb, lse, float32(F))
+			asm.SoftmaxScaled(b, zb, shift, pf)
 			db := dz[j0 : j0+len(zb)]
 			for k, v := range b {
 				db[k] += v

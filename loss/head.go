@@ -53,7 +53,8 @@ type shardState struct {
 	arg    []int32   // the arg-max sub-center of each class in cls
 	radial []float32 // Σ_j G_ij·z_ij over this shard's classes (SphereFace, LargeMargin)
 	dxhat  []float32 // N×D partial ∂L/∂x̂
-	z, g   []float32 // N×ct tiles: logits, then gradients
+	z, g   []float32 // N×ct tiles: logits (recomputed), and their gradients
+	out    []float32 // N×ct: Gc/‖W‖ of a kept tile, for the dX̂ product
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
 	acc    []float32 // Accumulate: a block of dW rows before they are added
 }
@@ -66,6 +67,7 @@ type headWorkspace struct {
 	detach bool
 	accum  bool    // add the gradients to dx and dw
 	s      float32 // scale of ArcFace, CosFace, CombinedMargin
+	intM   int     // m of SphereFace, LargeMargin
 	scale  float32 // reduction factor: 1/N or 1
 
 	x, w    Matrix
@@ -96,9 +98,13 @@ type headWorkspace struct {
 	xnorm, xinv, xhat, rowA []float32
 	// px is x̂ packed once per call as the left operand of every logit
 	// tile's GEMM, pxT as the right operand of every dŴ tile's.
-	px                    asm.PackedA
-	pxT                   asm.PackedB
-	t, phi, dphi, zt, lse []float32
+	px               asm.PackedA
+	pxT              asm.PackedB
+	t, phi, dphi, zt []float32
+	// shift and rowInv: p_ij = e^(z_ij − shift_i)·rowInv_i for every
+	// logit of row i (softmaxNorm).
+	shift                 []float32
+	rowInv                []float64
 	gTarget               []float32 // ∂L/∂z at the target column
 	wnorm, winv, colScale []float32
 	sh                    []shardState
@@ -120,7 +126,7 @@ type classSpan struct{ offset, total int }
 // setup records the call and sizes every buffer; grads says whether a
 // backward pass follows.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
-	h.kind, h.g, h.s, h.accum = l.kind, g, l.s, l.Accumulate
+	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
 	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
@@ -149,7 +155,8 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 	h.xnorm, h.xinv, h.rowA = grow(h.xnorm, n), grow(h.xinv, n), grow(h.rowA, n)
 	h.xhat = grow(h.xhat, n*d)
 	h.t, h.phi, h.dphi = grow(h.t, n), grow(h.phi, n), grow(h.dphi, n)
-	h.zt, h.lse, h.gTarget = grow(h.zt, n), grow(h.lse, n), grow(h.gTarget, n)
+	h.zt, h.shift, h.gTarget = grow(h.zt, n), grow(h.shift, n), grow(h.gTarget, n)
+	h.rowInv = grow(h.rowInv, n)
 	h.wnorm, h.winv, h.colScale = grow(h.wnorm, c), grow(h.winv, c), grow(h.colScale, c)
 	budget := l.TileBudget
 	if budget == 0 {
@@ -172,6 +179,8 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		if !h.keep {
 			st.z = grow(st.z, n*h.ct)
+		} else {
+			st.out = grow(st.out, n*h.ct)
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
@@ -194,6 +203,7 @@ func (h *headWorkspace) release() {
 //	|z_ij|      ≤ A_i·B_j·max|φ|
 //	|dX̂_i|      ≤ 2·scale·A_i·max B·max|φ′|
 //	|dx_i|      ≤ 2·scale·A_i·‖x_i‖⁻¹·max B·(max|φ′| + max|φ|·[radial])
+//	|Gc_ij·B_j/‖W_j‖| ≤ 2·scale·max A·max|φ′|·max_j B_j/‖W_j‖  (dX̂'s operand)
 //	|dŴ_j|      ≤ N·scale·max A·B_j·max|φ′|
 //	|dW_j|      ≤ N·scale·max A·B_j·‖W_j‖⁻¹·(max|φ′| + max|φ|·[L-Softmax])
 //
@@ -240,15 +250,19 @@ func (h *headWorkspace) bounds(phiMax, dphiMax float64, dx, dw *Matrix) error {
 	checks := [...]check{
 		{"logits", 2 * maxA * maxBz * phiMax},
 		{"logit gradients", scale * maxA * maxBg * dphiMax},
-		{"dx", 0}, {"dx", 0}, {"dw", 0}, {"dw", 0},
+		{"dx", 0}, {"dx", 0}, {"dx", 0}, {"dw", 0}, {"dw", 0},
 	}
 	if dx != nil {
 		checks[2] = check{"dx", 2 * scale * maxA * maxBg * dphiMax}
 		checks[3] = check{"dx", 2*scale*rowFactor*maxBg*(dphiMax+dxRad) + h.accumMax(dx)}
+		// The dX̂ product's left operand Gc_ij·B_j/‖W_j‖ (its sum, the
+		// line above, is bounded, but a row of W just above the zero-row
+		// threshold makes one term large before W_j scales it back).
+		checks[4] = check{"dx", 2 * scale * maxA * dphiMax * colFactor}
 	}
 	if dw != nil {
-		checks[4] = check{"dw", ns * maxA * maxBg * dphiMax}
-		checks[5] = check{"dw", ns*maxA*colFactor*(dphiMax+dwRad) + h.accumMax(dw)}
+		checks[5] = check{"dw", ns * maxA * maxBg * dphiMax}
+		checks[6] = check{"dw", ns*maxA*colFactor*(dphiMax+dwRad) + h.accumMax(dw)}
 	}
 	for _, c := range checks {
 		if !(c.bound <= maxOut) {
@@ -336,8 +350,9 @@ func (h *headWorkspace) rowStats(i int) (mx, sum, zs float64) {
 // finishRow returns row i's loss from its merged statistics (over every
 // class of every shard): the largest non-target logit mx, Σ e^(z−mx) over
 // the non-target logits, the target logit zt and Σ_j z_j over all classes
-// (target included), and records the row's log-sum-exp and target
-// gradient for the backward pass.
+// (target included), and records the row's softmax normalisation
+// (softmaxNorm: its largest logit and 1/Σ e^(z−max)) and target gradient
+// for the backward pass.
 //
 // With r = Σ_{j≠y} e^(z_j − z_y), lse − z_y = log(1 + r) = softplus(log r)
 // and p_y − 1 = −r/(1 + r) = −σ(log r). Working in log r keeps confident
@@ -348,7 +363,7 @@ func (h *headWorkspace) rowStats(i int) (mx, sum, zs float64) {
 func (h *headWorkspace) finishRow(i int, mx, sum, zt, zs float64) float64 {
 	lr := logRatio(sum, mx, zt)
 	rowLoss := softplus(lr)
-	h.lse[i] = float32(zt + rowLoss)
+	h.shift[i], h.rowInv[i] = softmaxNorm(mx, sum, zt)
 	h.gTarget[i] = float32((h.eps - sigmoid(lr)) * float64(h.scale))
 	if h.eps != 0 {
 		rowLoss += h.eps * (zt - zs/float64(h.classes))
@@ -417,6 +432,14 @@ func (h *headWorkspace) normW(lo, hi int) {
 	}
 }
 
+// linearZeroRow reports whether row i of x is a zero row whose logits the
+// head keeps linear: for L-Softmax, z_ij = W_j·x_i is linear in x, so a row
+// below the zero-row threshold is not normalised (x̂_i = x_i, A_i = 1) and
+// keeps its exact logits and their exact gradient Σ_j G_ij·W_j; with m = 1
+// its target logit W_y·x_i is linear too, while for m ≥ 2 the target's
+// cosine is taken as 0 with no gradient (the zero-row convention).
+func (h *headWorkspace) linearZeroRow(i int) bool { return h.kind == kindLarge && h.xinv[i] == 0 }
+
 func (h *headWorkspace) normX(lo, hi int) {
 	d := h.d
 	for i := lo; i < hi; i++ {
@@ -425,10 +448,15 @@ func (h *headWorkspace) normX(lo, hi int) {
 		inv := invNorm(nr)
 		h.xnorm[i], h.xinv[i] = nr, inv
 		xh := h.xhat[i*d : (i+1)*d]
-		asm.Scale(xh, xi, inv)
-		if h.rowScaleIsNorm() {
+		switch {
+		case h.linearZeroRow(i):
+			copy(xh, xi)
+			h.rowA[i] = 1
+		case h.rowScaleIsNorm():
+			asm.Scale(xh, xi, inv)
 			h.rowA[i] = nr
-		} else {
+		default:
+			asm.Scale(xh, xi, inv)
 			h.rowA[i] = h.s
 		}
 		y := int(h.lab[i])
@@ -452,13 +480,27 @@ func (h *headWorkspace) normX(lo, hi int) {
 			h.t[i], h.targ[i] = tk[best], int32(best)
 		}
 	}
+	linearTarget := h.kind == kindLarge && h.intM == 1
+	for i := lo; i < hi; i++ {
+		if h.linearZeroRow(i) && !linearTarget {
+			h.t[i] = 0 // t holds ‖x‖·cos θ here; m ≥ 2 takes cos θ = 0
+		}
+	}
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
 		b := float32(1)
 		if y := h.lab[i]; h.kind == kindLarge && y >= 0 {
 			b = h.wnorm[y]
 		}
-		h.zt[i] = h.rowA[i] * b * h.phi[i]
+		a := h.rowA[i]
+		if h.linearZeroRow(i) {
+			if linearTarget { // φ(t) = t: z_y = ‖W_y‖·(x·Ŵ_y) = W_y·x
+				h.phi[i], h.dphi[i] = h.t[i], 1
+			} else { // z_y = ‖W_y‖‖x‖·φ(0), no gradient
+				a, h.dphi[i] = h.xnorm[i], 0
+			}
+		}
+		h.zt[i] = a * b * h.phi[i]
 		if h.detach {
 			h.dphi[i] = 1
 		}
@@ -583,6 +625,11 @@ func (h *headWorkspace) classLogits(st *shardState, row []float32, i, j0 int) ([
 // cosine-space gradient Gc (z_ij = A_i·B_j·c_ij, with φ′ at the target), and
 // accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes. With
 // sub-centers, each class's gradient goes to its arg-max row only.
+//
+// The tile's logits are only read: Gc·diag(1/‖W‖) goes to the shard's own
+// scratch when the tiles are kept (so a kept tile is the forward one for
+// every later backward pass of the same forward), and over the recomputed
+// tile otherwise.
 func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
@@ -596,19 +643,23 @@ func (h *headWorkspace) backwardShard(k int) {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
 		z, g := h.tile(st, j0, j1), st.g[:n*cw]
+		out := z
 		switch {
 		case !h.keep:
 			h.logits(z, j0, j1)
 		case h.k == 1:
 			h.restoreTargets(z, j0, j1)
 		}
+		if h.keep {
+			out = st.out[:n*cw]
+		}
 		colRad := st.colRad[:cw]
 		clear(colRad)
 		winv := h.winv[j0:j1]
 		for i := 0; i < n; i++ {
-			zr, gr := z[i*cw:(i+1)*cw], g[i*cw:(i+1)*cw]
+			zr, gr, or := z[i*cw:(i+1)*cw], g[i*cw:(i+1)*cw], out[i*cw:(i+1)*cw]
 			if h.k > 1 {
-				h.subCenterGrads(st, zr, gr, i, j0, epsC)
+				h.subCenterGrads(st, zr, gr, or, i, j0, epsC)
 				continue
 			}
 			y := int(h.lab[i]) - j0
@@ -618,7 +669,7 @@ func (h *headWorkspace) backwardShard(k int) {
 				// folded into the softmax's scale, φ′ at the target, and
 				// Gc/‖W_j‖ for the dX̂ product.
 				a := h.rowA[i]
-				asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale*a)
+				asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
 				if epsC != 0 {
 					sub := epsC * a
 					for j := range gr {
@@ -628,10 +679,10 @@ func (h *headWorkspace) backwardShard(k int) {
 				if hasY {
 					gr[y] = (h.gTarget[i] - epsC) * a * h.dphi[i]
 				}
-				asm.Mul(zr, gr, winv)
+				asm.Mul(or, gr, winv)
 				continue
 			}
-			asm.SoftmaxScaled(gr, zr, h.lse[i], h.scale)
+			asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, 1))
 			if hasY {
 				gr[y] = h.gTarget[i]
 			}
@@ -669,7 +720,7 @@ func (h *headWorkspace) backwardShard(k int) {
 					}
 				}
 				gr[j] = gc
-				zr[j] = gc * winv[j]
+				or[j] = gc * winv[j]
 			}
 		}
 		if h.dx != nil {
@@ -677,7 +728,7 @@ func (h *headWorkspace) backwardShard(k int) {
 			if first {
 				beta = 0
 			}
-			asm.GemmNN(n, d, cw, 1, z, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
+			asm.GemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
 			first = false
 		}
 		if h.dw != nil {
@@ -686,20 +737,26 @@ func (h *headWorkspace) backwardShard(k int) {
 	}
 }
 
+// softmaxScale is the factor of row i's softmax kernel: the reduction
+// factor, the row's 1/Σ e^(z−max) and a (the row scale folded in, or 1).
+func (h *headWorkspace) softmaxScale(i int, a float32) float32 {
+	return float32(float64(h.scale) * float64(a) * h.rowInv[i])
+}
+
 // subCenterGrads is backwardShard's row i with K sub-centers (ArcFace,
 // CosFace, CombinedMargin: A_i = s, B = 1): the softmax over the class
-// logits, then each class's cosine-space gradient on its arg-max row of gr
-// and, divided by that row's norm, of zr; every other row gets 0.
-func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr []float32, i, j0 int, epsC float32) {
+// logits zr, then each class's cosine-space gradient on its arg-max row of
+// gr and, divided by that row's norm, of or; every other row gets 0.
+func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, j0 int, epsC float32) {
 	k := h.k
 	cls, y := h.classLogits(st, zr, i, j0)
 	gcls := st.gcls[:len(cls)]
-	asm.SoftmaxScaled(gcls, cls, h.lse[i], h.scale)
+	asm.SoftmaxScaled(gcls, cls, h.shift[i], h.softmaxScale(i, 1))
 	if y >= 0 {
 		gcls[y] = h.gTarget[i]
 	}
 	clear(gr)
-	clear(zr)
+	clear(or)
 	a := h.rowA[i]
 	for c, gv := range gcls {
 		gc := (gv - epsC) * a
@@ -708,7 +765,7 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr []float32, i, j0 i
 		}
 		r := c*k + int(st.arg[c])
 		gr[r] = gc
-		zr[r] = gc * h.winv[j0+r]
+		or[r] = gc * h.winv[j0+r]
 	}
 }
 
@@ -774,6 +831,17 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		var rad float32
 		if radial {
 			rad = r * h.xinv[i]
+		}
+		if h.linearZeroRow(i) { // not normalised: dX̂_i is ∂L/∂x_i
+			out := h.dx.Row(i)
+			if !h.accum {
+				copy(out, acc)
+				continue
+			}
+			for q, v := range acc {
+				out[q] += v
+			}
+			continue
 		}
 		if !h.accum {
 			asm.NormalizeBackward(h.dx.Row(i), acc, h.x.Row(i), h.xinv[i], rad)

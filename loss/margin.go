@@ -271,6 +271,51 @@ func (l *MarginSoftmax) checkOptions() error {
 	return nil
 }
 
+// headConfig is everything of a MarginSoftmax that a call reads: the
+// constructor's parameters and every option. ShardedHead.Backward compares
+// it with the one its Forward call saw.
+type headConfig struct {
+	kind                   headKind
+	s, m1, m2, m3, lambda  float32
+	intM                   int
+	reduction              Reduction
+	easy, detach, accum    bool
+	tileBudget, subCenters int
+	smoothing              float32
+}
+
+func (l *MarginSoftmax) config() headConfig {
+	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM,
+		reduction: l.Reduction, easy: l.EasyMargin, detach: l.DetachMargin, accum: l.Accumulate,
+		tileBudget: l.TileBudget, subCenters: l.SubCenters, smoothing: l.LabelSmoothing}
+}
+
+// changed names the first part of the configuration that differs between
+// c and d, or returns "" when they are the same.
+func (c headConfig) changed(d headConfig) string {
+	switch {
+	case c.kind != d.kind || c.s != d.s || c.m1 != d.m1 || c.m2 != d.m2 || c.m3 != d.m3 || c.intM != d.intM:
+		return "the margin parameters"
+	case c.lambda != d.lambda:
+		return "λ"
+	case c.reduction != d.reduction:
+		return "Reduction"
+	case c.easy != d.easy:
+		return "EasyMargin"
+	case c.detach != d.detach:
+		return "DetachMargin"
+	case c.accum != d.accum:
+		return "Accumulate"
+	case c.tileBudget != d.tileBudget:
+		return "TileBudget"
+	case c.subCenters != d.subCenters:
+		return "SubCenters"
+	case c.smoothing != d.smoothing:
+		return "LabelSmoothing"
+	}
+	return ""
+}
+
 // subCenters is K ≥ 1 for a validated configuration.
 func (l *MarginSoftmax) subCenters() int { return max(l.SubCenters, 1) }
 

@@ -32,8 +32,15 @@ import (
 // SubCenters, LabelSmoothing over all Classes, TileBudget); Accumulate
 // adds the shard's dw and partial dx. Backward must see the same x, w and
 // labels (same slices, unchanged) as the Forward before it: it reuses that
-// call's norms and, within TileBudget, its logit tiles. A ShardedHead keeps
+// call's norms and, within TileBudget, its logit tiles. The configuration
+// (Head's parameters and options, SampleRate) must not change between
+// the two: Backward returns an error wrapping ErrParam when it did.
+// Backward may be called more than once after one Forward (for example dx
+// first, then dw): each call computes from the Forward's state alone, so
+// every call gives bitwise what the first would have. A ShardedHead keeps
 // its own scratch; calls on one value are serialised.
+//
+// Classes is at most math.MaxInt32 (labels are int32).
 type ShardedHead struct {
 	// Head is the loss; the ShardedHead only reads its configuration.
 	Head *MarginSoftmax
@@ -60,6 +67,14 @@ type ShardedHead struct {
 	ws    headWorkspace
 	fwd   forwardKey // the inputs of the last successful Forward
 	ready bool
+	// the configuration of the last successful Forward
+	cfg  headConfig
+	rate float32
+	// that Forward's own statistics per row, before any combine: the
+	// largest non-target logit, Σ e^(z−max) relative to it, and the target
+	// logit (rows whose label is on this shard); Backward checks the
+	// combined statistics against them.
+	ownMax, ownSum, ownZt []float32
 
 	// sampling (SampleRate in (0, 1))
 	calls uint64       // successful Forward calls so far
@@ -120,7 +135,12 @@ type ShardStats struct {
 }
 
 // Rows is the number of rows the statistics are for.
-func (st *ShardStats) Rows() int { return len(st.Max) }
+func (st *ShardStats) Rows() int {
+	if st == nil {
+		return 0
+	}
+	return len(st.Max)
+}
 
 // Rescale, between the MAX and the SUM all-reduce, rescales this shard's
 // Σ e^(z−m) from its own maxima to the reduced ones now in Max. It does
@@ -150,7 +170,10 @@ func (st *ShardStats) resize(n int) {
 // them (each part's Max its own maxima, its sums relative to them), into
 // dst: the all-gather path. dst may be one of parts; the parts are merged
 // in order, in float64. It returns an error wrapping ErrShape when the
-// parts are empty or differ in size, and ErrNonFinite on a NaN or +Inf.
+// parts are empty or differ in size, ErrNonFinite on a NaN or +Inf, and
+// ErrOverlap when dst's buffers share memory with a part's in any other
+// way than dst being that part (or with each other). On error dst is
+// left as it was.
 func MergeShardStats(dst *ShardStats, parts ...*ShardStats) error {
 	if dst == nil || len(parts) == 0 {
 		return fmt.Errorf("%w: MergeShardStats needs a destination and at least one part", ErrShape)
@@ -174,6 +197,9 @@ func MergeShardStats(dst *ShardStats, parts ...*ShardStats) error {
 		if i := indexNonFinite(p.Sums); i >= 0 {
 			return fmt.Errorf("%w: MergeShardStats part %d Sums[%d] = %v", ErrNonFinite, k, i, p.Sums[i])
 		}
+	}
+	if err := mergeOverlap(dst, parts, n); err != nil {
+		return err
 	}
 	if !inParts(dst, parts) {
 		dst.resize(n)
@@ -206,6 +232,28 @@ func statSpan(name string, s []float32, n int) span {
 		return span{name: name}
 	}
 	return spanOf(name, s[:n])
+}
+
+// mergeOverlap reports an ErrOverlap error when the buffers MergeShardStats
+// writes (dst's, as resized to n rows) share memory with each other or
+// with a part's, other than dst being that very part.
+func mergeOverlap(dst *ShardStats, parts []*ShardStats, n int) error {
+	outs := [...]span{statSpan("dst.Max", dst.Max, n), statSpan("dst.Sums", dst.Sums, 3*n), statSpan("dst's saved maxima", dst.local, n)}
+	if err := checkOverlap(outs[:], nil); err != nil {
+		return err
+	}
+	for q, p := range parts {
+		ins := [...]span{spanOf("Max", p.Max), spanOf("Sums", p.Sums)}
+		for a, o := range outs {
+			for b, in := range ins {
+				if !o.overlaps(in) || p == dst && a == b {
+					continue
+				}
+				return fmt.Errorf("%w: MergeShardStats %s shares memory with parts[%d].%s (only dst being one of the parts is allowed)", ErrOverlap, o.name, q, in.name)
+			}
+		}
+	}
+	return nil
 }
 
 func inParts(dst *ShardStats, parts []*ShardStats) bool {
@@ -241,6 +289,9 @@ func (h *ShardedHead) check(x, w Matrix, labels []int32) (k int, err error) {
 	}
 	if h.sampling() && l.LabelSmoothing != 0 {
 		return 0, fmt.Errorf("%w: ShardedHead with SampleRate = %g and LabelSmoothing = %g: smoothing needs every class", ErrParam, h.SampleRate, l.LabelSmoothing)
+	}
+	if h.Classes > math.MaxInt32 {
+		return 0, fmt.Errorf("%w: ShardedHead Classes = %d, want at most %d (labels and Sampled are int32)", ErrParam, h.Classes, math.MaxInt32)
 	}
 	if h.Offset < 0 || h.Classes < 1 || h.Offset > h.Classes-w.Rows/k {
 		return 0, fmt.Errorf("%w: shard of classes [%d, %d) outside the %d classes", ErrParam, h.Offset, h.Offset+w.Rows/k, h.Classes)
@@ -313,6 +364,7 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		}
 	}
 	st.resize(n)
+	h.ownMax, h.ownSum, h.ownZt = grow(h.ownMax, n), grow(h.ownSum, n), grow(h.ownZt, n)
 	for i := 0; i < n; i++ {
 		mx, sum, zs := ws.rowStats(i)
 		var zt float64
@@ -324,8 +376,10 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 			zs += zt
 		}
 		st.Sums[i], st.Sums[n+i], st.Sums[2*n+i] = float32(sum), float32(zt), float32(zs)
+		h.ownMax[i], h.ownSum[i], h.ownZt[i] = st.Max[i], st.Sums[i], st.Sums[n+i]
 	}
 	h.fwd, h.ready = keyOf(x, w, labels, h.Offset, h.Classes), true
+	h.cfg, h.rate = l.config(), h.SampleRate
 	h.sampS = h.sampS[:0]
 	if h.sampling() {
 		for _, c := range h.pfc.s {
@@ -377,31 +431,48 @@ func (h *ShardedHead) sample(w Matrix, labels []int32, k int) error {
 // Backward takes the statistics combined over every shard and returns the
 // loss (the same on every shard), this shard's dw (w.Rows×D) and a partial
 // dx (N×D) that the transport sums over the shards; either may be nil.
-// x, w and labels must be those of the Forward call before it (else an
-// error wrapping ErrParam). On error dx and dw are left untouched.
+// x, w and labels must be those of the Forward call before it, and the
+// configuration the same (else an error wrapping ErrParam). The statistics
+// must be the combine of that Forward's: Backward checks them against this
+// shard's own part (the combined maximum is at least this shard's, the
+// combined sum at least its share, and at least 1 where the maximum is
+// finite; the target logit, where the label is on this shard, is this
+// shard's), and returns ErrNonFinite for a NaN or +Inf and ErrParam for
+// statistics that cannot be that combine (another batch's, or corrupted).
+// On error dx and dw are left untouched. Backward may be repeated.
 func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, dw *Matrix) (float32, error) {
 	if h == nil || h.Head == nil {
 		return 0, errNilShard
 	}
+	if st == nil {
+		return 0, fmt.Errorf("%w: nil *ShardStats", ErrShape)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	l := h.Head
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !h.ready {
+		return 0, fmt.Errorf("%w: ShardedHead.Backward without a successful Forward before it", ErrParam)
+	}
+	if what := h.cfg.changed(l.config()); what != "" {
+		return 0, fmt.Errorf("%w: ShardedHead.Backward: Head's %s changed since Forward (change the configuration before Forward)", ErrParam, what)
+	}
+	if h.SampleRate != h.rate {
+		return 0, fmt.Errorf("%w: ShardedHead.Backward: SampleRate changed from %g to %g since Forward", ErrParam, h.rate, h.SampleRate)
+	}
 	if _, err := h.check(x, w, labels); err != nil {
 		return 0, err
 	}
-	if !h.ready || h.fwd != keyOf(x, w, labels, h.Offset, h.Classes) {
+	if h.fwd != keyOf(x, w, labels, h.Offset, h.Classes) {
 		return 0, fmt.Errorf("%w: ShardedHead.Backward needs the x, w, labels, Offset and Classes of the Forward call before it", ErrParam)
 	}
 	n, d := x.Rows, w.Cols
-	if st == nil || len(st.Max) != n || len(st.Sums) != 3*n {
-		return 0, fmt.Errorf("%w: ShardStats for %d rows, want %d", ErrShape, st.Rows(), n)
+	if len(st.Max) != n || len(st.Sums) != 3*n {
+		return 0, fmt.Errorf("%w: ShardStats with %d maxima and %d sums, want %d and %d", ErrShape, len(st.Max), len(st.Sums), n, 3*n)
 	}
-	for i, v := range st.Max {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 1) {
-			return 0, fmt.Errorf("%w: ShardStats.Max[%d] = %v", ErrNonFinite, i, v)
-		}
-	}
-	if i := indexNonFinite(st.Sums); i >= 0 {
-		return 0, fmt.Errorf("%w: ShardStats.Sums[%d] = %v", ErrNonFinite, i, st.Sums[i])
+	if err := h.checkStats(st); err != nil {
+		return 0, err
 	}
 	if err := checkGrad("dx", dx, n, x.Cols); err != nil {
 		return 0, err
@@ -415,11 +486,8 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		return 0, err
 	}
 	ws := &h.ws
-	l := h.Head
-	l.mu.Lock()
 	phiMax, dphiMax := l.phiBounds()
 	accum := l.Accumulate
-	l.mu.Unlock()
 	if n == 0 {
 		if !accum {
 			zero(dx)
@@ -443,13 +511,15 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		}
 	}
 	defer func() { ws.release(); h.dwSM = Matrix{} }()
-	if err := ws.bounds(phiMax, dphiMax, dx, dwIn); err != nil {
-		return 0, err
-	}
 	if dwIn != dw && accum {
 		if i := indexNonFinite(dw.Data); i >= 0 {
 			return 0, fmt.Errorf("%w: Accumulate into dw, which holds %v at %d", ErrNonFinite, dw.Data[i], i)
 		}
+	}
+	// The bound of what is added to dw is taken over the caller's dw (the
+	// sampled rows' gradient is scattered into it), not the zeroed scratch.
+	if err := ws.bounds(phiMax, dphiMax, dx, dw); err != nil {
+		return 0, err
 	}
 	var total float64
 	for i := 0; i < n; i++ {
@@ -464,6 +534,40 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		h.scatter(dw, k, accum)
 	}
 	return loss, nil
+}
+
+// checkStats checks combined statistics against this shard's own part of
+// them, saved by Forward (see Backward).
+func (h *ShardedHead) checkStats(st *ShardStats) error {
+	n := len(st.Max)
+	for i, v := range st.Max {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 1) {
+			return fmt.Errorf("%w: ShardStats.Max[%d] = %v", ErrNonFinite, i, v)
+		}
+	}
+	if i := indexNonFinite(st.Sums); i >= 0 {
+		return fmt.Errorf("%w: ShardStats.Sums[%d] = %v", ErrNonFinite, i, st.Sums[i])
+	}
+	const slack = 1 - 0x1p-20 // for a transport that rounds its sums otherwise
+	for i, m := range st.Max {
+		own, sum := h.ownMax[i], st.Sums[i]
+		if m < own {
+			return fmt.Errorf("%w: ShardStats.Max[%d] = %g is below this shard's largest logit %g (statistics of another batch, or not reduced with MAX)", ErrParam, i, m, own)
+		}
+		if sum < 0 || !math.IsInf(float64(m), -1) && sum < 1 {
+			return fmt.Errorf("%w: ShardStats.Sums[%d] = %g, want ≥ 1 (the largest logit contributes e⁰) where Max is finite, ≥ 0 otherwise", ErrParam, i, sum)
+		}
+		if !math.IsInf(float64(own), -1) {
+			share := float32(float64(h.ownSum[i]) * math.Exp(float64(own)-float64(m)))
+			if float64(sum) < float64(share)*slack {
+				return fmt.Errorf("%w: ShardStats.Sums[%d] = %g is below this shard's share %g (statistics of another batch, or not rescaled to the reduced Max)", ErrParam, i, sum, share)
+			}
+		}
+		if h.ws.lab[i] >= 0 && st.Sums[n+i] != h.ownZt[i] {
+			return fmt.Errorf("%w: ShardStats.Sums[%d] (row %d's target logit) = %g, but this shard holds the label and computed %g", ErrParam, n+i, i, st.Sums[n+i], h.ownZt[i])
+		}
+	}
+	return nil
 }
 
 // scatter writes the gradient of S's rows (h.dwS) into dw: added with

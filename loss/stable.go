@@ -30,3 +30,23 @@ func logRatio(sum, m, zt float64) float64 {
 	}
 	return math.Log(sum) + (m - zt)
 }
+
+// softmaxNorm returns, for a softmax row with largest non-target logit mx
+// (−Inf when there is none), sum = Σ_{j≠y} e^(z_j − mx) and target logit zt,
+// the shift M and factor 1/S with which every probability of the row is
+//
+//	p_j = e^(z_j − M) / S,  M = max(mx, zt),  S = Σ_j e^(z_j − M) ≥ 1
+//
+// (the target included in S). M is a logit of the row, so z_j − M is exact
+// in float32 for every logit near the top (tied logits give exactly equal
+// probabilities), and S lies in [1, C], so 1/S neither overflows nor
+// underflows. A log-sum-exp rounded to float32 instead would be off by up to
+// half an ulp of the logits: at |z| ≈ 1e7 that moves every p_j by e^±0.5.
+func softmaxNorm(mx, sum, zt float64) (shift float32, inv float64) {
+	m := math.Max(mx, zt)
+	s := math.Exp(zt - m)
+	if sum != 0 {
+		s += sum * math.Exp(mx-m)
+	}
+	return float32(m), 1 / s
+}
