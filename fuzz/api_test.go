@@ -64,7 +64,6 @@ func FuzzMarginSoftmax(f *testing.F) {
 		p1, p2 := r.float(), r.float()
 		opts := r.u8()
 		var h *loss.MarginSoftmax
-		params := []float32{p1, p2}
 		switch kind {
 		case 0:
 			h = loss.ArcFace(p1, p2)
@@ -72,7 +71,6 @@ func FuzzMarginSoftmax(f *testing.F) {
 			h = loss.CosFace(p1, p2)
 		case 2:
 			m2, m3 := r.float(), r.float()
-			params = append(params, m2, m3)
 			h = loss.CombinedMargin(p1, p2, m2, m3)
 		case 3:
 			h = loss.SphereFace(int(opts%10), p2)
@@ -94,22 +92,12 @@ func FuzzMarginSoftmax(f *testing.F) {
 			}
 			return
 		}
-		// Finite inputs can still overflow float32 in the logits (huge s
-		// times huge norms for L-Softmax); only claim finiteness when the
-		// inputs are moderate.
-		if moderate(x.Data) && moderate(w.Data) && moderate(params) && !finiteAll([]float32{l}, dx.Data, dw.Data) {
-			t.Fatalf("%v: non-finite output for moderate input: loss %v\nx %v\nw %v\nlabels %v\ndx %v\ndw %v", h, l, x, w, labels, dx, dw)
+		// The contract: a nil error always comes with a finite loss and
+		// finite gradients, whatever the (finite or not) inputs were.
+		if !finiteAll([]float32{l}, dx.Data, dw.Data) {
+			t.Fatalf("%v: nil error with a non-finite output: loss %v\nx %v\nw %v\nlabels %v\ndx %v\ndw %v", h, l, x, w, labels, dx, dw)
 		}
 	})
-}
-
-func moderate(v []float32) bool {
-	for _, x := range v {
-		if !(math.Abs(float64(x)) <= 1e3) {
-			return false
-		}
-	}
-	return true
 }
 
 // FuzzFocalCenter drives Focal and Center the same way.
@@ -141,7 +129,7 @@ func FuzzFocalCenter(f *testing.F) {
 				}
 				continue
 			}
-			if moderate(logits.Data) && gamma <= 100 && !finiteAll([]float32{l}, g.Data) {
+			if !finiteAll([]float32{l}, g.Data) {
 				t.Fatalf("focal γ=%v α=%v: non-finite output %v", gamma, alpha, l)
 			}
 		}

@@ -693,3 +693,68 @@ func testLargeMarginZeroRowExact(t *testing.T) {
 		}
 	}
 }
+
+// TestShardedCallOrder walks the call orders of the contract on one
+// shard: Backward before any Forward; Forward → Backward → Backward;
+// Forward → configuration change → Backward; a failed Forward after a good
+// one; statistics from another call; nil statistics.
+func TestShardedCallOrder(t *testing.T) { forEachLevelAndPath(t, testShardedCallOrder) }
+
+func testShardedCallOrder(t *testing.T) {
+	r := rand.New(rand.NewSource(59))
+	n, d, classes := 7, 5, 6
+	head := loss.CosFace(24, 0.35)
+	head.TileBudget = tileBudget
+	x, w := randMatrix(r, n, d), randMatrix(r, classes, d)
+	labels := randLabels(r, n, classes)
+	sh := &loss.ShardedHead{Head: head, Classes: classes}
+	var st loss.ShardStats
+	dx, dw := filled(n, d, 2), filled(classes, d, 2)
+	_, err := sh.Backward(x, w, labels, &st, &dx, &dw)
+	require.ErrorIs(t, err, loss.ErrParam, "Backward before Forward")
+	requireFilled(t, &dx, 2, "dx")
+
+	require.NoError(t, sh.Forward(x, w, labels, &st))
+	saved := loss.ShardStats{Max: slices.Clone(st.Max), Sums: slices.Clone(st.Sums)}
+	l1, err := sh.Backward(x, w, labels, &st, &dx, &dw)
+	require.NoError(t, err)
+	dx1, dw1 := slices.Clone(dx.Data), slices.Clone(dw.Data)
+	l2, err := sh.Backward(x, w, labels, &st, &dx, &dw)
+	require.NoError(t, err)
+	require.Equal(t, l1, l2)
+	requireBits(t, dx1, dx.Data, "dx of the second Backward")
+	requireBits(t, dw1, dw.Data, "dw of the second Backward")
+	// The loss equals the unsharded head's (one shard is the whole head).
+	want, err := head.Loss(x, w, labels, nil, nil)
+	require.NoError(t, err)
+	require.InEpsilon(t, float64(want), float64(l1), 1e-6)
+
+	head.Reduction = loss.Sum
+	dx = filled(n, d, 2)
+	_, err = sh.Backward(x, w, labels, &st, &dx, nil)
+	require.ErrorIs(t, err, loss.ErrParam, "configuration changed")
+	requireFilled(t, &dx, 2, "dx")
+	head.Reduction = loss.Mean
+
+	// Statistics of another call (another batch through the same head).
+	xb := randMatrix(r, n, d)
+	var other loss.ShardStats
+	other2 := &loss.ShardedHead{Head: head, Classes: classes}
+	require.NoError(t, other2.Forward(xb, w, labels, &other))
+	_, err = sh.Backward(x, w, labels, &other, &dx, nil)
+	require.ErrorIs(t, err, loss.ErrParam, "stats of another call")
+	requireFilled(t, &dx, 2, "dx")
+	_, err = sh.Backward(x, w, labels, nil, &dx, nil)
+	require.ErrorIs(t, err, loss.ErrShape, "nil stats")
+	_, err = sh.Backward(x, w, labels, &saved, &dx, nil)
+	require.NoError(t, err, "a copy of the genuine statistics")
+
+	// A failed Forward leaves no Forward to go back to.
+	bad := randMatrix(r, n, d)
+	bad.Data[3] = float32(math.NaN())
+	require.ErrorIs(t, sh.Forward(bad, w, labels, &st), loss.ErrNonFinite)
+	dx = filled(n, d, 2)
+	_, err = sh.Backward(x, w, labels, &saved, &dx, nil)
+	require.ErrorIs(t, err, loss.ErrParam, "Backward after a failed Forward")
+	requireFilled(t, &dx, 2, "dx")
+}
