@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,15 +68,15 @@ func TestShortRun(t *testing.T) {
 				t.Fatalf("%d iterations", len(ls))
 			}
 			first, last := mean(ls[:8]), mean(ls[len(ls)-8:])
-			t.Logf("loss %.3f → %.3f, accuracy %.4f, verification %.4f", first, last, r.Eval.Accuracy, r.Eval.Verify)
+			t.Logf("loss %.3f → %.3f, accuracy %.4f, %s", first, last, r.Eval.Accuracy, r.Eval.verifyDesc())
 			if !(last < 0.8*first) {
 				t.Errorf("loss did not fall: first batches %.4f, last batches %.4f", first, last)
 			}
 			if r.Eval.Accuracy < 0.5 {
 				t.Errorf("test accuracy %.4f, want ≥ 0.5 (chance is 0.1)", r.Eval.Accuracy)
 			}
-			if r.Eval.Verify < 0.6 {
-				t.Errorf("verification %.4f, want ≥ 0.6 (chance is 0.5)", r.Eval.Verify)
+			if r.Eval.Err != nil || r.Eval.Verify.Accuracy < 0.6 {
+				t.Errorf("verification %.4f (%v), want ≥ 0.6 (chance is 0.5)", r.Eval.Verify.Accuracy, r.Eval.Err)
 			}
 		})
 	}
@@ -367,14 +368,40 @@ func TestVerification(t *testing.T) {
 		}
 	}
 	r := evaluate(perfect, labels, dirs, d)
-	if r.Accuracy != 1 || r.Verify != 1 {
+	if r.Err != nil || r.Accuracy != 1 || r.Verify.Accuracy != 1 || r.Verify.VAL != 1 || r.Verify.FAR != 0 {
 		t.Errorf("perfect embeddings: %+v", r)
 	}
 	r = evaluate(random, labels, dirs, d)
-	if r.Accuracy > 0.2 || r.Verify > 0.56 {
-		t.Errorf("random embeddings: %+v", r)
+	if r.Err != nil || r.Accuracy > 0.2 || r.Verify.Accuracy > 0.56 || r.Verify.VAL > 0.05 {
+		t.Errorf("random embeddings: accuracy %v, %s", r.Accuracy, r.verifyDesc())
 	}
-	if p := samplePairs(labels); len(p) != verifyPairs {
-		t.Errorf("%d pairs", len(p))
+	if r := evaluate(random[:10*d], labels[:10], dirs, d); r.Err == nil {
+		t.Errorf("10 images (2 pairs) for 10 folds: no error")
+	}
+}
+
+// TestVerificationPairs: disjoint pairs, half of each kind, interleaved,
+// and the same every time.
+func TestVerificationPairs(t *testing.T) {
+	_, test := loadReal(t)
+	ia, ib, same := verificationPairs(test.Labels)
+	if len(same) != test.N/2 {
+		t.Errorf("%d pairs from %d images, want %d", len(same), test.N, test.N/2)
+	}
+	used := make([]bool, test.N)
+	for k := range same {
+		for _, i := range []int{ia[k], ib[k]} {
+			if used[i] {
+				t.Fatalf("image %d is in two pairs", i)
+			}
+			used[i] = true
+		}
+		if want := k%2 == 0; same[k] != want || (test.Labels[ia[k]] == test.Labels[ib[k]]) != want {
+			t.Fatalf("pair %d (%d, %d): same = %v, labels %d and %d", k, ia[k], ib[k], same[k], test.Labels[ia[k]], test.Labels[ib[k]])
+		}
+	}
+	ja, jb, _ := verificationPairs(test.Labels)
+	if !slices.Equal(ia, ja) || !slices.Equal(ib, jb) {
+		t.Error("the pairs differ between calls")
 	}
 }
