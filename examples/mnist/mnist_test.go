@@ -405,3 +405,63 @@ func TestVerificationPairs(t *testing.T) {
 		t.Error("the pairs differ between calls")
 	}
 }
+
+// TestResume: -epochs 1 -lr-epochs 2 -save f, then -epochs 2 -resume f,
+// prints the test accuracy line of -epochs 2 and ends with the same W and
+// test embeddings, bit for bit (centre loss on, so its centres are part of
+// the state).
+func TestResume(t *testing.T) {
+	train, test := loadReal(t)
+	ck := filepath.Join(t.TempDir(), "ck.safetensors")
+	common := []string{"-train-size", "600", "-test-size", "400", "-batch", "50", "-center", "0.01", "-eval-each=false"}
+	cfgOf := func(args ...string) config {
+		t.Helper()
+		cfg, err := parseFlags(append(slices.Clone(common), args...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	lastLine := func(cfg config) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(cfg, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	full := lastLine(cfgOf("-epochs", "2"))
+	lastLine(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck))
+	if got := lastLine(cfgOf("-epochs", "2", "-resume", ck)); got != full {
+		t.Errorf("resumed: %q, uninterrupted: %q", got, full)
+	}
+
+	train, test = train.Subset(600), test.Subset(400)
+	ref, err := trainOne(cfgOf("-epochs", "2"), "arcface", train, test, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainOne(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck), "arcface", train, test, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	got, err := trainOne(cfgOf("-epochs", "2", "-resume", ck), "arcface", train, test, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Losses) != len(ref.Losses)/2 {
+		t.Errorf("the resumed run took %d steps, want %d", len(got.Losses), len(ref.Losses)/2)
+	}
+	for name, pair := range map[string][2][]float32{"W": {ref.W, got.W}, "test embeddings": {ref.Emb, got.Emb}, "second-epoch losses": {ref.Losses[len(ref.Losses)/2:], got.Losses}} {
+		if !slices.EqualFunc(pair[0], pair[1], func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+			t.Errorf("%s differ after the resume", name)
+		}
+	}
+	// Another configuration is refused.
+	if _, err := trainOne(cfgOf("-epochs", "2", "-lr", "0.05", "-resume", ck), "arcface", train, test, io.Discard, io.Discard); err == nil {
+		t.Error("-resume with another -lr: no error")
+	}
+	if _, err := parseFlags([]string{"-loss", "arcface,cosface", "-save", ck}, io.Discard); err == nil {
+		t.Error("-save with two losses: no error")
+	}
+}
