@@ -384,7 +384,7 @@ func TestVerification(t *testing.T) {
 // and the same every time.
 func TestVerificationPairs(t *testing.T) {
 	_, test := loadReal(t)
-	ia, ib, same := verificationPairs(test.Labels)
+	ia, ib, same := mnistmlp.VerificationPairs(test.Labels)
 	if len(same) != test.N/2 {
 		t.Errorf("%d pairs from %d images, want %d", len(same), test.N, test.N/2)
 	}
@@ -400,7 +400,7 @@ func TestVerificationPairs(t *testing.T) {
 			t.Fatalf("pair %d (%d, %d): same = %v, labels %d and %d", k, ia[k], ib[k], same[k], test.Labels[ia[k]], test.Labels[ib[k]])
 		}
 	}
-	ja, jb, _ := verificationPairs(test.Labels)
+	ja, jb, _ := mnistmlp.VerificationPairs(test.Labels)
 	if !slices.Equal(ia, ja) || !slices.Equal(ib, jb) {
 		t.Error("the pairs differ between calls")
 	}
