@@ -272,6 +272,7 @@ func main() {
 // runResult is what one trained model reports.
 type runResult struct {
 	Loss      string
+	Desc      string // the head and its hyper-parameters (s, m, …)
 	Eval      evalResult
 	TrainTime time.Duration
 	Losses    []float32 // loss of every batch, in order
@@ -307,7 +308,7 @@ func run(cfg config, out, progressOut io.Writer) error {
 			name, r.Eval.Accuracy, r.Eval.verifyDesc(), r.TrainTime.Seconds())
 		if cfg.Plot != "" {
 			panels = append(panels, plotPanel{
-				Title: fmt.Sprintf("%s  (test acc %.4f)", name, r.Eval.Accuracy),
+				Title: panelTitle(r.Desc, r.Eval.Accuracy),
 				Emb:   r.Emb, Labels: test.Labels, W: r.W, D: cfg.EmbedDim,
 			})
 		}
@@ -365,7 +366,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 		order[i] = i
 	}
 	yb := make([]int32, batch)
-	res := runResult{Loss: name, Losses: make([]float32, 0, totalIters)}
+	res := runResult{Loss: name, Desc: h.Desc, Losses: make([]float32, 0, totalIters)}
 	prog := newProgress(progressOut, name, cfg.Epochs, n)
 	start := time.Now()
 	var evalTime time.Duration // per-epoch evaluations, not counted as training
