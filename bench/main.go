@@ -41,8 +41,8 @@
 // best of a few batches of about 40 ms after a warm-up call. speedup is
 // over the generic (pure Go) body of the same kernel and size; frac_peak
 // (GEMM only) is the fraction of fma_peak_gflops, the single-core FMA peak
-// of the widest x86 level, measured by asm's FMAPeakLoop probe (none on
-// arm64).
+// of the widest level, measured by asm's FMAPeakLoop probe (AVX2 and
+// AVX-512 on x86, NEON on arm64).
 //
 // Heads run at the active level (the backend) with N = 256, D = 512 and
 // C ∈ {1k, 10k, 100k}, once with GOMAXPROCS = 1 and once with all cores.
