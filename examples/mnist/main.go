@@ -370,7 +370,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 	prog := newProgress(progressOut, name, cfg.Epochs, n)
 	start := time.Now()
 	var evalTime time.Duration // per-epoch evaluations, not counted as training
-	st := trainState{params: params, center: h.center, src: src, order: order}
+	st := trainState{params: params, c: h.C, d: h.D, center: h.center, src: src, order: order}
 	if cfg.Resume != "" {
 		if err := loadCheckpoint(cfg.Resume, cfg, name, &st); err != nil {
 			return res, err

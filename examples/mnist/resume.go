@@ -16,7 +16,8 @@ import (
 // the iteration (learning rate, λ annealing, the softmax pre-training) and
 // the epoch.
 type trainState struct {
-	params []*mnistmlp.Param
+	params []*mnistmlp.Param // the backbone's, then the head's W (C×D, the last)
+	c, d   int
 	center *loss.Center // nil without -center
 	src    *rand.PCG
 	order  []int
@@ -34,18 +35,24 @@ func resumeKey(cfg config, name string) string {
 	return fmt.Sprintf("loss=%s %+v", name, c)
 }
 
-// saveCheckpoint writes st to path in the safetensors format (W is
-// "param.N.w" for the last N; Python reads it with numpy or safetensors).
+// saveCheckpoint writes st to path in the safetensors format: the class
+// weights as "w" (C×D, which Python reads with numpy or safetensors) and
+// "w.vel", the backbone's as "backbone.N.w" and "backbone.N.vel", then
+// "center", "order", "rng.pcg" and "progress" (iteration, epochs done).
 func saveCheckpoint(path string, cfg config, name string, st trainState) error {
 	f := checkpoint.File{Metadata: map[string]string{
 		"format": "marginloss examples/mnist checkpoint 1",
 		"config": resumeKey(cfg, name),
 	}}
 	for i, p := range st.params {
-		if err := f.PutFloat32(fmt.Sprintf("param.%d.w", i), p.W, len(p.W)); err != nil {
+		name, shape := st.paramName(i), []int{len(p.W)}
+		if i == len(st.params)-1 {
+			shape = []int{st.c, st.d}
+		}
+		if err := f.PutFloat32(name, p.W, shape...); err != nil {
 			return err
 		}
-		if err := f.PutFloat32(fmt.Sprintf("param.%d.vel", i), p.Vel, len(p.Vel)); err != nil {
+		if err := f.PutFloat32(st.velName(i), p.Vel, shape...); err != nil {
 			return err
 		}
 	}
@@ -89,10 +96,11 @@ func loadCheckpoint(path string, cfg config, name string, st *trainState) error 
 	vel := make([][]float32, len(st.params))
 	for i, p := range st.params {
 		w[i], vel[i] = make([]float32, len(p.W)), make([]float32, len(p.Vel))
-		if err := f.Float32(fmt.Sprintf("param.%d.w", i), w[i], len(p.W)); err != nil {
+		name := st.paramName(i)
+		if err := f.Float32(name, w[i]); err != nil {
 			return err
 		}
-		if err := f.Float32(fmt.Sprintf("param.%d.vel", i), vel[i], len(p.Vel)); err != nil {
+		if err := f.Float32(st.velName(i), vel[i]); err != nil {
 			return err
 		}
 	}
@@ -137,4 +145,22 @@ func loadCheckpoint(path string, cfg config, name string, st *trainState) error 
 	}
 	st.iter, st.epoch = int(prog[0]), int(prog[1])
 	return nil
+}
+
+// velName is the tensor name of parameter i's momentum: "w.vel",
+// "backbone.i.vel".
+func (st trainState) velName(i int) string {
+	if i == len(st.params)-1 {
+		return "w.vel"
+	}
+	return fmt.Sprintf("backbone.%d.vel", i)
+}
+
+// paramName is the tensor name of parameter i: "w" for the head's class
+// weights (the last), "backbone.i.w" for the others.
+func (st trainState) paramName(i int) string {
+	if i == len(st.params)-1 {
+		return "w"
+	}
+	return fmt.Sprintf("backbone.%d.w", i)
 }
