@@ -375,6 +375,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 		if err := loadCheckpoint(cfg.Resume, cfg, name, &st); err != nil {
 			return res, err
 		}
+		prog.Resume(st.epoch)
 	}
 	it := st.iter
 	clipped := 0 // steps whose gradient was clipped, this epoch

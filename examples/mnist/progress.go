@@ -27,6 +27,7 @@ type progress struct {
 	last    time.Time
 	lastLen int
 	done    int     // samples processed so far
+	base    int     // samples done before this process started (a resumed run)
 	lossEMA float64 // smoothed batch loss
 	nLoss   int
 	nowFunc func() time.Time
@@ -84,6 +85,10 @@ func (p *progress) Add(epoch, n int, lossValue float32) {
 	}
 }
 
+// Resume starts the count at the samples of the epochs a resumed run has
+// done already (they count for the position, not for the rate).
+func (p *progress) Resume(epochs int) { p.done, p.base = epochs*p.perEp, epochs*p.perEp }
+
 // Pause excludes d (time spent on something else, such as evaluation) from
 // the rate and the time-left estimate.
 func (p *progress) Pause(d time.Duration) { p.start = p.start.Add(d) }
@@ -102,7 +107,7 @@ func (p *progress) status(epoch int, now time.Time) string {
 	el := now.Sub(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
-		rate = float64(p.done) / el
+		rate = float64(p.done-p.base) / el
 	}
 	left := "?"
 	if rate > 0 {

@@ -67,3 +67,20 @@ func TestPanelTitle(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressResume: a run resumed after one of two epochs reports epoch
+// 2 from 0 %, and its rate counts only its own samples.
+func TestProgressResume(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(0, 0)
+	p := newProgress(&buf, "arcface", 2, 1000)
+	p.nowFunc = func() time.Time { return now }
+	p.start = now
+	p.Resume(1)
+	now = now.Add(time.Second)
+	p.Add(1, 500, 1)
+	p.EndEpoch(1, "")
+	if out := buf.String(); !strings.Contains(out, " 50% arcface epoch 2/2") || !strings.Contains(out, "   500 samples/s") {
+		t.Errorf("resumed progress: %q", out)
+	}
+}
