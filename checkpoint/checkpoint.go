@@ -379,16 +379,45 @@ func PartialFC(p *loss.PartialFC) State { return pfcState{p} }
 
 type pfcState struct{ p *loss.PartialFC }
 
+// SaveState writes the draw counter.
 func (s pfcState) SaveState(w Writer, prefix string) error {
 	return w.PutUint64(prefix+"calls", []uint64{s.p.Calls()})
 }
 
+// LoadState restores the draw counter with SetCalls.
 func (s pfcState) LoadState(r Reader, prefix string) error {
 	var c [1]uint64
 	if err := r.Uint64(prefix+"calls", c[:]); err != nil {
 		return err
 	}
 	s.p.SetCalls(c[0])
+	return nil
+}
+
+// Center returns the centres of c (updated by Center.Update, not by a
+// gradient) as a State: one F32 tensor prefix+"centers" of shape [C, D].
+// Loading checks the shape against c.Centers.
+func Center(c *loss.Center) State { return centerState{c} }
+
+type centerState struct{ c *loss.Center }
+
+// SaveState writes the centres.
+func (s centerState) SaveState(w Writer, prefix string) error {
+	m := s.c.Centers
+	if m.Rows < 0 || m.Cols < 0 || len(m.Data) != m.Rows*m.Cols {
+		return fmt.Errorf("%w: Center.Centers is %d×%d with %d values", loss.ErrShape, m.Rows, m.Cols, len(m.Data))
+	}
+	return w.PutFloat32(prefix+"centers", m.Data, m.Rows, m.Cols)
+}
+
+// LoadState reads the centres into c.Centers (untouched on error).
+func (s centerState) LoadState(r Reader, prefix string) error {
+	m := s.c.Centers
+	buf := make([]float32, len(m.Data))
+	if err := r.Float32(prefix+"centers", buf, m.Rows, m.Cols); err != nil {
+		return err
+	}
+	copy(m.Data, buf)
 	return nil
 }
 

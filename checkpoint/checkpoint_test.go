@@ -303,3 +303,21 @@ func TestPartialFCState(t *testing.T) {
 		t.Fatalf("load from a missing prefix: %v", err)
 	}
 }
+
+// TestCenterState: the centres survive a save and a load; a load into
+// centres of another shape fails and leaves them alone.
+func TestCenterState(t *testing.T) {
+	c := &loss.Center{Centers: loss.Matrix{Rows: 3, Cols: 2, Data: []float32{1, 2, 3, 4, 5, 6}}, Alpha: 0.5}
+	var f File
+	if err := f.Save("center.", Center(c)); err != nil {
+		t.Fatal(err)
+	}
+	d := &loss.Center{Centers: loss.Matrix{Rows: 3, Cols: 2, Data: make([]float32, 6)}, Alpha: 0.5}
+	if err := f.Load("center.", Center(d)); err != nil || !slices.Equal(d.Centers.Data, c.Centers.Data) {
+		t.Fatalf("loaded %v, %v", d.Centers.Data, err)
+	}
+	e := &loss.Center{Centers: loss.Matrix{Rows: 2, Cols: 3, Data: []float32{9, 9, 9, 9, 9, 9}}}
+	if err := f.Load("center.", Center(e)); !errors.Is(err, loss.ErrShape) || e.Centers.Data[0] != 9 {
+		t.Fatalf("a 2×3 load: %v, %v", err, e.Centers.Data)
+	}
+}
