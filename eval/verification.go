@@ -105,7 +105,7 @@ type VerifyResult struct {
 // two plateaus interpolates between the lower plateau's last threshold and
 // the upper plateau's first. At the end, a target equal to the curve's
 // maximum uses the last segment, which gives 0 when the curve's last two
-// values are equal (a flat top) and t_{m−1} otherwise.
+// values are equal (a flat top) and t_{m−1} (up to rounding) otherwise.
 //
 // Errors: loss.ErrShape when a and b differ in shape, a Data length is not
 // Rows·Cols, or len(same) ≠ n; loss.ErrNonFinite when an input is NaN or
