@@ -58,7 +58,9 @@ type VerifyResult struct {
 //     (sklearn.preprocessing.normalize; a zero row stays zero). The
 //     distance of pair i is Σ_j (â_ij − b̂_ij)², the squared Euclidean
 //     distance of the unit vectors, 2 − 2·cos, in [0, 4]. Sums run in
-//     numpy's pairwise order.
+//     numpy's pairwise order (np.sum, np.linalg.norm; sklearn's einsum
+//     norm may differ in the last bit, which moves a count only for a
+//     distance within an ulp of a threshold).
 //   - Threshold t_i is float64(i)·0.01 for the accuracy search and the ROC
 //     (i < 400) and float64(i)·0.001 for VAL (i < 4000). A pair is
 //     predicted "same" when its distance is strictly below the threshold.
