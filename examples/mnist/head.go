@@ -39,8 +39,7 @@ type head struct {
 	C, D   int
 	margin *loss.MarginSoftmax // nil for focal
 	focal  *loss.Focal
-	center *loss.Center
-	cw     float32 // center loss weight
+	center *loss.Center // weighted by its Lambda, accumulated into dx
 
 	// Plain softmax on the same W for the first preIters iterations.
 	pre      *loss.MarginSoftmax
@@ -50,8 +49,8 @@ type head struct {
 	lambda float32
 
 	// scratch
-	dx, dxc, logits, dlogits []float32
-	parts                    [2]float32 // last head and center loss values
+	dx, logits, dlogits []float32
+	parts               [2]float32 // last head and center loss values
 }
 
 // newHead builds the named head for C classes and D-dimensional embeddings;
@@ -143,9 +142,9 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 		}
 	}
 	if cfg.Center > 0 {
-		h.cw = float32(cfg.Center)
-		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)}, Alpha: def(cfg.CenterRate, 0.5)}
-		h.Desc += fmt.Sprintf(" + %g·Center(α=%g)", h.cw, h.center.Alpha)
+		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)},
+			Alpha: def(cfg.CenterRate, 0.5), Lambda: float32(cfg.Center), Accumulate: true}
+		h.Desc += fmt.Sprintf(" + %g·Center(α=%g)", h.center.Lambda, h.center.Alpha)
 	}
 	// Reject bad hyper-parameters now, before any data is loaded.
 	var err error
@@ -194,20 +193,15 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 	}
 	h.parts[0] = v
 	if h.center != nil {
-		h.dxc = mnistmlp.Grow(h.dxc, n*h.D)
-		dC := loss.Matrix{Rows: n, Cols: h.D, Data: h.dxc}
-		c, err := h.center.Loss(X, labels, &dC)
+		c, err := h.center.Loss(X, labels, &dX) // dx += λ·∂Lc/∂x; c = λ·Lc
 		if err != nil {
 			return 0, nil, fmt.Errorf("center: %w", err)
-		}
-		for i, g := range h.dxc {
-			h.dx[i] += h.cw * g
 		}
 		if err := h.center.Update(X, labels); err != nil {
 			return 0, nil, fmt.Errorf("center update: %w", err)
 		}
 		h.parts[1] = c
-		v += h.cw * c
+		v += c
 	}
 	return v, h.dx, nil
 }

@@ -381,7 +381,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 			note += fmt.Sprintf(" λ=%.3g", h.lambda)
 		}
 		if h.center != nil {
-			note += fmt.Sprintf(" center loss %.4g", h.parts[1])
+			note += fmt.Sprintf(" λ·center loss %.4g", h.parts[1])
 		}
 		if clipped > 0 {
 			note += fmt.Sprintf(" (%d steps clipped)", clipped)
