@@ -49,3 +49,41 @@ func ExampleAdamW_StepRows() {
 	fmt.Printf("%.2f\n", w.Data)
 	// Output: [0.90 0.90 0.80]
 }
+
+// arcface_torch's schedule: warm-up over the first 10% of the steps, then a
+// quadratic decay to 0.
+func ExamplePolyLR() {
+	s := optim.PolyLR{Base: 0.1, Warmup: 100, Total: 1000}
+	for _, k := range []int{0, 50, 100, 550, 1000} {
+		fmt.Printf("step %4d lr %.4f\n", k, s.At(k))
+	}
+	// Output:
+	// step    0 lr 0.0000
+	// step   50 lr 0.0500
+	// step  100 lr 0.1000
+	// step  550 lr 0.0250
+	// step 1000 lr 0.0000
+}
+
+// Gradients of two tensors with a total norm of 13, clipped to norm 1.
+func ExampleClipGradNorm() {
+	a, b := []float32{3, 4}, []float32{12}
+	total, err := optim.ClipGradNorm(1, a, b)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("total %v, clipped %.4f %.4f\n", total, a, b)
+	// Output: total 13, clipped [0.2308 0.3077] [0.9231]
+}
+
+// A deterministic N(0, 0.01²) init of a 4×2 W, as arcface_torch's.
+func ExampleNormal() {
+	w := make([]float32, 8)
+	if err := optim.Normal(w, 0, 0.01, 1); err != nil {
+		panic(err)
+	}
+	same := make([]float32, 8)
+	_ = optim.Normal(same, 0, 0.01, 1)
+	fmt.Println(w[3] == same[3], w[3] != 0)
+	// Output: true true
+}

@@ -82,16 +82,21 @@ func (h *goldenHP) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func loadGolden(t *testing.T) goldenDoc {
+func loadJSON(t *testing.T, v any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "testdata", "golden_optim.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var d goldenDoc
-	if err := json.Unmarshal(b, &d); err != nil {
+	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func loadGolden(t *testing.T) goldenDoc {
+	t.Helper()
+	var d goldenDoc
+	loadJSON(t, &d)
 	if len(d.Flat) == 0 || len(d.Rows) == 0 {
 		t.Fatal("no golden cases")
 	}

@@ -96,6 +96,59 @@ def rows_case(name, kind, hp, r, d, schedule, rng):
     return dict(name=name, kind=kind, hp=hp, r=r, d=d, p0=floats(p0), calls=calls, p=floats(final))
 
 
+class PolyScheduler(torch.optim.lr_scheduler._LRScheduler):
+    """arcface_torch's PolyScheduler, written from its definition: linear
+    warm-up base_lr*k/warmup for k < warmup, then base_lr*(1 - (k - warmup)/
+    (max - warmup))**power; constructed as arcface_torch constructs it (the
+    base class's initial step, then last_epoch reset to -1)."""
+
+    def __init__(self, optimizer, base_lr, max_steps, warmup_steps, power=2):
+        self.base_lr, self.max_steps, self.warmup_steps, self.power = base_lr, max_steps, warmup_steps, power
+        super().__init__(optimizer, -1, False)
+        self.last_epoch = -1
+
+    def get_lr(self):
+        k = self.last_epoch
+        if k == -1:
+            return [0.0001 for _ in self.optimizer.param_groups]
+        if k < self.warmup_steps:
+            return [self.base_lr * (float(k) / float(self.warmup_steps)) for _ in self.optimizer.param_groups]
+        a = pow(1 - float(k - self.warmup_steps) / float(self.max_steps - self.warmup_steps), self.power)
+        return [self.base_lr * a for _ in self.optimizer.param_groups]
+
+
+def poly_cases():
+    """The lr the optimizer sees at each step of arcface_torch's loop
+    (opt.step(); scheduler.step())."""
+    cases = []
+    for base, total, warm, power in ((0.1, 50, 5, 2), (0.02, 40, 0, 2), (1.0, 30, 10, 3), (0.1, 1000, 100, 2)):
+        base = f32s(base)
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=base)
+        sched = PolyScheduler(opt, base, total, warm, power)
+        lrs = []
+        for _ in range(total):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        cases.append(dict(base=base, total=total, warmup=warm, power=power, lr=lrs))
+    return cases
+
+
+def clip_cases(rng):
+    cases = []
+    for sizes, scale, max_norm in (((37, 5, 300), 1.0, 5.0), ((1000,), 0.01, 5.0), ((17, 17), 3.0, 0.5),
+                                   ((64, 1, 129), 1e-3, 1e-4), ((9,), 2.0, 100.0)):
+        gs = [f32(rng.standard_normal(n) * scale) for n in sizes]
+        ps = [torch.nn.Parameter(torch.zeros(n)) for n in sizes]
+        for p, g in zip(ps, gs):
+            p.grad = torch.tensor(g.copy())
+        total = torch.nn.utils.clip_grad_norm_(ps, f32s(max_norm))
+        cases.append(dict(max_norm=f32s(max_norm), grads=[floats(g) for g in gs], total=float(total.item()),
+                          clipped=[floats(p.grad.numpy()) for p in ps]))
+    return cases
+
+
 def sgd(lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
     return dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
 
@@ -157,7 +210,7 @@ def main():
     rows.append(rows_case("rows/adamw/long", "adamw", adamw(3e-3, beta2=0.9999), 40, 5, long_sched, rng))
     rows.append(rows_case("rows/sgd/long", "sgd", sgd(0.05, momentum=0.9, weight_decay=5e-4), 40, 5, long_sched, rng))
 
-    doc = dict(torch=torch.__version__, flat=flat, rows=rows)
+    doc = dict(torch=torch.__version__, flat=flat, rows=rows, poly=poly_cases(), clip=clip_cases(rng))
     with open(args.out, "w") as f:
         json.dump(doc, f, separators=(",", ":"))
     print("wrote %s: %d flat cases, %d rows cases" % (args.out, len(flat), len(rows)))
