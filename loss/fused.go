@@ -48,7 +48,7 @@ func (h *headWorkspace) gradW(st *shardState, g []float32, j0, j1 int) {
 		return
 	}
 	cw := j1 - j0
-	rb := min(cw, max(1, tileFloats/d))
+	rb := min(cw, max(1, fusedBlockFloats/d)) // the whole tile, unless D is large
 	st.acc = grow(st.acc, rb*d)
 	for b0 := 0; b0 < cw; b0 += rb {
 		m := min(rb, cw-b0)
@@ -61,6 +61,10 @@ func (h *headWorkspace) gradW(st *shardState, g []float32, j0, j1 int) {
 		h.step.StepWeightRows(lo, lo+m, h.w.Data[lo*d:(lo+m)*d], blk)
 	}
 }
+
+// fusedBlockFloats bounds the fused step's scratch block per class shard
+// (1 MiB): at N = 256, D = 512 a whole tile of 128 rows, in one GEMM.
+const fusedBlockFloats = 256 << 10
 
 // rowStepper is Partial FC's view of a user's WeightStepper: the head
 // steps the gathered rows wS (its own rows 0…m−1) and the user's stepper

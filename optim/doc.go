@@ -11,7 +11,7 @@
 // run in fixed chunks on GOMAXPROCS goroutines, give the same bits for any
 // GOMAXPROCS, and allocate nothing once their State is sized.
 //
-// The optimizers bound to their State (SGD.For, AdamW.For) are a
-// loss.WeightStep, which the heads apply to each tile of W in the backward
+// The optimizers bound to their State (SGD.Fused, AdamW.Fused) are a
+// loss.WeightStepper, which the heads apply to each tile of W in the backward
 // pass, so that the C×D gradient of W is never stored.
 package optim

@@ -9,14 +9,14 @@ import (
 
 // Fused binds SGD to the State of the class weights W, for the heads'
 // fused step (loss.MarginSoftmax.FusedStep): the head steps each tile of W
-// as soon as its gradient is complete. A head steps every row, as Step
-// does (one step count for the tensor); through loss.PartialFC only the
-// sampled rows are stepped, as StepRows does (a count per row), so a State
-// serves one of the two. The result is Loss followed by Step (or by
-// StepRows on the sampled rows): the same float32 operations on the same
-// gradient values, which differ from the separately stored dw only in
-// that the fused path need not round them through a dw buffer (they are
-// the same float32 values; W equals the separate path bit for bit).
+// as soon as its gradient is complete, and no C×D dw is stored. A head
+// steps every row, as Step does (one step count for the tensor); through
+// loss.PartialFC only the sampled rows are stepped, as StepRows does (a
+// count per row), so a State serves one of the two. The W that results is
+// the one of Loss into dw followed by Step (or StepRows on the sampled
+// rows): the head computes each dW row with the same operations into its
+// scratch block, and the step is the same elementwise kernel, so the two
+// agree bit for bit (loss's TestFusedMatchesSeparate).
 func (o SGD) Fused(st *State) loss.WeightStepper { return &fused{kind: kindSGD, sgd: o, st: st} }
 
 // Fused binds AdamW to the State of W for the heads' fused step; see
