@@ -5,11 +5,14 @@
 // The network is an MLP 784 → 256 → D (ReLU on the hidden layer, none on the
 // embedding, D = -embed-dim, 128 by default) trained with mini-batch SGD
 // with momentum, weight decay and a warm-up + cosine learning-rate
-// schedule, on all cores. The head is chosen with -loss. With -embed-dim 2
+// schedule, on all cores: optim.SGD (torch.optim.SGD's step) on the
+// backbone and, through the head's fused step (loss.MarginSoftmax.FusedStep:
+// W stepped tile by tile inside the backward pass, no C×D gradient of W
+// stored), on the class weights. The head is chosen with -loss. With -embed-dim 2
 // or 3 (for -plot) the normalised heads default to s=10, smaller margins and
 // one epoch of plain softmax first, which train reliably on the circle and
-// the sphere where s=30, m=0.5 often does not, and the gradient norm is
-// clipped to 5 (an embedding near 0 there gives the occasional huge step).
+// the sphere where s=30, m=0.5 often does not, and the backbone's
+// gradient norm is clipped to 5 (an embedding near 0 there gives the occasional huge step).
 // Evaluation reports the test accuracy of the nearest class weight
 // by cosine and a verification score: the share of 6000 fixed test pairs
 // (half same digit, half different) judged correctly at the best cosine
@@ -41,6 +44,7 @@ import (
 
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // config is everything the flags set.
@@ -307,7 +311,19 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 	if err != nil {
 		return runResult{}, err
 	}
-	params := append(net.Params(), h.W)
+	params := net.Params()
+	states := make([]optim.State, len(params)) // the backbone's SGD state; W's lives in h
+	grads := make([][]float32, len(params))
+	for i, p := range params {
+		grads[i] = p.Grad
+	}
+	sgd := func(lr float32, decay bool) optim.SGD {
+		o := optim.SGD{LR: lr, Momentum: float32(cfg.Momentum)}
+		if decay {
+			o.WeightDecay = float32(cfg.WeightDecay)
+		}
+		return o
+	}
 	clip := cfg.clip()
 	clipDesc := "no clipping"
 	if clip > 0 {
@@ -350,7 +366,8 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 				yb[k] = train.Labels[idx]
 			}
 			emb := net.Forward(train, order[lo:hi])
-			v, dEmb, err := h.Step(emb, yb[:bn], it)
+			lr := lrAt(it)
+			v, dEmb, err := h.Step(emb, yb[:bn], it, sgd(lr, true))
 			if err != nil {
 				prog.Finish()
 				return res, fmt.Errorf("epoch %d, iteration %d: %w", ep+1, it, err)
@@ -360,10 +377,24 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 				return res, fmt.Errorf("epoch %d, iteration %d: %s loss is %v (try a lower -lr)", ep+1, it, name, v)
 			}
 			net.Backward(dEmb)
-			if mnistmlp.ClipGrad(params, clip) > clip && clip > 0 {
-				clipped++
+			if clip > 0 {
+				// The backbone's gradients, as arcface_torch clips them (W
+				// was stepped already, inside the head's backward pass).
+				total, err := optim.ClipGradNorm(float32(clip), grads...)
+				if err != nil {
+					prog.Finish()
+					return res, fmt.Errorf("epoch %d, iteration %d: %w", ep+1, it, err)
+				}
+				if float64(total) > clip {
+					clipped++
+				}
 			}
-			mnistmlp.SGDStep(params, lrAt(it), float32(cfg.Momentum), float32(cfg.WeightDecay))
+			for i, p := range params {
+				if err := sgd(lr, p.Decay).Step(p.W, p.Grad, &states[i]); err != nil {
+					prog.Finish()
+					return res, fmt.Errorf("epoch %d, iteration %d: %w", ep+1, it, err)
+				}
+			}
 			res.Losses = append(res.Losses, v)
 			prog.Add(ep, bn, v)
 			it++
