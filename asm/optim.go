@@ -167,17 +167,22 @@ func adamWStepGeneric(p, g, m, v []float32, c AdamWCoef) {
 
 // fma32 is a·b + c rounded once to float32, as the hardware's fused
 // multiply-add gives it. The product of two float32 is exact in float64, so
-// the float64 sum s has a single rounding; rounding s to float32 could round
-// twice, so s is first rounded to odd (when the sum was inexact and s is
-// even, it moves to its odd neighbour on the side of the exact sum), and a
-// float64 rounded to odd has enough extra bits that its rounding to float32
-// is the correct rounding of the exact a·b + c.
+// the float64 sum s has a single rounding, and rounding s to float32 is the
+// correct rounding of the exact a·b + c unless s landed exactly half-way
+// between two float32 (rounding to nearest is monotonic and the half-way
+// points are float64 values, so it cannot cross one). Only then, and for
+// results in float32's subnormal range where the half-way points sit
+// elsewhere, does the slow path run: s is rounded to odd (when the sum was
+// inexact and s is even, it moves to its odd neighbour on the side of the
+// exact sum), and a float64 rounded to odd has enough extra bits that its
+// rounding to float32 is correct.
 func fma32(a, b, c float32) float32 {
 	p := float64(a) * float64(b) // exact
 	z := float64(c)
 	s := p + z
-	if math.IsInf(s, 0) || s != s {
-		return float32(s)
+	const low = 1<<29 - 1 // the float64 mantissa bits below float32's
+	if math.Float64bits(s)&low != 1<<28 && !(math.Abs(s) < 0x1p-126) {
+		return float32(s) // also ±Inf and NaN
 	}
 	// TwoSum: e is the exact error p + z − s.
 	bb := s - p

@@ -59,7 +59,7 @@ func TestGoldenPolyLR(t *testing.T) {
 
 func TestPolyLR(t *testing.T) {
 	s := optim.PolyLR{Base: 0.1, Warmup: 10, Total: 110}
-	for k, want := range map[int]float64{-3: 0, 0: 0, 5: 0.05, 10: 0.1, 60: 0.025, 110: 0, 111: 0, 1 << 40: 0} {
+	for k, want := range map[int]float64{-3: 0, 0: 0, 5: 0.05, 10: 0.1, 60: 0.025, 110: 0, 111: 0, math.MaxInt32: 0} {
 		if got := s.At(k); got != float32(want) {
 			t.Errorf("At(%d) = %v, want %v", k, got, want)
 		}
