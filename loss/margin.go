@@ -86,11 +86,14 @@ type MarginSoftmax struct {
 	LabelSmoothing float32
 	// FusedStep, when non-nil, steps W inside Loss's backward pass: each
 	// tile of W's rows is stepped as soon as its gradient is complete, so
-	// dw may be nil and the C×D gradient of W is never stored (with dw
-	// non-nil, dw receives it and the step reads it there). W is updated in
-	// place: Loss followed by the optimizer's Step on dw, up to float32
-	// rounding (see WeightStepper). dx is the same as without it. An empty
-	// batch does not step.
+	// dw may be nil and the C×D gradient of W is never stored. With dw
+	// non-nil, dw receives the gradient as usual and the step reads it
+	// there (with Accumulate: what dw holds after the call, a gradient
+	// accumulated over micro-batches); with dw nil the step takes this
+	// call's gradient. W is updated in place and comes out as Loss followed
+	// by the optimizer's step on dw (optim: bit for bit); the loss and dx
+	// are the same as without it. PartialFC steps only the rows of S.
+	// An empty batch does not step; ShardedHead ignores FusedStep.
 	FusedStep WeightStepper
 
 	kind   headKind
