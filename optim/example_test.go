@@ -87,3 +87,41 @@ func ExampleNormal() {
 	fmt.Println(w[3] == same[3], w[3] != 0)
 	// Output: true true
 }
+
+// The head steps W inside its backward pass (no dw buffer); the result is
+// Loss into dw followed by Step, bit for bit.
+func ExampleSGD_Fused() {
+	x := loss.Matrix{Rows: 2, Cols: 3, Data: []float32{1, 0, 0.5, 0, 1, -0.5}}
+	labels := []int32{0, 2}
+	w0 := []float32{0.3, 0.1, 0, -0.2, 0.4, 0.1, 0.5, -0.5, 0.2, 0.1, 0.1, 0.1}
+	opt := optim.SGD{LR: 0.1, Momentum: 0.9}
+
+	fusedW := loss.Matrix{Rows: 4, Cols: 3, Data: append([]float32(nil), w0...)}
+	var st optim.State
+	head := loss.ArcFace(16, 0.3)
+	head.FusedStep = opt.Fused(&st)
+	for range 3 {
+		if _, err := head.Loss(x, fusedW, labels, nil, nil); err != nil {
+			panic(err)
+		}
+	}
+
+	sepW := loss.Matrix{Rows: 4, Cols: 3, Data: append([]float32(nil), w0...)}
+	dw := loss.Matrix{Rows: 4, Cols: 3, Data: make([]float32, 12)}
+	var st2 optim.State
+	plain := loss.ArcFace(16, 0.3)
+	for range 3 {
+		if _, err := plain.Loss(x, sepW, labels, nil, &dw); err != nil {
+			panic(err)
+		}
+		if err := opt.Step(sepW.Data, dw.Data, &st2); err != nil {
+			panic(err)
+		}
+	}
+	same := true
+	for k := range w0 {
+		same = same && fusedW.Data[k] == sepW.Data[k]
+	}
+	fmt.Println("same W:", same)
+	// Output: same W: true
+}
