@@ -102,8 +102,9 @@ func (o SGD) Step(p, g []float32, st *State) error {
 	return nil
 }
 
-// StepRows steps the listed rows of p (loss.Sampled's rows, for example)
-// lazily: each listed row is stepped as if it were its own torch parameter
+// StepRows steps the listed rows of p (the rows of loss.PartialFC's
+// Sampled classes, for example: with SubCenters = K, class c owns rows
+// c·K … c·K+K−1) lazily: each listed row is stepped as if it were its own torch parameter
 // that this call steps, with its own momentum buffer and first-step rule;
 // rows not listed, and their state, are untouched. rows must be ascending
 // and unique, within [0, p.Rows). g is either p's shape (row r of g is the

@@ -22,15 +22,13 @@ import (
 // row, so that each row is stepped as its own torch parameter. A State is
 // not safe for concurrent use.
 type State struct {
-	kind       kind
-	rowwise    bool
-	n, cols    int
-	a, b       []float32 // SGD: the momentum buffer (a); AdamW: exp_avg (a), exp_avg_sq (b)
-	t          int64     // Step: steps taken (SGD: steps with momentum)
-	rowT       []int64   // StepRows: per row, as t
-	job        job
-	fusedRows  []int32 // the fused head's rows of this call (nil: all)
-	fusedBegun bool
+	kind    kind
+	rowwise bool
+	n, cols int
+	a, b    []float32 // SGD: the momentum buffer (a); AdamW: exp_avg (a), exp_avg_sq (b)
+	t       int64     // Step: steps taken (SGD: steps with momentum)
+	rowT    []int64   // StepRows: per row, as t
+	job     job
 }
 
 type kind uint8
