@@ -56,7 +56,7 @@ type config struct {
 	Momentum    float64
 	WeightDecay float64
 	Warmup      float64 // epochs of linear learning-rate warm-up
-	Clip        float64 // global gradient-norm clipping (0 = off, < 0 = by -embed-dim; see clip)
+	Clip        float64 // the backbone's gradient-norm clipping (0 = off, < 0 = by -embed-dim; see clip)
 	Hidden      []int
 	EmbedDim    int
 	Seed        uint64
@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&c.Momentum, "momentum", c.Momentum, "SGD momentum")
 	fs.Float64Var(&c.WeightDecay, "wd", c.WeightDecay, "weight decay (on weights, not biases)")
 	fs.Float64Var(&c.Warmup, "warmup", c.Warmup, "learning-rate warm-up in epochs")
-	fs.Var(optFloat{&c.Clip}, "clip", "clip the global gradient norm to this (0 = off; default 5 with -embed-dim ≤ 3, where it guards against the rare huge step when an embedding nears 0 under a normalised loss, else off) (a `float`)")
+	fs.Var(optFloat{&c.Clip}, "clip", "clip the backbone's gradient norm to this (optim.ClipGradNorm, as arcface_torch clips; 0 = off; default 5 with -embed-dim ≤ 3, where it guards against the rare huge step when an embedding nears 0 under a normalised loss, else off) (a `float`)")
 	seed := fs.Uint64("seed", c.Seed, "random seed (initialisation and shuffling)")
 	fs.IntVar(&c.TrainSize, "train-size", 0, "use only the first N training images (0 = all 60000)")
 	fs.IntVar(&c.TestSize, "test-size", 0, "use only the first N test images (0 = all 10000)")
