@@ -78,9 +78,10 @@ func (s PolyLR) At(k int) float32 {
 //	coef = min(maxNorm/(total + 1e-6), 1),   total = sqrt(Σ_t ‖g_t‖²)
 //
 // in place and returns total. total is float32, as torch's is; the
-// coefficient and the scaling follow torch's float32 operations
-// (maxNorm/(total + float32(1e-6)) rounded, g·coef rounded once), and
-// nothing is written when coef is 1. Each ‖g_t‖ is asm.L2Norm's (within
+// coefficient and the scaling follow torch's float32 operations (its
+// max_norm/(total + 1e-6) is the reciprocal of the float32 total + 1e-6
+// times maxNorm, each rounded; then g·coef rounded once), and nothing is
+// written when coef is 1. Each ‖g_t‖ is asm.L2Norm's (within
 // (n+9)·2⁻²³ relative) and the norms are combined in float64, so total is
 // within a few float32 roundings of the exact norm; torch's own float32
 // reduction differs from it in the last bits.
@@ -106,7 +107,9 @@ func ClipGradNorm(maxNorm float32, grads ...[]float32) (float32, error) {
 	if math.IsInf(float64(total), 0) {
 		return 0, fmt.Errorf("%w: the gradients' total norm overflows float32", loss.ErrNonFinite)
 	}
-	coef := maxNorm / (total + float32(1e-6))
+	// torch's max_norm / (total + 1e-6) is Tensor.__rtruediv__: the
+	// reciprocal of the float32 tensor, then a product with max_norm.
+	coef := float32(1/(total+float32(1e-6))) * maxNorm
 	if coef < 1 {
 		for _, g := range grads {
 			asm.Scale(g, g, coef)
