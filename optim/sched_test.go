@@ -86,7 +86,8 @@ func TestPolyLR(t *testing.T) {
 // last bits: total within (n+9)·2⁻²³ relative (the bound of the per-tensor
 // norms, n the largest tensor; torch's error is of the same order), and
 // each clipped value within that plus two roundings (the coefficient's
-// division and the product).
+// reciprocal and the product); from a total equal to torch's, the clipped
+// values must be torch's bits.
 func TestGoldenClipGradNorm(t *testing.T) {
 	forEachLevel(t, func(t *testing.T) {
 		for i, c := range loadExtra(t).Clip {
@@ -113,6 +114,10 @@ func TestGoldenClipGradNorm(t *testing.T) {
 							t.Fatalf("case %d: not clipping, yet [%d][%d] changed: %v, torch %v", i, k, e, v, want)
 						}
 						continue
+					}
+					if total == c.Total && math.Float32bits(v) != math.Float32bits(want) {
+						// the same total: the same float32 coefficient and product
+						t.Fatalf("case %d: [%d][%d] = %v, torch %v, from the same total", i, k, e, v, want)
 					}
 					if d := math.Abs(float64(v) - float64(want)); d > (rel+3*0x1p-24)*math.Abs(float64(want)) {
 						t.Fatalf("case %d: [%d][%d] = %v, torch %v", i, k, e, v, want)
