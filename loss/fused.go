@@ -66,6 +66,17 @@ func (h *headWorkspace) gradW(st *shardState, g []float32, j0, j1 int) {
 // (1 MiB): at N = 256, D = 512 a whole tile of 128 rows, in one GEMM.
 const fusedBlockFloats = 256 << 10
 
+// checkStepOverlap: a fused step writes w, so w must not share memory with
+// x or labels either (dx and dw are checked against w already).
+func checkStepOverlap(step WeightStepper, x, w Matrix, labels []int32) error {
+	if step == nil {
+		return nil
+	}
+	outs := [...]span{spanOf("w (FusedStep writes it)", w.Data)}
+	ins := [...]span{spanOf("x", x.Data), spanOf("labels", labels)}
+	return checkOverlap(outs[:], ins[:])
+}
+
 // rowStepper is Partial FC's view of a user's WeightStepper: the head
 // steps the gathered rows wS (its own rows 0…m−1) and the user's stepper
 // sees the rows of the caller's W they came from.

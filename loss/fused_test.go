@@ -216,6 +216,31 @@ func TestFusedErrors(t *testing.T) {
 	}
 }
 
+// TestFusedOverlap: a fused step writes W, so x inside W is ErrOverlap
+// (without a fused step both are inputs and may share memory).
+func TestFusedOverlap(t *testing.T) {
+	r := rand.New(rand.NewSource(186))
+	const c, d = 30, 8
+	w := randMatrix(r, c, d)
+	x := loss.Matrix{Rows: 4, Cols: d, Data: w.Data[8 : 8+4*d]}
+	labels := []int32{1, 2, 3, 4}
+	before := slices.Clone(w.Data)
+	h := loss.ArcFace(30, 0.5)
+	h.FusedStep = optim.SGD{LR: 0.1}.Fused(new(optim.State))
+	if _, err := h.Loss(x, w, labels, nil, nil); !errors.Is(err, loss.ErrOverlap) {
+		t.Fatalf("head: %v", err)
+	}
+	p := &loss.PartialFC{Head: h, SampleRate: 0.5}
+	if _, err := p.Loss(x, w, labels, nil, nil); !errors.Is(err, loss.ErrOverlap) {
+		t.Fatalf("PartialFC: %v", err)
+	}
+	fusedBits(t, "W", w.Data, before)
+	h.FusedStep = nil
+	if _, err := h.Loss(x, w, labels, nil, nil); err != nil {
+		t.Fatalf("no fused step: %v", err)
+	}
+}
+
 // TestFusedNoAllocs: a fused step allocates nothing once the State is
 // sized.
 func TestFusedNoAllocs(t *testing.T) {

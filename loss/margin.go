@@ -396,6 +396,9 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
+	if err := checkStepOverlap(step, x, w, labels); err != nil {
+		return 0, err
+	}
 	if n == 0 {
 		for j := 0; j < c; j++ {
 			if nr := asm.L2Norm(w.Row(j)); !isFinite(nr) {

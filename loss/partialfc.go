@@ -230,6 +230,9 @@ func (p *PartialFC) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, 
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
+	if err := checkStepOverlap(head.FusedStep, x, w, labels); err != nil {
+		return 0, err
+	}
 
 	h := &p.ws
 	m := h.sample(labels, c, p.SampleRate, p.Seed, p.calls)
