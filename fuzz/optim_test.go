@@ -1,12 +1,15 @@
 package fuzz
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"testing"
 
 	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/internal/simd"
+	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // The optimizer kernels are elementwise chains of correctly rounded
@@ -76,4 +79,83 @@ func FuzzAdamWStep(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzStepRows drives optim's StepRows with fuzzed hyper-parameters,
+// shapes, values and row lists over several calls, against its definition:
+// each row is its own tensor, stepped by Step with its own State on the
+// calls that list it. Invalid input must give an error wrapping one of
+// loss's sentinels and leave p as it was; nothing may panic.
+func FuzzStepRows(f *testing.F) {
+	f.Add([]byte{3, 5, 0, 2, 1, 0, 2, 7})
+	f.Add([]byte{6, 2, 1, 4, 0, 1, 2, 3, 4, 5, 9, 9})
+	f.Add([]byte{2, 33, 2, 3, 1, 1, 0xcd, 0xcc, 0xcc, 0x3d, 0x66, 0x66, 0x66, 0x3f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		in := &reader{byteReader{b: data}}
+		rows, cols := 1+int(in.u8())%6, 1+int(in.u8())%40
+		kind := in.u8() % 3
+		var o interface {
+			Step(p, g []float32, st *optim.State) error
+			StepRows(p, g loss.Matrix, rows []int32, st *optim.State) error
+		}
+		hp := func() float32 { return float32(in.u8()) / 256 } // [0, 1)
+		switch kind {
+		case 0:
+			o = optim.SGD{LR: hp(), Momentum: hp(), Dampening: hp() - 0.5, WeightDecay: hp() / 10}
+		case 1:
+			o = optim.SGD{LR: hp(), Momentum: hp() + 0.01, WeightDecay: hp() / 10, Nesterov: true}
+		default:
+			o = optim.AdamW{LR: hp() / 10, Beta1: hp(), Beta2: hp(), Eps: hp() / 1000, WeightDecay: hp() / 10}
+		}
+		p := in.matrix(rows, cols)
+		ref := make([][]float32, rows) // each row stepped as its own tensor
+		refSt := make([]optim.State, rows)
+		for r := range ref {
+			ref[r] = slices.Clone(p.Row(r))
+		}
+		var st optim.State
+		for call := 0; call < 3; call++ {
+			var list []int32
+			for k := int(in.u8()) % (rows + 2); k > 0; k-- {
+				list = append(list, int32(in.u8()%uint8(rows+1))) // may be unsorted, repeated, out of range
+			}
+			g := in.matrix(rows, cols)
+			before := slices.Clone(p.Data)
+			var err error
+			if !(func() (ok bool) {
+				defer func() { ok = recover() == nil }()
+				err = o.StepRows(p, g, list, &st)
+				return true
+			})() {
+				t.Fatalf("StepRows panicked: rows %v", list)
+			}
+			if err != nil {
+				if !errors.Is(err, loss.ErrParam) && !errors.Is(err, loss.ErrNonFinite) && !errors.Is(err, loss.ErrShape) {
+					t.Fatalf("error %v wraps no sentinel", err)
+				}
+				if !slices.Equal(math32bits(before), math32bits(p.Data)) {
+					t.Fatalf("p written on error %v", err)
+				}
+				continue
+			}
+			for _, r := range list {
+				if e := o.Step(ref[r], g.Row(int(r)), &refSt[r]); e != nil {
+					t.Fatalf("the per-row Step failed where StepRows did not: %v", e)
+				}
+			}
+			for r := range ref {
+				if !slices.Equal(math32bits(ref[r]), math32bits(p.Row(r))) {
+					t.Fatalf("call %d rows %v: row %d is %v, as its own tensor %v", call, list, r, p.Row(r), ref[r])
+				}
+			}
+		}
+	})
+}
+
+func math32bits(s []float32) []uint32 {
+	b := make([]uint32, len(s))
+	for i, v := range s {
+		b[i] = math.Float32bits(v)
+	}
+	return b
 }
