@@ -40,8 +40,13 @@ func TestRegistry(t *testing.T) {
 	mu, err := simd.TableOf[func(dst, x, y []float32)]("Mul")
 	same("Mul", mulImpl, mu, err)
 
-	require.Equal(t, []string{"Exp", "GemmNN", "GemmNT", "GemmTN", "MarginForward", "MaxSumExp",
-		"Mul", "NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
+	sg, err := simd.TableOf[func(p, g, buf []float32, c SGDCoef)]("SGDStep")
+	same("SGDStep", sgdStepImpl, sg, err)
+	aw, err := simd.TableOf[func(p, g, m, v []float32, c AdamWCoef)]("AdamWStep")
+	same("AdamWStep", adamWStepImpl, aw, err)
+
+	require.Equal(t, []string{"AdamWStep", "Exp", "GemmNN", "GemmNT", "GemmTN", "MarginForward", "MaxSumExp",
+		"Mul", "NormalizeBackward", "SGDStep", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")
 	require.NoError(t, err)
