@@ -53,8 +53,7 @@ type shardState struct {
 	arg    []int32   // the arg-max sub-center of each class in cls
 	radial []float32 // Σ_j G_ij·z_ij over this shard's classes (SphereFace, LargeMargin)
 	dxhat  []float32 // N×D partial ∂L/∂x̂
-	z, g   []float32 // N×ct tiles: logits (recomputed), and their gradients
-	out    []float32 // N×ct: Gc/‖W‖ of a kept tile, for the dX̂ product
+	z, g   []float32 // N×ct tiles: logits, then gradients
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
 	acc    []float32 // Accumulate: a block of dW rows before they are added
 }
@@ -95,6 +94,11 @@ type headWorkspace struct {
 	// reads them instead of recomputing them (TileBudget).
 	keep bool
 	kept []float32
+	// keptFresh: kept holds the last forward pass's tiles (a backward pass
+	// overwrites them); useKept: this backward pass reads them. A second
+	// backward pass after one forward recomputes its tiles instead, which
+	// gives bitwise the same results.
+	keptFresh, useKept bool
 
 	xnorm, xinv, xhat, rowA []float32
 	// px is x̂ packed once per call as the left operand of every logit
@@ -180,8 +184,6 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		if !h.keep {
 			st.z = grow(st.z, n*h.ct)
-		} else {
-			st.out = grow(st.out, n*h.ct)
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
@@ -333,6 +335,7 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 func (h *headWorkspace) forward() {
 	h.phase = phaseForward
 	par.Do(h.shards, h)
+	h.keptFresh = h.keep
 }
 
 // rowStats merges row i's online log-sum-exp over the class shards, in
@@ -391,6 +394,12 @@ func (h *headWorkspace) reduced(total float64) (float32, error) {
 // backward runs the backward pass into dx and dw (either may be nil).
 func (h *headWorkspace) backward(dx, dw *Matrix) {
 	h.dx, h.dw = dx, dw
+	h.useKept, h.keptFresh = h.keep && h.keptFresh, false
+	if !h.useKept {
+		for k := range h.sh {
+			h.sh[k].z = grow(h.sh[k].z, h.n*h.ct)
+		}
+	}
 	if dx != nil {
 		for k := range h.sh {
 			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
@@ -537,8 +546,8 @@ func (h *headWorkspace) logits(z []float32, j0, j1 int) {
 
 // tile is where the logits of classes j0..j1 live: their block of kept, or
 // the shard's scratch tile when the backward pass recomputes.
-func (h *headWorkspace) tile(st *shardState, j0, j1 int) []float32 {
-	if h.keep {
+func (h *headWorkspace) tile(st *shardState, j0, j1 int, kept bool) []float32 {
+	if kept {
 		return h.kept[j0*h.n : j1*h.n]
 	}
 	return st.z[:h.n*(j1-j0)]
@@ -571,7 +580,7 @@ func (h *headWorkspace) forwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z := h.tile(st, j0, j1)
+		z := h.tile(st, j0, j1, h.keep)
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
@@ -633,10 +642,8 @@ func (h *headWorkspace) classLogits(st *shardState, row []float32, i, j0 int) ([
 // accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes. With
 // sub-centers, each class's gradient goes to its arg-max row only.
 //
-// The tile's logits are only read: Gc·diag(1/‖W‖) goes to the shard's own
-// scratch when the tiles are kept (so a kept tile is the forward one for
-// every later backward pass of the same forward), and over the recomputed
-// tile otherwise.
+// Gc·diag(1/‖W‖) overwrites the tile's logits, so a kept tile serves one
+// backward pass; a further one recomputes (see keptFresh).
 func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
@@ -649,16 +656,13 @@ func (h *headWorkspace) backwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z, g := h.tile(st, j0, j1), st.g[:n*cw]
-		out := z
+		z, g := h.tile(st, j0, j1, h.useKept), st.g[:n*cw]
+		out := z // Gc/‖W‖, the dX̂ product's operand, over the logits
 		switch {
-		case !h.keep:
+		case !h.useKept:
 			h.logits(z, j0, j1)
 		case h.k == 1:
 			h.restoreTargets(z, j0, j1)
-		}
-		if h.keep {
-			out = st.out[:n*cw]
 		}
 		colRad := st.colRad[:cw]
 		clear(colRad)
