@@ -169,8 +169,11 @@ func (g *gemmArch) packPairB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int
 //		}
 //	}
 //
-// lo and hi being the bf16 halves of a word as float32. VDPBF16PS also
-// treats subnormal inputs and sums as zero, which the twin does not.
+// lo and hi being the bf16 halves of a word as float32. The products are
+// exact; VDPBF16PS rounds their sum with the accumulator its own way
+// (Intel, AMD and Arm's BFDOT differ), and treats subnormal inputs and
+// sums as zero, which the twin does not: the two agree within the GEMM
+// bound, not bitwise.
 func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
 	return func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 		as := unsafe.Slice((*uint32)(unsafe.Pointer(a)), kc*mrMax)

@@ -12,3 +12,7 @@ func detect() []Level {
 	}
 	return nil
 }
+
+// detectBF16 reports FEAT_BF16 (BFDOT, BFMMLA). x/sys/cpu has no flag for
+// it; no arm64 bf16 kernel is built yet, so it reports false.
+func detectBF16() bool { return false }
