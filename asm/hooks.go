@@ -23,4 +23,7 @@ func init() {
 	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the FMA
 	// peak probe.
 	simd.Register("FMAPeakLoop", fmaPeakLoop)
+	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the bf16
+	// dot-product (VDPBF16PS) peak probe; ok is false without one.
+	simd.Register("BF16PeakLoop", bf16PeakLoop)
 }
