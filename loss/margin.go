@@ -84,6 +84,12 @@ type MarginSoftmax struct {
 	// lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j and ∂L/∂z_j = p_j − (1−ε)·[j = y] − ε/C
 	// (times 1/N under Mean). 0 is plain cross-entropy.
 	LabelSmoothing float32
+	// Precision is the arithmetic of the head's GEMMs: Float32 (the zero
+	// value, exact) or BFloat16 (operands rounded to bfloat16, float32
+	// sums; see the package doc). Other values give an error wrapping
+	// ErrParam. PartialFC and ShardedHead honour their Head's; Precision
+	// does not apply to LossFromCosines, which has no GEMM.
+	Precision Precision
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -255,7 +261,7 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	return g, nil
 }
 
-// checkOptions validates SubCenters and LabelSmoothing (a head not built by
+// checkOptions validates SubCenters, LabelSmoothing and Precision (a head not built by
 // a constructor is left to marginFunc's own error).
 func (l *MarginSoftmax) checkOptions() error {
 	name := kindNames[l.kind]
@@ -268,7 +274,7 @@ func (l *MarginSoftmax) checkOptions() error {
 	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
 		return fmt.Errorf("%w: %s LabelSmoothing ε = %g, want 0 ≤ ε < 1", ErrParam, name, l.LabelSmoothing)
 	}
-	return nil
+	return l.Precision.check(name)
 }
 
 // subCenters is K ≥ 1 for a validated configuration.
