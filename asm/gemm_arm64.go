@@ -61,4 +61,6 @@ var gemmNEONArch = newGemmArch(cacheBlocked(gemmArch{
 
 func init() {
 	registerGemm(simd.NEON, gemmNEONArch)
+	// bfloat16: the NEON float32 kernel on rounded packs (no BFDOT body yet).
+	bf16Drivers[simd.NEON] = gemmNEONArch.withPrec(gemmBF16Round, nil, nil)
 }
