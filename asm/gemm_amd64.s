@@ -9547,3 +9547,61 @@ gemmPairBF16AVX512_next:
 gemmPairBF16AVX512_done:
 	VZEROUPPER
 	RET
+
+// func gemmRoundBF16AVX2(x *float32, n int)
+// Requires: AVX, AVX2, SSE2
+TEXT ·gemmRoundBF16AVX2(SB), NOSPLIT, $0-16
+	MOVQ         x+0(FP), AX
+	MOVQ         n+8(FP), CX
+	MOVL         $0x00000001, DX
+	MOVD         DX, X8
+	VPBROADCASTD X8, Y8
+	MOVL         $0x00007fff, DX
+	MOVD         DX, X9
+	VPBROADCASTD X9, Y9
+	MOVL         $0xffff0000, DX
+	MOVD         DX, X10
+	VPBROADCASTD X10, Y10
+	MOVL         $0x7f800000, DX
+	MOVD         DX, X11
+	VPBROADCASTD X11, Y11
+	MOVL         $0x7fffffff, DX
+	MOVD         DX, X12
+	VPBROADCASTD X12, Y12
+	MOVL         $0x7f800000, DX
+	MOVD         DX, X13
+	VPBROADCASTD X13, Y13
+	MOVL         $0x00400000, DX
+	MOVD         DX, X14
+	VPBROADCASTD X14, Y14
+	MOVL         $0x80000000, DX
+	MOVD         DX, X15
+	VPBROADCASTD X15, Y15
+	SHRQ         $0x03, CX
+	JZ           gemmRoundBF16AVX2_done
+
+gemmRoundBF16AVX2_loop:
+	VMOVDQU   (AX), Y0
+	VPSRLD    $0x10, Y0, Y1
+	VPAND     Y8, Y1, Y1
+	VPADDD    Y9, Y1, Y1
+	VPADDD    Y0, Y1, Y1
+	VPAND     Y10, Y1, Y2
+	VPAND     Y12, Y0, Y1
+	VPCMPGTD  Y13, Y1, Y3
+	VPAND     Y10, Y0, Y1
+	VPOR      Y14, Y1, Y1
+	VPBLENDVB Y3, Y1, Y2, Y2
+	VPAND     Y11, Y0, Y1
+	VPXOR     Y3, Y3, Y3
+	VPCMPEQD  Y3, Y1, Y3
+	VPAND     Y15, Y0, Y1
+	VPBLENDVB Y3, Y1, Y2, Y2
+	VMOVDQU   Y2, (AX)
+	ADDQ      $0x20, AX
+	DECQ      CX
+	JNZ       gemmRoundBF16AVX2_loop
+
+gemmRoundBF16AVX2_done:
+	VZEROUPPER
+	RET

@@ -2,6 +2,7 @@ package asm
 
 import (
 	"math"
+	"sync"
 	"unsafe"
 
 	"github.com/marginloss/marginloss/internal/simd"
@@ -66,8 +67,9 @@ func BF16Bits(x float32) uint16 {
 // every operand of the bfloat16 GEMMs takes.
 func RoundBF16(x float32) float32 { return math.Float32frombits(uint32(BF16Bits(x)) << 16) }
 
-// roundBF16Slice rounds every element of x to bfloat16 in place.
-func roundBF16Slice(x []float32) {
+// roundBF16Generic rounds every element of x to bfloat16 in place: the Go
+// twin of a level's rounding of its packs (gemmArch.round).
+func roundBF16Generic(x []float32) {
 	for i, v := range x {
 		x[i] = RoundBF16(v)
 	}
@@ -220,14 +222,33 @@ var bf16Native = struct {
 	level simd.Level
 }{}
 
+// bf16Select, set by an arch file, picks between its bf16 drivers once,
+// at the first bf16 call (bf16Once).
+var (
+	bf16Select func()
+	bf16Once   sync.Once
+)
+
 // BF16Native reports whether the bfloat16 GEMMs run bf16 dot-product
 // instructions (AVX512_BF16's VDPBF16PS) at the active level on this CPU
-// and build. When they do not, they give the same numerics (operands
-// rounded to bf16, float32 sums) on the float32 kernels.
-func BF16Native() bool { return bf16Native.ok && simd.Active() == bf16Native.level }
+// and build. When they do not (no such instructions, or, measured at the
+// first call, no faster than the float32 FMAs), they give the same
+// numerics (operands rounded to bf16, float32 sums) on the float32
+// kernels.
+func BF16Native() bool {
+	bf16Once.Do(bf16Init)
+	return bf16Native.ok && simd.Active() == bf16Native.level
+}
+
+func bf16Init() {
+	if bf16Select != nil {
+		bf16Select()
+	}
+}
 
 // bf16Driver is the bfloat16 driver of the active level.
 func bf16Driver() *gemmArch {
+	bf16Once.Do(bf16Init)
 	if g := bf16Drivers[simd.Active()]; g != nil {
 		return g
 	}
@@ -300,4 +321,19 @@ func (p *PackedB) PackBF16(k, n int, b []float32, ldb int) {
 	p.k, p.n = k, n
 	p.arch = bf16Driver()
 	p.data = p.arch.packAllB(&p.buf, gemmOpTN, k, n, b, ldb)
+}
+
+// bf16ForceDriver is the "BF16ForceDriver" hook (hooks.go): the
+// alternate named name becomes the AVX-512 level's bf16 driver (BF16Native
+// follows) until restore. Not safe while bf16 GEMMs run.
+func bf16ForceDriver(name string) (restore func(), ok bool) {
+	g := bf16Alternates[name]
+	if g == nil {
+		return nil, false
+	}
+	bf16Once.Do(bf16Init)
+	old, oldNative := bf16Drivers[simd.AVX512], bf16Native
+	bf16Drivers[simd.AVX512] = g
+	bf16Native.ok, bf16Native.level = g.prec == gemmBF16Pair, simd.AVX512
+	return func() { bf16Drivers[simd.AVX512], bf16Native = old, oldNative }, true
 }

@@ -46,7 +46,7 @@ func bf16Variants(t testing.TB) []bf16Variant {
 // roundedCopy is x with every element rounded to bf16.
 func roundedCopy(x []float32) []float32 {
 	y := append([]float32(nil), x...)
-	roundBF16Slice(y)
+	roundBF16Generic(y)
 	return y
 }
 
@@ -330,3 +330,40 @@ func TestGemmBF16NoAllocs(t *testing.T) {
 }
 
 func (v bf16Variant) String() string { return fmt.Sprintf("%s %d×%d", v.name, v.g.mr, v.g.nr) }
+
+// TestRoundBF16Routines: each level's in-place rounding of its packs is
+// bitwise roundBF16Generic on random bit patterns (NaN, Inf, subnormals
+// included), lengths 0..40 and offsets 0..15, flush against a guard page.
+func TestRoundBF16Routines(t *testing.T) {
+	r := rand.New(rand.NewSource(20))
+	gb := newGuardBuf(t, 64)
+	specials := []uint32{0, 0x80000000, 1, 0x807fffff, 0x7f800000, 0xff800000, 0x7f800001, 0xffc00001, 0x3f808000, 0x3f818000, 0x7f7fffff}
+	for _, v := range bf16Variants(t) {
+		if v.g.prec != gemmBF16Round {
+			continue
+		}
+		for n := 0; n <= 40; n++ {
+			for off := 0; off < 16; off++ {
+				x := gb.tail(n, 0) // flush against the trailing guard page
+				if off > 0 {
+					x = gb.head(n, off) // from the leading one, off floats in
+				}
+				for i := range x {
+					b := r.Uint32()
+					if i%3 == 0 {
+						b = specials[r.Intn(len(specials))]
+					}
+					x[i] = math.Float32frombits(b)
+				}
+				want := append([]float32(nil), x...)
+				roundBF16Generic(want)
+				v.g.round(x)
+				for i := range x {
+					if math.Float32bits(x[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("%s n=%d: x[%d] = %#08x, want %#08x", v.name, n, i, math.Float32bits(x[i]), math.Float32bits(want[i]))
+					}
+				}
+			}
+		}
+	}
+}

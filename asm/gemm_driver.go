@@ -75,8 +75,9 @@ type gemmArch struct {
 	// (gemmF32), rounded to bfloat16 in the packs for the float32 kernel
 	// (gemmBF16Round), or rounded and paired along k for a bf16 dot-product
 	// kernel (gemmBF16Pair, with pair its conversion).
-	prec gemmPrec
-	pair gemmPairFunc
+	prec  gemmPrec
+	pair  gemmPairFunc
+	round func(x []float32) // gemmBF16Round's in-place rounding of a pack
 }
 
 // newGemmArch checks g's shape and blocking and returns it with every
@@ -120,6 +121,9 @@ func newGemmArch(g gemmArch) *gemmArch {
 	}
 	if g.prec == gemmBF16Pair && g.pair == nil {
 		g.pair = gemmPairGeneric
+	}
+	if g.round == nil {
+		g.round = roundBF16Generic
 	}
 	return &g
 }
@@ -444,7 +448,7 @@ func (g *gemmArch) packA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int,
 		return
 	}
 	if g.prec == gemmBF16Round {
-		defer roundBF16Slice(dst[:roundUp(mcur, mr)*kc])
+		defer g.round(dst[:roundUp(mcur, mr)*kc])
 	}
 	for ir := 0; ir < mcur; ir += mr {
 		rows := min(mr, mcur-ir)
@@ -468,7 +472,7 @@ func (g *gemmArch) packB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int, cv
 		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
 		return
 	case gemmBF16Round:
-		defer roundBF16Slice(dst[:kc*g.nr])
+		defer g.round(dst[:kc*g.nr])
 	}
 	if op == gemmOpNT { // op(B)[p][j] = B[j][p]
 		g.packTrans(dst, g.nr, b[j0*ldb+p0:], ldb, w, kc)

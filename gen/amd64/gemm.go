@@ -62,6 +62,7 @@ func gemm() {
 	gemmPrefetch()
 	gemmBF16AVX512.kernel()
 	gemmPairBF16()
+	gemmRoundBF16()
 }
 
 // gemmPrefetch emits gemmPrefetch(p, ld, rows, width): PREFETCHT1 of every

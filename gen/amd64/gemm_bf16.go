@@ -90,3 +90,59 @@ func gemmPairBF16() {
 	Label(name + "_done")
 	ret()
 }
+
+// gemmRoundBF16 emits gemmRoundBF16AVX2(x, n): x[i] = RoundBF16(x[i]) in
+// place for i < n, n a multiple of 8, on the float32 bits (asm's BF16Bits,
+// bitwise): b + 0x7fff + (b>>16 & 1) with the low half cleared; zero and
+// subnormal inputs to the signed zero; NaN to its top half with the quiet
+// bit set. VEX-encoded on Y0–Y15, so both x86 levels use it.
+func gemmRoundBF16() {
+	name := "gemmRoundBF16AVX2"
+	implement(name, name+" rounds the n floats at x (n a multiple of 8) to bfloat16 in place.")
+	x := Load(Param("x"), GP64())
+	n := Load(Param("n"), GP64())
+	y := avx2.phys
+	one, bias, hi, expm, absm, inf, quiet, sign := y(8), y(9), y(10), y(11), y(12), y(13), y(14), y(15)
+	c := GP32()
+	set := func(v uint32, r reg.VecPhysical) {
+		MOVL(U32(v), c)
+		MOVD(c, r.AsX())
+		VPBROADCASTD(r.AsX(), r)
+	}
+	set(1, one)
+	set(0x7fff, bias)
+	set(0xffff0000, hi)
+	set(0x7f800000, expm)
+	set(0x7fffffff, absm)
+	set(0x7f800000, inf)
+	set(0x00400000, quiet)
+	set(0x80000000, sign)
+	SHRQ(U8(3), n)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	b, t, r, m := y(0), y(1), y(2), y(3)
+	VMOVDQU(Mem{Base: x}, b)
+	VPSRLD(U8(16), b, t)
+	VPAND(one, t, t)
+	VPADDD(bias, t, t)
+	VPADDD(b, t, t)
+	VPAND(hi, t, r) // rounded (finite and infinite inputs)
+	// NaN: |b| > 0x7f800000 (signed compare is right for |b| ≤ 0x7fffffff)
+	VPAND(absm, b, t)
+	VPCMPGTD(inf, t, m)
+	VPAND(hi, b, t)
+	VPOR(quiet, t, t)
+	VPBLENDVB(m, t, r, r)
+	// zero or subnormal: exponent bits 0
+	VPAND(expm, b, t)
+	VPXOR(m, m, m)
+	VPCMPEQD(m, t, m)
+	VPAND(sign, b, t)
+	VPBLENDVB(m, t, r, r)
+	VMOVDQU(r, Mem{Base: x})
+	ADDQ(U8(32), x)
+	DECQ(n)
+	JNZ(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	ret()
+}
