@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/marginloss/marginloss/internal/simd"
 	"github.com/marginloss/marginloss/loss"
 )
 
@@ -123,7 +124,33 @@ func bf16(h *loss.MarginSoftmax) *loss.MarginSoftmax { h.Precision = loss.BFloat
 // where a cosine's rounding does not average out), the gradients within
 // the head-regime bound where D ≥ bf16GoldenMinD and finite below (at D =
 // 2 one bf16 rounding of one product is already 7% of a gradient).
-func TestBFloat16Golden(t *testing.T) { forEachLevelAndPath(t, testBFloat16Golden) }
+func TestBFloat16Golden(t *testing.T) { forEachLevelAndPath(t, forEachBF16Driver(testBFloat16Golden)) }
+
+// forEachBF16Driver runs f with the level's own bf16 driver and, at
+// avx512 on a CPU with AVX512_BF16, with each of its two forced in turn
+// (asm's BF16ForceDriver: VDPBF16PS on pair packs, the float32 kernel on
+// rounded packs), so that both are tested whichever the CPU's rates pick.
+func forEachBF16Driver(f func(t *testing.T)) func(t *testing.T) {
+	return func(t *testing.T) {
+		f(t)
+		force, err := simd.Lookup[func(string) (func(), bool)]("BF16ForceDriver")
+		require.NoError(t, err)
+		if loss.Backend() != "avx512" {
+			return
+		}
+		for _, name := range []string{"avx512-pair", "avx512-round"} {
+			restore, ok := force(name)
+			if !ok {
+				t.Logf("%s: not on this CPU", name)
+				continue
+			}
+			t.Run(name, func(t *testing.T) {
+				defer restore()
+				f(t)
+			})
+		}
+	}
+}
 
 func testBFloat16Golden(t *testing.T) {
 	var doc struct{ Cases []goldenMarginCase }
@@ -225,7 +252,9 @@ func bf16Specs() []marginSpec {
 // the Head, a ShardedHead split three ways and a PartialFC sampling every
 // class, at every level and on both tile paths; and BFloat16 really
 // changes the result (it differs bitwise from Float32).
-func TestBFloat16Reference(t *testing.T) { forEachLevelAndPath(t, testBFloat16Reference) }
+func TestBFloat16Reference(t *testing.T) {
+	forEachLevelAndPath(t, forEachBF16Driver(testBFloat16Reference))
+}
 
 func testBFloat16Reference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 1))
@@ -287,7 +316,9 @@ func randNorm(rng *rand.Rand, n int) []float64 {
 // tiles differ. In BFloat16 a last-bit difference of a gradient element can
 // move its bf16 rounding by 2⁻⁸, so the shards are checked against the
 // float64 references above instead of against the head.)
-func TestBFloat16PartialFC(t *testing.T) { forEachLevelAndPath(t, testBFloat16PartialFC) }
+func TestBFloat16PartialFC(t *testing.T) {
+	forEachLevelAndPath(t, forEachBF16Driver(testBFloat16PartialFC))
+}
 
 func testBFloat16PartialFC(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 2))
@@ -313,7 +344,7 @@ func testBFloat16PartialFC(t *testing.T) {
 // TestBFloat16NoAllocsDeterministic: BFloat16 heads allocate nothing in
 // steady state and give the same bits for any GOMAXPROCS.
 func TestBFloat16NoAllocsDeterministic(t *testing.T) {
-	forEachLevelAndPath(t, testBFloat16NoAllocsDeterministic)
+	forEachLevelAndPath(t, forEachBF16Driver(testBFloat16NoAllocsDeterministic))
 }
 
 func testBFloat16NoAllocsDeterministic(t *testing.T) {
