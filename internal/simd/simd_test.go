@@ -1,6 +1,7 @@
 package simd
 
 import (
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -133,4 +134,21 @@ func TestForce(t *testing.T) {
 	require.Equal(t, before, Active())
 	_, err = Force(Level(99))
 	require.Error(t, err)
+}
+
+// TestHasBF16 logs what HasBF16 detected and, when MARGINLOSS_EXPECT_BF16
+// is 1 or 0 (CI under qemu-aarch64 -cpu max and -cpu neoverse-n1), requires
+// it.
+func TestHasBF16(t *testing.T) {
+	t.Logf("HasBF16 = %v", HasBF16())
+	switch os.Getenv("MARGINLOSS_EXPECT_BF16") {
+	case "1":
+		if !HasBF16() {
+			t.Fatal("HasBF16 = false, MARGINLOSS_EXPECT_BF16 = 1")
+		}
+	case "0":
+		if HasBF16() {
+			t.Fatal("HasBF16 = true, MARGINLOSS_EXPECT_BF16 = 0")
+		}
+	}
 }
