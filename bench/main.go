@@ -8,6 +8,7 @@
 //	go run ./bench -quick                # tiny sizes, a few seconds (tests, CI)
 //	go run ./bench -filter 'heads/ArcFace'
 //	go run ./bench -compare old.json new.json torch.json
+//	go run ./bench -compare t1.json t2.json t3.json g1.json g2.json g3.json  # + ranges over repeated runs
 //	go run ./bench -plot out.png old.json new.json
 //	go run ./bench -plot out.png         # run, then plot this run
 //	go run ./bench -plot out.png -linear a.json  # a linear throughput axis
