@@ -63,6 +63,7 @@ type shardState struct {
 type headWorkspace struct {
 	kind   headKind
 	g      asm.Margin
+	prec   Precision // of the three GEMMs (precision.go)
 	detach bool
 	accum  bool    // add the gradients to dx and dw
 	s      float32 // scale of ArcFace, CosFace, CombinedMargin
@@ -132,6 +133,7 @@ type classSpan struct{ offset, total int }
 // backward pass follows.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
+	h.prec = l.Precision
 	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
@@ -293,7 +295,7 @@ func (h *headWorkspace) norms() error {
 	par.Do(par.Chunks(h.c, classChunk), h)
 	h.phase = phaseNormX
 	par.Do(par.Chunks(h.n, rowChunk), h)
-	h.px.Pack(h.n, h.d, h.xhat, h.d)
+	h.packX()
 	for i, v := range h.xnorm[:h.n] {
 		if !isFinite(v) {
 			return fmt.Errorf("%w: x row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, i, v)
@@ -406,7 +408,7 @@ func (h *headWorkspace) backward(dx, dw *Matrix) {
 		}
 	}
 	if dw != nil || h.step != nil {
-		h.pxT.Pack(h.n, h.d, h.xhat, h.d)
+		h.packXT()
 	}
 	h.phase = phaseBackward
 	par.Do(h.shards, h)
@@ -739,7 +741,7 @@ func (h *headWorkspace) backwardShard(k int) {
 			if first {
 				beta = 0
 			}
-			asm.GemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
+			h.gemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
 			first = false
 		}
 		if h.dw != nil || h.step != nil {

@@ -24,6 +24,13 @@
 //	go -C examples/mnist run .                         # ArcFace, defaults
 //	go -C examples/mnist run . -loss cosface -epochs 5
 //	go -C examples/mnist run . -loss softmax,arcface -embed-dim 2 -plot out.png
+//	go -C examples/mnist run . -precision bf16           # float32, then bfloat16
+//
+// -precision bf16 trains each head twice from the same seed, first with
+// the exact float32 head, then with Precision = loss.BFloat16 (the head's
+// GEMMs on bf16-rounded operands, float32 sums), and prints both
+// accuracies, both training times and the difference; the last line is the
+// bfloat16 run's accuracy.
 //
 // -save FILE writes a checkpoint (package checkpoint, safetensors: every
 // weight and its momentum, the centres, the RNG and sample order, the
@@ -78,6 +85,7 @@ type config struct {
 	EvalEach    bool
 	CPUProfile  string
 	DenseInput  bool
+	BF16        bool // -precision bf16: train float32, then bfloat16
 	Head        headConfig
 	Save        string // checkpoint written after the last epoch
 	Resume      string // checkpoint to continue from
@@ -126,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Save, "save", "", "write a checkpoint (safetensors: W, momentum, centres, RNG, iteration) to this file after the last epoch")
 	fs.StringVar(&c.Resume, "resume", "", "continue the run saved in this checkpoint up to -epochs in total (same flags otherwise)")
 	fs.IntVar(&c.LREpochs, "lr-epochs", 0, "length of the cosine learning-rate decay in epochs (0 = -epochs); a run saved to be resumed to N epochs needs -lr-epochs N")
+	precision := fs.String("precision", "float32", "float32, or bf16: train each head with float32 GEMMs, then with bfloat16 ones (loss.BFloat16) from the same seed, and compare")
 	input := fs.String("input", "auto", "first layer: sparse (scalar kernel over the nonzero pixels), dense (asm GEMM on the expanded batch) or auto (dense when the asm kernels use SIMD, i.e. loss.Backend() is not generic)")
 	h := &c.Head
 	fs.Var(optFloat{&h.S}, "s", "scale s of arcface, cosface, combined (default 30; 10 with -embed-dim ≤ 3) (a `float`)")
@@ -154,6 +163,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c.Seed = *seed
+	switch *precision {
+	case "float32", "fp32":
+	case "bf16", "bfloat16":
+		c.BF16 = true
+	default:
+		return c, fmt.Errorf("-precision %q: want float32 or bf16", *precision)
+	}
 	switch *input {
 	case "auto":
 		c.DenseInput = loss.Backend() != "generic"
@@ -310,6 +326,20 @@ func run(cfg config, out, progressOut io.Writer) error {
 		}
 		fmt.Fprintf(out, "%s: test accuracy %.4f, %s, training %.1fs\n",
 			name, r.Eval.Accuracy, r.Eval.verifyDesc(), r.TrainTime.Seconds())
+		if cfg.BF16 {
+			c16 := cfg
+			c16.Head.Precision = loss.BFloat16
+			r16, err := trainOne(c16, name, train, test, out, progressOut)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s bf16: test accuracy %.4f, %s, training %.1fs (bf16 dot instructions: %v)\n",
+				name, r16.Eval.Accuracy, r16.Eval.verifyDesc(), r16.TrainTime.Seconds(), loss.BFloat16Native())
+			fmt.Fprintf(out, "%s: bfloat16 − float32 test accuracy %+.4f, training time %.1fs vs %.1fs (%.2f×)\n",
+				name, r16.Eval.Accuracy-r.Eval.Accuracy, r16.TrainTime.Seconds(), r.TrainTime.Seconds(),
+				r.TrainTime.Seconds()/r16.TrainTime.Seconds())
+			r = r16
+		}
 		if cfg.Plot != "" {
 			panels = append(panels, plotPanel{
 				Title: panelTitle(r.Desc, r.Eval.Accuracy),

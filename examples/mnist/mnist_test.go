@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -463,5 +464,42 @@ func TestResume(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-loss", "arcface,cosface", "-save", ck}, io.Discard); err == nil {
 		t.Error("-save with two losses: no error")
+	}
+}
+
+// TestPrecisionBF16: -precision bf16 trains the head in float32, then in
+// bfloat16 from the same seed, prints both accuracies and times and their
+// difference, and ends with the bfloat16 run's accuracy; a bad value is an
+// error.
+func TestPrecisionBF16(t *testing.T) {
+	loadReal(t)
+	var out, prog bytes.Buffer
+	cfg, err := parseFlags([]string{"-precision", "bf16", "-epochs", "1", "-train-size", "2000", "-test-size", "500"}, &prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(cfg, &out, &prog); err != nil {
+		t.Fatalf("%v\n%s", err, prog.String())
+	}
+	s := out.String()
+	f32 := regexp.MustCompile(`(?m)^arcface: test accuracy (0\.\d{4}),.*training [0-9.]+s$`).FindStringSubmatch(s)
+	b16 := regexp.MustCompile(`(?m)^arcface bf16: test accuracy (0\.\d{4}),.*training [0-9.]+s \(bf16 dot instructions: (true|false)\)$`).FindStringSubmatch(s)
+	diff := regexp.MustCompile(`(?m)^arcface: bfloat16 − float32 test accuracy [+-]0\.\d{4}, training time [0-9.]+s vs [0-9.]+s \([0-9.]+×\)$`).FindString(s)
+	if f32 == nil || b16 == nil || diff == "" {
+		t.Fatalf("missing float32, bf16 or comparison line in:\n%s", s)
+	}
+	if !strings.Contains(s, "bfloat16 GEMMs") {
+		t.Errorf("the bf16 run's description does not say bfloat16 GEMMs:\n%s", s)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(s), "test accuracy: "+b16[1]) {
+		t.Errorf("last line is not the bf16 accuracy %s:\n%s", b16[1], s)
+	}
+	for _, a := range []string{f32[1], b16[1]} {
+		if v, _ := strconv.ParseFloat(a, 64); v < 0.25 { // chance is 0.1
+			t.Errorf("accuracy %s after one epoch on 2000 images", a)
+		}
+	}
+	if _, err := parseFlags([]string{"-precision", "fp8"}, &prog); err == nil {
+		t.Error("-precision fp8 accepted")
 	}
 }
