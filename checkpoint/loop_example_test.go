@@ -94,7 +94,7 @@ func trainLoop(path string, steps int) (loss.Matrix, error) {
 	}
 	// The README's loop, from here to the end.
 	pfc := &loss.PartialFC{Head: loss.ArcFace(16, 0.2), SampleRate: 0.5, Seed: 7}
-	var stW, stB optim.State // W's and the backbone's optimizer state
+	var stW, stB optim.State                             // W's and the backbone's optimizer state
 	if f, err := checkpoint.ReadFile(path); err == nil { // resume: the same configuration, the saved state
 		err = errors.Join(f.Matrix("w", w), f.Float32("backbone", backbone.B), f.Load("optim.w.", &stW),
 			f.Load("optim.backbone.", &stB), f.Load("partialfc.", checkpoint.PartialFC(pfc)))
