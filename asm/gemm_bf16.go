@@ -205,8 +205,40 @@ func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
 var bf16Drivers = map[simd.Level]*gemmArch{
 	simd.Generic: newGemmArch(gemmArch{
 		mr: 4, nr: 16, kc: 256, kcDeep: 256, mc: 256, nc: 1024,
-		kernel: gemmKernelGeneric(4, 16), prec: gemmBF16Round,
+		kernel: gemmKernelGo4x16, prec: gemmBF16Round,
 	}),
+}
+
+// gemmKernelGo4x16 is gemmKernelGeneric(4, 16) with the tile held in
+// locals, each row's 16 sums updated per step (the same sums in the same
+// order: bitwise the same results), for the generic level's bf16 driver.
+func gemmKernelGo4x16(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+	const mrMax, nr = 4, 16
+	as := unsafe.Slice(a, kc*mrMax)
+	bs := unsafe.Slice(b, kc*nr)
+	var t [mrMax][nr]float32
+	for p := 0; p < kc; p++ {
+		bp := (*[nr]float32)(bs[p*nr : p*nr+nr])
+		ap := (*[mrMax]float32)(as[p*mrMax : p*mrMax+mrMax])
+		for i := 0; i < mr; i++ {
+			x := ap[i]
+			ti := &t[i]
+			for j := range ti {
+				ti[j] += x * bp[j]
+			}
+		}
+	}
+	cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+	for i := 0; i < mr; i++ {
+		ci := cs[i*ldc : i*ldc+nr]
+		for j, v := range t[i] {
+			if beta == 0 {
+				ci[j] = alpha * v
+			} else {
+				ci[j] = alpha*v + beta*ci[j]
+			}
+		}
+	}
 }
 
 // bf16Alternates holds, by name, the bf16 drivers an arch file builds but

@@ -367,3 +367,25 @@ func TestRoundBF16Routines(t *testing.T) {
 		}
 	}
 }
+
+// TestGemmKernelGo4x16: the generic bf16 driver's kernel is bitwise
+// gemmKernelGeneric(4, 16) for every mr, depths and α/β.
+func TestGemmKernelGo4x16(t *testing.T) {
+	r := rand.New(rand.NewSource(21))
+	twin := gemmKernelGeneric(4, 16)
+	for mr := 1; mr <= 4; mr++ {
+		for _, kc := range []int{0, 1, 2, 3, 7, 16, 33, 256} {
+			a, b := randGemm(r, kc*4+1), randGemm(r, kc*16+1)
+			for _, ab := range gemmAlphaBeta {
+				ldc := 19
+				c0 := randGemm(r, (mr-1)*ldc+16)
+				want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+				twin(mr, kc, &a[0], &b[0], &want[0], ldc, ab[0], ab[1])
+				gemmKernelGo4x16(mr, kc, &a[0], &b[0], &got[0], ldc, ab[0], ab[1])
+				if i := firstBitDiff(want, got); i >= 0 {
+					t.Fatalf("mr=%d kc=%d α=%v β=%v: c[%d] = %v, twin %v", mr, kc, ab[0], ab[1], i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
