@@ -57,6 +57,8 @@ type shardState struct {
 	out    []float32 // N×ct: Gc/‖W‖ of a kept tile, for the dX̂ product
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
 	acc    []float32 // Accumulate: a block of dW rows before they are added
+	mod    []float32 // one row's modulated logits (AdaFace, CurricularFace)
+	dmod   []float32 // their ∂z′/∂z
 }
 
 // headWorkspace holds one call's inputs and every scratch buffer; buffers
@@ -108,6 +110,12 @@ type headWorkspace struct {
 	gTarget               []float32 // ∂L/∂z at the target column
 	wnorm, winv, colScale []float32
 	sh                    []shardState
+
+	// ada is the adaptive margin of the call (AdaFace, MagFace,
+	// ElasticFace, CurricularFace); magReg: MagFace's regulariser term of dx
+	// is added here (the whole head, or the shard with Offset 0).
+	ada    adaCall
+	magReg bool
 }
 
 // grow returns b resized to n, reallocating only when it is too small: the
@@ -127,7 +135,9 @@ type classSpan struct{ offset, total int }
 // backward pass follows.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
-	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
+	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined ||
+		l.kind == kindElasticArc || l.kind == kindElasticCos)
+	h.ada.on, h.ada.kind, h.magReg = false, l.kind, span.offset == 0
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
 	h.scale = float32(l.Reduction.scale(h.n))
@@ -184,6 +194,9 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
+		if l.kind == kindAda || l.kind == kindCurricular {
+			st.mod, st.dmod = grow(st.mod, h.ct), grow(st.dmod, h.ct)
+		}
 	}
 }
 
@@ -314,6 +327,7 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 		mx, sum, zs := h.rowStats(i)
 		total += h.finishRow(i, mx, sum, float64(h.zt[i]), zs+float64(h.zt[i]))
 	}
+	total += h.regLoss()
 	loss, err := h.reduced(total)
 	if err != nil || dx == nil && dw == nil {
 		return loss, err
@@ -480,6 +494,9 @@ func (h *headWorkspace) normX(lo, hi int) {
 			h.t[i], h.targ[i] = tk[best], int32(best)
 		}
 	}
+	if h.kind.adaptive() {
+		return // the margin needs every row (adaptiveMargins)
+	}
 	linearTarget := h.kind == kindLarge && h.intM == 1
 	for i := lo; i < hi; i++ {
 		if h.linearZeroRow(i) && !linearTarget {
@@ -568,6 +585,12 @@ func (h *headWorkspace) forwardShard(k int) {
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
+			if h.ada.modulate {
+				mv := st.mod[:len(vals)]
+				copy(mv, vals)
+				h.ada.modRow(mv, nil, i)
+				vals = mv
+			}
 			if y >= 0 {
 				// The target is handled exactly in finishRow; leave it out.
 				if len(vals) == 1 {
@@ -669,8 +692,22 @@ func (h *headWorkspace) backwardShard(k int) {
 				// folded into the softmax's scale, φ′ at the target, and
 				// Gc/‖W_j‖ for the dX̂ product.
 				a := h.rowA[i]
-				asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
-				if epsC != 0 {
+				if h.ada.modulate {
+					dm := st.dmod[:cw]
+					copy(gr, zr)
+					h.ada.modRow(gr, dm, i)
+					asm.SoftmaxScaled(gr, gr, h.shift[i], h.softmaxScale(i, a))
+					asm.Mul(gr, gr, dm) // after smoothing's −ε/C, below
+					if epsC != 0 {
+						sub := epsC * a
+						for j := range gr {
+							gr[j] -= sub * dm[j]
+						}
+					}
+				} else {
+					asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
+				}
+				if epsC != 0 && !h.ada.modulate {
 					sub := epsC * a
 					for j := range gr {
 						gr[j] -= sub
@@ -751,7 +788,15 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 	k := h.k
 	cls, y := h.classLogits(st, zr, i, j0)
 	gcls := st.gcls[:len(cls)]
-	asm.SoftmaxScaled(gcls, cls, h.shift[i], h.softmaxScale(i, 1))
+	var dm []float32
+	if h.ada.modulate {
+		dm = st.dmod[:len(cls)]
+		copy(gcls, cls)
+		h.ada.modRow(gcls, dm, i)
+		asm.SoftmaxScaled(gcls, gcls, h.shift[i], h.softmaxScale(i, 1))
+	} else {
+		asm.SoftmaxScaled(gcls, cls, h.shift[i], h.softmaxScale(i, 1))
+	}
 	if y >= 0 {
 		gcls[y] = h.gTarget[i]
 	}
@@ -762,6 +807,8 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 		gc := (gv - epsC) * a
 		if c == y {
 			gc *= h.dphi[i]
+		} else if dm != nil {
+			gc *= dm[c]
 		}
 		r := c*k + int(st.arg[c])
 		gr[r] = gc
@@ -831,6 +878,10 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		var rad float32
 		if radial {
 			rad = r * h.xinv[i]
+		}
+		if h.kind == kindMag {
+			epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
+			rad = h.ada.radial(i, h.gTarget[i]-epsC, h.lab[i] >= 0, h.magReg, h.scale)
 		}
 		if h.linearZeroRow(i) { // not normalised: dX̂_i is ∂L/∂x_i
 			out := h.dx.Row(i)

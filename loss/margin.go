@@ -84,6 +84,28 @@ type MarginSoftmax struct {
 	// lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j and ∂L/∂z_j = p_j − (1−ε)·[j = y] − ε/C
 	// (times 1/N under Mean). 0 is plain cross-entropy.
 	LabelSmoothing float32
+	// ElasticPlus (ElasticArcFace, ElasticCosFace): ElasticFace+ as the
+	// authors' code assigns the draws: with the draws sorted ascending,
+	// m_(0) ≤ … ≤ m_(N−1), and π(i) the row holding the i-th largest target
+	// cosine (ties to the lower row), row i gets m_(π(i)) —
+	// margin_sorted[argsort_desc(cos)], indexed by row, not its inverse. It
+	// reads every row's target cosine, hence ShardedHead.Prepare.
+	ElasticPlus bool
+	// Seed (ElasticArcFace, ElasticCosFace) selects the margin draws: the
+	// k-th drawing call (k = State().Calls) uses PartialFC's SplitMix64
+	// stream of (Seed, k); row i takes the uniforms 2i and 2i+1 of it,
+	// u1 = (v>>11 + 1)·2⁻⁵³, u2 = (v>>11)·2⁻⁵³, and
+	// m_i = float32(m + std·sqrt(−2 ln u1)·cos(2π u2)) (Box–Muller, float64).
+	// Row i's draw thus depends on (Seed, k, i) only: every shard of a
+	// ShardedHead and every GOMAXPROCS draws the same margins.
+	Seed uint64
+	// Margins (ElasticArcFace, ElasticCosFace), when non-nil, holds the N
+	// per-row draws of the next calls in place of the seeded ones (before
+	// ElasticPlus's assignment): for tests, and for replaying draws made
+	// elsewhere. len(Margins) must equal N (ErrShape), entries finite
+	// (ErrNonFinite). A call that uses it draws nothing and leaves
+	// State().Calls as it is. The slice is read during the call only.
+	Margins []float32
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -91,6 +113,10 @@ type MarginSoftmax struct {
 	m3     float32
 	intM   int     // SphereFace, LargeMargin
 	lambda float32 // SphereFace, LargeMargin
+	ad     adaptiveParams
+
+	state       AdaptiveState // AdaFace, CurricularFace, ElasticFace
+	lastMargins []float32     // AppendMargins
 
 	mu  sync.Mutex
 	ws  headWorkspace
@@ -106,10 +132,17 @@ const (
 	kindCombined
 	kindSphere
 	kindLarge
+	kindAda
+	kindMag
+	kindElasticArc
+	kindElasticCos
+	kindCurricular
 )
 
 var kindNames = [...]string{kindNone: "MarginSoftmax", kindArc: "ArcFace", kindCos: "CosFace",
-	kindCombined: "CombinedMargin", kindSphere: "SphereFace", kindLarge: "LargeMargin"}
+	kindCombined: "CombinedMargin", kindSphere: "SphereFace", kindLarge: "LargeMargin",
+	kindAda: "AdaFace", kindMag: "MagFace", kindElasticArc: "ElasticArcFace", kindElasticCos: "ElasticCosFace",
+	kindCurricular: "CurricularFace"}
 
 // ArcFace returns the additive angular margin loss with scale s and margin
 // m: target logit s·cos(θ+m), with insightface's fallback t − m·sin m when
@@ -197,6 +230,15 @@ func (l *MarginSoftmax) String() string {
 		return fmt.Sprintf("%s(s=%g, m1=%g, m2=%g, m3=%g)", name, l.s, l.m1, l.m2, l.m3)
 	case kindSphere, kindLarge:
 		return fmt.Sprintf("%s(m=%d, λ=%g)", name, l.intM, l.lambda)
+	case kindAda:
+		return fmt.Sprintf("%s(s=%g, m=%g, h=%g, tAlpha=%g)", name, l.s, l.m2, l.ad.h, l.ad.alpha)
+	case kindMag:
+		p := l.ad
+		return fmt.Sprintf("%s(s=%g, la=%g, ua=%g, lm=%g, um=%g, λg=%g)", name, l.s, p.la, p.ua, p.lm, p.um, p.lambdaG)
+	case kindElasticArc, kindElasticCos:
+		return fmt.Sprintf("%s(s=%g, m=%g, std=%g)", name, l.s, l.m2, l.ad.std)
+	case kindCurricular:
+		return fmt.Sprintf("%s(s=%g, m=%g, alpha=%g)", name, l.s, l.m2, l.ad.alpha)
 	}
 	return name
 }
@@ -223,6 +265,13 @@ func (l *MarginSoftmax) phiBounds() (phiMax, dphiMax float64) {
 	// 1/sin θ̃ at the clamp |t| = 1 − ClampEps
 	invSin := 1 / math.Sqrt(asm.ClampEps*(2-asm.ClampEps))
 	m := float64(l.m2)
+	if l.kind.adaptive() {
+		phiMax, dphiMax = l.adaptiveBounds()
+		if l.DetachMargin && (l.kind == kindElasticArc || l.kind == kindElasticCos) {
+			dphiMax = 1
+		}
+		return phiMax, dphiMax
+	}
 	switch l.kind {
 	case kindArc:
 		phiMax, dphiMax = 1+m*math.Sin(m), 1+math.Sin(m)*invSin
@@ -247,7 +296,7 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 		return g, err
 	}
 	switch l.kind {
-	case kindArc, kindCos, kindCombined:
+	case kindArc, kindCos, kindCombined, kindAda, kindMag, kindElasticArc, kindElasticCos, kindCurricular:
 		if phiMax, _ := l.phiBounds(); float64(l.s)*phiMax > MaxLogit {
 			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, kindNames[l.kind], l.s, phiMax, MaxLogit)
 		}
@@ -263,7 +312,7 @@ func (l *MarginSoftmax) checkOptions() error {
 		return fmt.Errorf("%w: %s SubCenters = %d, want K ≥ 0 (0 or 1: no sub-centers)", ErrParam, name, l.SubCenters)
 	}
 	if l.SubCenters > 1 && (l.kind == kindSphere || l.kind == kindLarge) {
-		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace and CombinedMargin do)", ErrParam, name, l.SubCenters)
+		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace, CombinedMargin and the adaptive margins do)", ErrParam, name, l.SubCenters)
 	}
 	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
 		return fmt.Errorf("%w: %s LabelSmoothing ε = %g, want 0 ≤ ε < 1", ErrParam, name, l.LabelSmoothing)
@@ -277,6 +326,8 @@ func (l *MarginSoftmax) checkOptions() error {
 type headConfig struct {
 	kind                   headKind
 	s, m1, m2, m3, lambda  float32
+	ad                     adaptiveParams
+	plus                   bool
 	intM                   int
 	reduction              Reduction
 	easy, detach, accum    bool
@@ -285,7 +336,7 @@ type headConfig struct {
 }
 
 func (l *MarginSoftmax) config() headConfig {
-	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM,
+	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM, ad: l.ad, plus: l.ElasticPlus,
 		reduction: l.Reduction, easy: l.EasyMargin, detach: l.DetachMargin, accum: l.Accumulate,
 		tileBudget: l.TileBudget, subCenters: l.SubCenters, smoothing: l.LabelSmoothing}
 }
@@ -294,7 +345,7 @@ func (l *MarginSoftmax) config() headConfig {
 // c and d, or returns "" when they are the same.
 func (c headConfig) changed(d headConfig) string {
 	switch {
-	case c.kind != d.kind || c.s != d.s || c.m1 != d.m1 || c.m2 != d.m2 || c.m3 != d.m3 || c.intM != d.intM:
+	case c.kind != d.kind || c.s != d.s || c.m1 != d.m1 || c.m2 != d.m2 || c.m3 != d.m3 || c.intM != d.intM || c.ad != d.ad:
 		return "the margin parameters"
 	case c.lambda != d.lambda:
 		return "λ"
@@ -312,6 +363,8 @@ func (c headConfig) changed(d headConfig) string {
 		return "SubCenters"
 	case c.smoothing != d.smoothing:
 		return "LabelSmoothing"
+	case c.plus != d.plus:
+		return "ElasticPlus"
 	}
 	return ""
 }
@@ -329,10 +382,18 @@ func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 		return asm.Margin{}, err
 	}
 	switch l.kind {
-	case kindArc, kindCos, kindCombined:
+	case kindArc, kindCos, kindCombined, kindAda, kindMag, kindElasticArc, kindElasticCos, kindCurricular:
 		if !(l.s > 0) || !fin(l.s) {
 			return asm.Margin{}, fmt.Errorf("%w: %s scale s = %g, want finite s > 0", ErrParam, name, l.s)
 		}
+	}
+	if l.kind.adaptive() {
+		if err := l.checkAdaptive(); err != nil {
+			return asm.Margin{}, err
+		}
+		// The adaptive margins are evaluated per row in float64
+		// (adaCall.eval); this margin is never applied.
+		return asm.NewMargin(asm.MarginCos, 1, 0, 0, 0, 0), nil
 	}
 	switch l.kind {
 	case kindArc:
@@ -407,6 +468,9 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 	if k := l.subCenters(); c%k != 0 {
 		return 0, fmt.Errorf("%w: w has %d rows, not a multiple of SubCenters = %d", ErrShape, c, k)
 	}
+	if err := l.checkCall(n); err != nil {
+		return 0, err
+	}
 	if err := checkLabels(labels, n, c/l.subCenters()); err != nil {
 		return 0, err
 	}
@@ -439,9 +503,18 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 	if err := h.norms(); err != nil {
 		return 0, err
 	}
+	if l.kind.adaptive() {
+		if err := h.adaptiveMargins(l, l.state, nil); err != nil {
+			return 0, err
+		}
+	}
 	phiMax, dphiMax := l.phiBounds()
-	if err := h.bounds(phiMax, dphiMax, dx, dw); err != nil {
+	if err := h.bounds(h.adaptivePhiMax(phiMax), dphiMax, dx, dw); err != nil {
 		return 0, err
 	}
-	return h.run(dx, dw)
+	loss, err := h.run(dx, dw)
+	if err == nil {
+		h.ada.commit(l, &l.state, n)
+	}
+	return loss, err
 }
