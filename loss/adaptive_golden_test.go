@@ -237,3 +237,50 @@ func TestAdaptiveGoldenLoss(t *testing.T) {
 }
 
 var _ = errors.Is
+
+func TestAdaptiveGoldenCosines(t *testing.T) {
+	cases := loadAdaptiveGoldens(t)
+	forEachLevel(t, func(t *testing.T) {
+		for _, c := range cases {
+			if c.Entry != "cosines" {
+				continue
+			}
+			for _, plain := range []bool{false, true} {
+				if plain && (c.Kind == "adaface" || c.Kind == "magface") {
+					l := c.head(t)
+					step := c.Steps[0]
+					cos := adaMat(step.Cos)
+					if _, err := l.LossFromCosines(cos, step.Labels, nil); !errors.Is(err, ErrParam) {
+						t.Errorf("%s: LossFromCosines gave %v, want ErrParam (needs the norms)", c.Name, err)
+					}
+					continue
+				}
+				l := c.head(t)
+				for s, step := range c.Steps {
+					what := fmt.Sprintf("%s step %d plain=%v", c.Name, s, plain)
+					c.stepMargins(l, s)
+					cos := adaMat(step.Cos)
+					dcos := Matrix{Rows: cos.Rows, Cols: cos.Cols, Data: make([]float32, len(cos.Data))}
+					dn := make([]float32, cos.Rows)
+					var loss float32
+					var err error
+					if plain {
+						loss, err = l.LossFromCosines(cos, step.Labels, &dcos)
+					} else {
+						loss, err = l.LossFromCosinesNorms(cos, adaF32(step.Norms), step.Labels, &dcos, dn)
+					}
+					if err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					o := c.Outs[s]
+					checkAdaLoss(t, what, loss, o.Loss)
+					checkAdaGrad(t, what+" dcos", dcos.Data, o.DCos)
+					if !plain {
+						checkAdaVec(t, what+" dnorms", dn, o.DNorms)
+					}
+					checkAdaState(t, what, l, l.State(), o)
+				}
+			}
+		}
+	})
+}
