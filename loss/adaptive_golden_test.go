@@ -284,3 +284,132 @@ func TestAdaptiveGoldenCosines(t *testing.T) {
 		}
 	})
 }
+
+func TestAdaptiveGoldenPartialFC(t *testing.T) {
+	cases := loadAdaptiveGoldens(t)
+	forEachLevel(t, func(t *testing.T) {
+		for _, c := range cases {
+			if c.Entry != "loss" {
+				continue
+			}
+			l := c.head(t)
+			p := &PartialFC{Head: l, SampleRate: 1, Seed: 3}
+			for s, step := range c.Steps {
+				what := fmt.Sprintf("%s step %d", c.Name, s)
+				c.stepMargins(l, s)
+				x, w := adaMat(step.X), adaMat(step.W)
+				dx := Matrix{Rows: x.Rows, Cols: x.Cols, Data: make([]float32, len(x.Data))}
+				dw := Matrix{Rows: w.Rows, Cols: w.Cols, Data: make([]float32, len(w.Data))}
+				loss, err := p.Loss(x, w, step.Labels, &dx, &dw)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				o := c.Outs[s]
+				checkAdaLoss(t, what, loss, o.Loss)
+				checkAdaGrad(t, what+" dx", dx.Data, o.DX)
+				checkAdaGrad(t, what+" dw", dw.Data, o.DW)
+				checkAdaState(t, what, l, l.State(), o)
+			}
+		}
+	})
+}
+
+// shardedStep runs one step of P in-process shards sharing Head l:
+// Prepare, the SUM of Targets, Forward, MergeShardStats, Backward, the SUM
+// of the partial dx. It returns the loss, dx and dw (the shards' rows in
+// order).
+func shardedStep(t *testing.T, shards []*ShardedHead, x, w Matrix, labels []int32, k int) (float32, []float32, []float32, error) {
+	t.Helper()
+	p := len(shards)
+	classes := w.Rows / k
+	d := w.Cols
+	n := x.Rows
+	ws := make([]Matrix, p)
+	st := make([]*ShardStats, p)
+	for q := range shards {
+		lo, hi := q*classes/p, (q+1)*classes/p
+		ws[q] = Matrix{Rows: (hi - lo) * k, Cols: d, Data: w.Data[lo*k*d : hi*k*d]}
+		shards[q].Offset, shards[q].Classes = lo, classes
+		st[q] = &ShardStats{}
+		if err := shards[q].Prepare(x, ws[q], labels, st[q]); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	if st[0].Targets != nil {
+		sum := make([]float32, n)
+		for q := range shards {
+			for i, v := range st[q].Targets {
+				sum[i] += v
+			}
+		}
+		for q := range shards {
+			copy(st[q].Targets, sum)
+		}
+	}
+	for q := range shards {
+		if err := shards[q].Forward(x, ws[q], labels, st[q]); err != nil {
+			return 0, nil, nil, err
+		}
+	}
+	merged := &ShardStats{}
+	if err := MergeShardStats(merged, st...); err != nil {
+		return 0, nil, nil, err
+	}
+	dx := make([]float32, n*d)
+	var dw []float32
+	var loss float32
+	for q := range shards {
+		pdx := Matrix{Rows: n, Cols: d, Data: make([]float32, n*d)}
+		pdw := Matrix{Rows: ws[q].Rows, Cols: d, Data: make([]float32, ws[q].Rows*d)}
+		l, err := shards[q].Backward(x, ws[q], labels, merged, &pdx, &pdw)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		if q > 0 && l != loss {
+			t.Errorf("shard %d loss %v, shard 0 %v", q, l, loss)
+		}
+		loss = l
+		for i, v := range pdx.Data {
+			dx[i] += v
+		}
+		dw = append(dw, pdw.Data...)
+	}
+	return loss, dx, dw, nil
+}
+
+func TestAdaptiveGoldenSharded(t *testing.T) {
+	cases := loadAdaptiveGoldens(t)
+	forEachLevelAndPath(t, func(t *testing.T) {
+		for _, c := range cases {
+			if c.Entry != "loss" {
+				continue
+			}
+			for _, p := range []int{2, 3} {
+				l := c.head(t)
+				shards := make([]*ShardedHead, p)
+				for q := range shards {
+					shards[q] = &ShardedHead{Head: l}
+				}
+				for s, step := range c.Steps {
+					what := fmt.Sprintf("%s P=%d step %d", c.Name, p, s)
+					c.stepMargins(l, s)
+					x, w := adaMat(step.X), adaMat(step.W)
+					loss, dx, dw, err := shardedStep(t, shards, x, w, step.Labels, max(c.K, 1))
+					if err != nil {
+						t.Fatalf("%s: %v", what, err)
+					}
+					o := c.Outs[s]
+					checkAdaLoss(t, what, loss, o.Loss)
+					checkAdaGrad(t, what+" dx", dx, o.DX)
+					checkAdaGrad(t, what+" dw", dw, o.DW)
+					for q, sh := range shards {
+						checkAdaState(t, fmt.Sprintf("%s shard %d", what, q), nil, sh.State(), o)
+					}
+				}
+				if l.State() != (c.head(t).State()) {
+					t.Errorf("%s: the ShardedHeads changed Head's state", c.Name)
+				}
+			}
+		}
+	})
+}
