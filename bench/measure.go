@@ -416,6 +416,11 @@ var cmdHeads = []cmdHead{
 	cmdMarginHead("CombinedMargin(64,1,0.3,0.2)", func() *loss.MarginSoftmax { return loss.CombinedMargin(64, 1, 0.3, 0.2) }),
 	cmdMarginHead("SphereFace(4,0)", func() *loss.MarginSoftmax { return loss.SphereFace(4, 0) }),
 	cmdMarginHead("LargeMargin(4,0)", func() *loss.MarginSoftmax { return loss.LargeMargin(4, 0) }),
+	cmdMarginHead("AdaFace(64,0.4,0.333,0.01)", func() *loss.MarginSoftmax { return loss.AdaFace(64, 0.4, 0.333, 0.01) }),
+	cmdMarginHead("MagFace(64,10,110,0.45,0.8,35)", func() *loss.MarginSoftmax { return loss.MagFace(64, 10, 110, 0.45, 0.8, 35) }),
+	cmdMarginHead("ElasticArcFace(64,0.5,0.05)", func() *loss.MarginSoftmax { return loss.ElasticArcFace(64, 0.5, 0.05) }),
+	cmdMarginHead("ElasticCosFace(64,0.35,0.05)", func() *loss.MarginSoftmax { return loss.ElasticCosFace(64, 0.35, 0.05) }),
+	cmdMarginHead("CurricularFace(64,0.5,0.01)", func() *loss.MarginSoftmax { return loss.CurricularFace(64, 0.5, 0.01) }),
 	{
 		name: "Focal(2)",
 		fresh: func(h *cmdHeadData) func() error {
