@@ -3,7 +3,7 @@ module github.com/marginloss/marginloss
 go 1.26.0
 
 require (
-	github.com/klauspost/cpuid/v2 v2.4.2 // bench: the CPU's model and cache sizes
+	github.com/klauspost/cpuid/v2 v2.4.2 // library: internal/simd/cache.go reads the L1d/L2 sizes for the GEMM blocking; bench: the CPU's model
 	golang.org/x/arch v0.33.0 // test only: asm's decoder test of the arm64 WORDs
 	golang.org/x/sys v0.50.0
 	gonum.org/v1/plot v0.17.0 // bench: -plot

@@ -9,8 +9,9 @@
 // checks its arguments and runs the body for the active instruction-set
 // level: AVX-512 or AVX2 on amd64 CPUs that have them, otherwise a body
 // written in Go, which is also the reference the assembly bodies are tested
-// against. The environment variable MARGINLOSS_SIMD (generic, avx2 or
-// avx512), read once per process, caps the level; building with the tag
+// against. The environment variable MARGINLOSS_SIMD (generic, avx2,
+// avx512 or neon), read once per process, caps the level (see
+// loss.Backend, which also documents MARGINLOSS_CACHE); building with the tag
 // purego leaves only the Go bodies. Levels may differ in the last bits of a
 // result, within the bound each function states.
 //

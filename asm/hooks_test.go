@@ -62,3 +62,21 @@ func TestRegistry(t *testing.T) {
 	_, ok := probe(simd.Generic, 1)
 	require.False(t, ok, "no FMA probe at generic")
 }
+
+// TestFMAPeakProbe: every level with a probe runs it (the loop returns, for
+// zero and a few iterations) and counts its flops.
+func TestFMAPeakProbe(t *testing.T) {
+	probe, err := simd.Lookup[func(simd.Level, int) (int, bool)]("FMAPeakLoop")
+	require.NoError(t, err)
+	for _, l := range simd.Usable() {
+		flops, ok := probe(l, 0)
+		if l == simd.Generic {
+			require.False(t, ok)
+			continue
+		}
+		require.True(t, ok, "%v: no FMA peak probe", l)
+		require.Positive(t, flops, "%v", l)
+		f2, _ := probe(l, 1000)
+		require.Equal(t, flops, f2)
+	}
+}

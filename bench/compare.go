@@ -62,13 +62,18 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 		fmt.Fprint(w, strings.Repeat("---:|", 2*len(labels)-1), "\n")
 	}
 
-	fmt.Fprintf(w, "# marginloss benchmark comparison\n\nBaseline: %s. Each ratio is the file's speed over the baseline's: > 1 is faster.\n\n", labels[0])
+	fmt.Fprintf(w, "# marginloss benchmark comparison\n\nBaseline: %s. Each ratio is the file's speed over the baseline's "+
+		"(throughput ÷ baseline throughput for kernels, baseline ms ÷ ms for heads): > 1 means that file is faster than the baseline, "+
+		"< 1 slower. Rows that no file measured are left out.\n\n", labels[0])
 	fmt.Fprintf(w, "| machine |")
 	for _, l := range labels {
 		fmt.Fprintf(w, " %s |", l)
 	}
 	fmt.Fprint(w, "\n|---|", strings.Repeat("---|", len(labels)), "\n")
 	machineRow := func(name string, f func(r *Results) string) {
+		if !slices.ContainsFunc(rs, func(r *Results) bool { v := f(r); return v != "" && v != "0" }) {
+			return // no file has it
+		}
 		fmt.Fprintf(w, "| %s |", name)
 		for _, r := range rs {
 			fmt.Fprintf(w, " %s |", f(r))
@@ -76,6 +81,9 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 		fmt.Fprintln(w)
 	}
 	machineRow("CPU", func(r *Results) string { return r.Machine.CPU })
+	machineRow("family / model", func(r *Results) string { return r.Machine.familyModel() })
+	machineRow("clock", func(r *Results) string { return r.Machine.clock() })
+	machineRow("marginloss", func(r *Results) string { return r.Machine.LibVersion })
 	machineRow("cores", func(r *Results) string { return fmt.Sprint(r.Machine.Cores) })
 	machineRow("L1d / L2", func(r *Results) string {
 		return sizeString(r.Machine.L1d) + " / " + sizeString(r.Machine.L2)
@@ -118,9 +126,12 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 		return levelRank(a.level) - levelRank(b.level)
 	})
 	if len(kkeys) > 0 {
-		fmt.Fprintf(w, "## Kernels (GFLOP/s for gemm, GB/s for the others)\n\n")
+		fmt.Fprintf(w, "## Kernels (GFLOP/s for gemm, GB/s for the others; ratio = file ÷ baseline, > 1 faster)\n\n")
 		head("family", "kernel", "size", "level")
 		for _, key := range kkeys {
+			if !slices.ContainsFunc(kvals[key], func(k KernelRow) bool { v, _ := k.Throughput(); return v > 0 }) {
+				continue // no file measured it
+			}
 			fmt.Fprintf(w, "| %s | %s | %s | %s |", key.family, key.name, key.size, key.level)
 			base, _ := kvals[key][0].Throughput()
 			for i, k := range kvals[key] {
@@ -152,9 +163,12 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 				}
 			}
 		}
-		fmt.Fprintf(w, "## Kernels, best level of each file\n\n")
+		fmt.Fprintf(w, "## Kernels, best level of each file (ratio = file ÷ baseline, > 1 faster)\n\n")
 		head("family", "kernel", "size")
 		for _, bk := range bkeys {
+			if !slices.ContainsFunc(best[bk], func(k KernelRow) bool { v, _ := k.Throughput(); return v > 0 }) {
+				continue
+			}
 			fmt.Fprintf(w, "| %s | %s | %s |", bk.family, bk.name, bk.size)
 			base, _ := best[bk][0].Throughput()
 			for i, k := range best[bk] {
@@ -187,8 +201,12 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 		}
 	}
 	if len(hkeys) > 0 {
-		fmt.Fprintf(w, "## Heads, forward + backward (ms per call; ratio = baseline ms / ms)\n\n")
+		fmt.Fprintf(w, "## Heads, forward + backward (ms per call; ratio = baseline ms ÷ ms, > 1 faster)\n\n")
 		head("loss", "N", "D", "C", "threads")
+		measured := func(key headRowKey) bool {
+			return slices.ContainsFunc(hvals[key], func(h HeadRow) bool { return h.Ms > 0 })
+		}
+		hkeys = slices.DeleteFunc(hkeys, func(k headRowKey) bool { return !measured(k) })
 		for _, key := range hkeys {
 			fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", key.loss, key.n, key.d, key.c, key.nthreads)
 			base := hvals[key][0].Ms

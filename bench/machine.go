@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"maps"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +58,12 @@ func describeMachine() Machine {
 	if m.CPU == "" {
 		m.CPU = cpuinfoModel()
 	}
+	m.CPUFamily, m.CPUModel = c.Family, c.Model
+	if m.CPUFamily == 0 && m.CPUModel == 0 {
+		m.CPUFamily, m.CPUModel = cpuinfoFamilyModel()
+	}
+	m.ClockMHz, m.ClockSource = cpuClock(c.Hz)
+	m.LibVersion = libraryVersion()
 	if m.L1d == 0 || m.L2 == 0 {
 		sys := sysfsCaches()
 		m.L1d = cmpOr(m.L1d, sys["L1d"])
@@ -130,4 +138,87 @@ func sysfsCaches() map[string]int {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// cpuinfoFields reads the first value of each key of /proc/cpuinfo.
+func cpuinfoFields() map[string]string {
+	found := map[string]string{}
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return found
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		k = strings.TrimSpace(k)
+		if ok && found[k] == "" {
+			found[k] = strings.TrimSpace(v)
+		}
+	}
+	return found
+}
+
+// cpuinfoFamilyModel is /proc/cpuinfo's "cpu family" and "model" (x86), or
+// "CPU implementer" and "CPU part" (arm64, hexadecimal); 0, 0 elsewhere.
+func cpuinfoFamilyModel() (family, model int) {
+	f := cpuinfoFields()
+	parse := func(s string) int {
+		v, err := strconv.ParseInt(s, 0, 64) // "0x41" or "25"
+		if err != nil {
+			return 0
+		}
+		return int(v)
+	}
+	if v, ok := f["cpu family"]; ok {
+		return parse(v), parse(f["model"])
+	}
+	return parse(f["CPU implementer"]), parse(f["CPU part"])
+}
+
+// cpuClock is the CPU's clock in MHz and where it came from: cpuid's
+// nominal frequency (hz, 0 when unknown), else the maximum of Linux's
+// cpufreq, else /proc/cpuinfo's current "cpu MHz"; 0, "" when none says.
+func cpuClock(hz int64) (float64, string) {
+	if hz > 0 {
+		return float64(hz) / 1e6, "cpuid"
+	}
+	if b, err := os.ReadFile("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq"); err == nil {
+		if khz, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil && khz > 0 {
+			return khz / 1e3, "cpufreq"
+		}
+	}
+	if v, err := strconv.ParseFloat(cpuinfoFields()["cpu MHz"], 64); err == nil && v > 0 {
+		return v, "cpuinfo"
+	}
+	return 0, ""
+}
+
+// libraryVersion is the marginloss version this bench was built from: the
+// main module's version when built from a tagged module, else the VCS
+// revision stamped by go build (with "-dirty" for uncommitted changes),
+// else `git describe --tags --always --dirty` run here (go run stamps no
+// VCS information), else "unknown".
+func libraryVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v := bi.Main.Version; v != "" && v != "(devel)" {
+			return v
+		}
+		var rev, dirty string
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = "-dirty"
+			}
+		}
+		if rev != "" {
+			return rev + dirty
+		}
+	}
+	if out, err := exec.Command("git", "describe", "--tags", "--always", "--dirty").Output(); err == nil {
+		if v := strings.TrimSpace(string(out)); v != "" {
+			return v
+		}
+	}
+	return "unknown"
 }

@@ -41,8 +41,8 @@
 // best of a few batches of about 40 ms after a warm-up call. speedup is
 // over the generic (pure Go) body of the same kernel and size; frac_peak
 // (GEMM only) is the fraction of fma_peak_gflops, the single-core FMA peak
-// of the widest x86 level, measured by asm's FMAPeakLoop probe (none on
-// arm64).
+// of the widest level, measured by asm's FMAPeakLoop probe (AVX2 and
+// AVX-512 on x86, NEON on arm64).
 //
 // Heads run at the active level (the backend) with N = 256, D = 512 and
 // C ∈ {1k, 10k, 100k}, once with GOMAXPROCS = 1 and once with all cores.
@@ -76,6 +76,10 @@
 //	    "levels": ["generic", "avx2", "avx512"], // (opt) levels timed
 //	    "cores": 2,                      // logical CPUs (runtime.NumCPU)
 //	    "date": "2025-01-02T15:04:05Z",  // RFC 3339, UTC
+//	    "cpu_family": 25, "cpu_model": 17, // (opt) CPUID family/model (arm64: MIDR implementer/part)
+//	    "clock_mhz": 2600,               // (opt) the CPU clock,
+//	    "clock_source": "cpuid",         //   from cpuid (nominal), cpufreq (max) or cpuinfo (current)
+//	    "library_version": "v0.1.0-12-g8a89ad6-dirty", // (opt) module version, VCS stamp or git describe
 //	    "extra": {"blas": "..."}         // (opt) free-form strings
 //	  },
 //	  "fma_peak_gflops": 123.4,          // 0 when no probe
@@ -89,7 +93,8 @@
 //	    "gbps": 40.2,                    // (opt) the others
 //	    "speedup_vs_generic": 12.5,      // (opt) absent without a generic row
 //	    "frac_peak": 0.79,               // (opt) gflops / fma_peak_gflops
-//	    "ns": 171234                     // per call
+//	    "ns": 171234,                    // per call, the fastest batch
+//	    "ns_min": 171234, "ns_median": 172010, "ns_max": 180554 // (opt) over the repeated batches
 //	  }],
 //	  "heads": [{
 //	    "loss": "ArcFace(64,0.5)",       // CosFace(64,0.35), CombinedMargin(64,1,0.3,0.2),
@@ -99,14 +104,17 @@
 //	    "ms": 123.4,                     // fastest call, forward + backward
 //	    "gflops": 63.7,                  // (opt) 6·N·D·C / time, margin heads
 //	    "extra_mib": 10.3,               // first call's heap allocation (peak RSS delta for PyTorch)
-//	    "calls": 3                       // (opt) timed calls
+//	    "calls": 3,                      // (opt) timed calls
+//	    "ms_min": 123.4, "ms_median": 125.0, "ms_max": 131.9 // (opt) over the timed calls
 //	  }]
 //	}
 //
 // -compare matches kernel rows by (family, name, level, size) and head rows
 // by (loss, n, d, c, threads), threads counting only as 1 or all, so that
 // machines with different core counts compare; the first file is the
-// baseline and each ratio is stated so that > 1 means faster than it.
+// baseline and each ratio is stated so that > 1 means faster than it (the
+// report says so above its tables); rows that no file measured are left
+// out.
 package main
 
 import (

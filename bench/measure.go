@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,10 +147,28 @@ func derive(r *Results) {
 	}
 }
 
-// bestNs returns the fastest time per call of fn, in ns: after a warm-up
-// call it sizes a batch of calls to last about cfg.batch and times
-// cfg.repeats batches.
-func bestNs(cfg config, fn func()) float64 {
+// spread is the fastest, median and slowest of repeated timings.
+type spread struct{ min, median, max float64 }
+
+// spreadOf summarises v (non-empty); the median of an even count is the
+// mean of the middle two.
+func spreadOf(v []float64) spread {
+	v = slices.Sorted(slices.Values(v))
+	n := len(v)
+	med := v[n/2]
+	if n%2 == 0 {
+		med = (v[n/2-1] + v[n/2]) / 2
+	}
+	return spread{v[0], med, v[n-1]}
+}
+
+// bestNs returns the fastest time per call of fn, in ns; see timeNs.
+func bestNs(cfg config, fn func()) float64 { return timeNs(cfg, fn).min }
+
+// timeNs times fn per call, in ns: after a warm-up call it sizes a batch
+// of calls to last about cfg.batch and times cfg.repeats batches; it
+// returns the fastest, median and slowest batch.
+func timeNs(cfg config, fn func()) spread {
 	fn()
 	calls := 1
 	for {
@@ -164,15 +183,15 @@ func bestNs(cfg config, fn func()) float64 {
 		}
 		calls *= 8
 	}
-	best := math.Inf(1)
-	for range cfg.repeats {
+	runs := make([]float64, 0, cfg.repeats)
+	for range max(cfg.repeats, 1) {
 		start := time.Now()
 		for range calls {
 			fn()
 		}
-		best = min(best, float64(time.Since(start).Nanoseconds())/float64(calls))
+		runs = append(runs, float64(time.Since(start).Nanoseconds())/float64(calls))
 	}
-	return best
+	return spreadOf(runs)
 }
 
 // fmaPeakFunc is asm's FMA peak probe, registered as "FMAPeakLoop": iters
@@ -303,8 +322,10 @@ func levelItems[F any](cfg config, family, table, name, size string, flops, byte
 			if !ok {
 				return fmt.Errorf("no body at %v", l)
 			}
-			ns := bestNs(cfg, func() { call(f) })
-			row := KernelRow{Family: family, Name: name, Level: l.String(), Size: size, Ns: ns}
+			t := timeNs(cfg, func() { call(f) })
+			ns := t.min
+			row := KernelRow{Family: family, Name: name, Level: l.String(), Size: size, Ns: ns,
+				NsMin: t.min, NsMedian: t.median, NsMax: t.max}
 			if flops > 0 {
 				row.GFLOPS = flops / ns
 			} else {
@@ -499,7 +520,8 @@ func timeCmdHead(cfg config, h *cmdHeadData, hc cmdHead, threads int) (HeadRow, 
 		Loss: hc.name, N: h.n, D: h.d, C: h.c, Threads: threads,
 		ExtraMiB: float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20),
 	}
-	best, spent := math.Inf(1), time.Duration(0)
+	var runs []float64 // seconds per call
+	spent := time.Duration(0)
 	for row.Calls < cfg.maxHeadRuns && (row.Calls == 0 || spent < cfg.headBudget) {
 		start := time.Now()
 		if err := call(); err != nil {
@@ -507,10 +529,12 @@ func timeCmdHead(cfg config, h *cmdHeadData, hc cmdHead, threads int) (HeadRow, 
 		}
 		el := time.Since(start)
 		spent += el
-		best = min(best, el.Seconds())
+		runs = append(runs, el.Seconds())
 		row.Calls++
 	}
-	row.Ms = best * 1e3
+	t := spreadOf(runs)
+	best := t.min
+	row.Ms, row.MsMin, row.MsMedian, row.MsMax = best*1e3, t.min*1e3, t.median*1e3, t.max*1e3
 	if hc.flops != nil {
 		row.GFLOPS = hc.flops(h.n, h.d, h.c) / best / 1e9
 	}

@@ -7,10 +7,11 @@ import (
 )
 
 // BenchmarkFMAPeak measures this core's single-core vector FMA peak at each
-// x86 level, the ceiling that the GEMM results are stated against.
+// level (AVX2, AVX-512, NEON), the ceiling that the GEMM results are stated
+// against.
 func BenchmarkFMAPeak(b *testing.B) {
 	probe := lookupFMAPeak(b)
-	for _, l := range []simd.Level{simd.AVX2, simd.AVX512} {
+	for _, l := range []simd.Level{simd.AVX2, simd.AVX512, simd.NEON} {
 		b.Run(l.String(), func(b *testing.B) {
 			if !simd.CPUSupports(l) {
 				b.Skipf("CPU lacks %v", l)
@@ -32,7 +33,7 @@ func BenchmarkFMAPeak(b *testing.B) {
 //	go test ./bench -run '^$' -bench FMAPeakParallel -cpu 1,2
 func BenchmarkFMAPeakParallel(b *testing.B) {
 	probe := lookupFMAPeak(b)
-	for _, l := range []simd.Level{simd.AVX2, simd.AVX512} {
+	for _, l := range []simd.Level{simd.AVX2, simd.AVX512, simd.NEON} {
 		b.Run(l.String(), func(b *testing.B) {
 			if !simd.CPUSupports(l) {
 				b.Skipf("CPU lacks %v", l)

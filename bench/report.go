@@ -29,19 +29,30 @@ type Results struct {
 
 // Machine describes where a result file was measured.
 type Machine struct {
-	CPU      string            `json:"cpu"`
-	Features []string          `json:"features"`
-	L1d      int               `json:"l1d"` // bytes, 0 when unknown
-	L2       int               `json:"l2"`
-	L3       int               `json:"l3,omitempty"`
-	GOOS     string            `json:"goos"`
-	GOARCH   string            `json:"goarch"`
-	Go       string            `json:"go"`
-	Backend  string            `json:"backend"`
-	Levels   []string          `json:"levels,omitempty"`
-	Cores    int               `json:"cores"`
-	Date     string            `json:"date"`
-	Extra    map[string]string `json:"extra,omitempty"`
+	CPU      string   `json:"cpu"`
+	Features []string `json:"features"`
+	L1d      int      `json:"l1d"` // bytes, 0 when unknown
+	L2       int      `json:"l2"`
+	L3       int      `json:"l3,omitempty"`
+	GOOS     string   `json:"goos"`
+	GOARCH   string   `json:"goarch"`
+	Go       string   `json:"go"`
+	Backend  string   `json:"backend"`
+	Levels   []string `json:"levels,omitempty"`
+	Cores    int      `json:"cores"`
+	Date     string   `json:"date"`
+	// The CPU's family and model numbers (x86 CPUID; on arm64 the MIDR's
+	// implementer and part), 0 when unknown, and its clock in MHz with
+	// where that came from ("cpuid": the nominal frequency; "cpuinfo": the
+	// kernel's current figure; "cpufreq": the maximum in sysfs).
+	CPUFamily   int     `json:"cpu_family,omitempty"`
+	CPUModel    int     `json:"cpu_model,omitempty"`
+	ClockMHz    float64 `json:"clock_mhz,omitempty"`
+	ClockSource string  `json:"clock_source,omitempty"`
+	// LibVersion is the library's version: the module version of the
+	// build, else the VCS revision stamped in it, else `git describe`.
+	LibVersion string            `json:"library_version,omitempty"`
+	Extra      map[string]string `json:"extra,omitempty"`
 }
 
 // KernelRow is one kernel at one level and size.
@@ -54,7 +65,11 @@ type KernelRow struct {
 	GBPS    float64 `json:"gbps,omitempty"`
 	Speedup float64 `json:"speedup_vs_generic,omitempty"`
 	Frac    float64 `json:"frac_peak,omitempty"`
-	Ns      float64 `json:"ns,omitempty"`
+	Ns      float64 `json:"ns,omitempty"` // the fastest batch's time per call (= NsMin)
+	// The time per call of the repeated batches: fastest, median, slowest.
+	NsMin    float64 `json:"ns_min,omitempty"`
+	NsMedian float64 `json:"ns_median,omitempty"`
+	NsMax    float64 `json:"ns_max,omitempty"`
 }
 
 // Throughput is the row's GFLOP/s or GB/s, with its unit.
@@ -77,6 +92,10 @@ type HeadRow struct {
 	GFLOPS   float64 `json:"gflops,omitempty"`
 	ExtraMiB float64 `json:"extra_mib"`
 	Calls    int     `json:"calls,omitempty"`
+	// The timed calls: fastest (= Ms), median, slowest.
+	MsMin    float64 `json:"ms_min,omitempty"`
+	MsMedian float64 `json:"ms_median,omitempty"`
+	MsMax    float64 `json:"ms_max,omitempty"`
 }
 
 func writeResults(path string, r *Results) error {
@@ -113,6 +132,15 @@ func writeReport(w io.Writer, r *Results, took time.Duration) {
 	}
 	fmt.Fprintf(w, "| machine | |\n|---|---|\n")
 	fmt.Fprintf(w, "| CPU | %s |\n", m.CPU)
+	if v := m.familyModel(); v != "" {
+		fmt.Fprintf(w, "| family / model | %s |\n", v)
+	}
+	if v := m.clock(); v != "" {
+		fmt.Fprintf(w, "| clock | %s |\n", v)
+	}
+	if m.LibVersion != "" {
+		fmt.Fprintf(w, "| marginloss | %s |\n", m.LibVersion)
+	}
 	fmt.Fprintf(w, "| features | %s |\n", strings.Join(m.Features, " "))
 	fmt.Fprintf(w, "| L1d / L2 / L3 | %s / %s / %s |\n", sizeString(m.L1d), sizeString(m.L2), sizeString(m.L3))
 	fmt.Fprintf(w, "| cores | %d |\n", m.Cores)
@@ -204,4 +232,20 @@ func sizeString(b int) string {
 		return fmt.Sprintf("%d KiB", b>>10)
 	}
 	return fmt.Sprintf("%d B", b)
+}
+
+// familyModel is "6 / 207 (0x06 / 0xcf)", or "" when unknown.
+func (m Machine) familyModel() string {
+	if m.CPUFamily == 0 && m.CPUModel == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d / %d (%#02x / %#02x)", m.CPUFamily, m.CPUModel, m.CPUFamily, m.CPUModel)
+}
+
+// clock is "2300 MHz (cpuinfo)", or "" when unknown.
+func (m Machine) clock() string {
+	if m.ClockMHz <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f MHz (%s)", m.ClockMHz, m.ClockSource)
 }

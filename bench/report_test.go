@@ -21,17 +21,19 @@ func sampleResults(backend string, scale float64) *Results {
 			CPU: "Test CPU", Features: []string{"AVX2", "FMA3"}, L1d: 48 << 10, L2: 1 << 20,
 			GOOS: "linux", GOARCH: "amd64", Go: "go1.26.0", Backend: backend,
 			Levels: []string{"generic", "avx2"}, Cores: 2, Date: "2025-01-02T03:04:05Z",
+			CPUFamily: 6, CPUModel: 207, ClockMHz: 2300, ClockSource: "cpuinfo", LibVersion: "v0.1.0-3-gabcdef0",
 		},
 		FMAPeakGFLOPS: 100,
 		FMAPeaks:      map[string]float64{"avx2": 100},
 		Kernels: []KernelRow{
-			{Family: "gemm", Name: "NT", Level: "generic", Size: "m=32 n=512 k=64", GFLOPS: 4 * scale, Ns: 1000},
+			{Family: "gemm", Name: "NT", Level: "generic", Size: "m=32 n=512 k=64", GFLOPS: 4 * scale, Ns: 1000, NsMin: 1000, NsMedian: 1100, NsMax: 1500},
 			{Family: "gemm", Name: "NT", Level: "avx2", Size: "m=32 n=512 k=64", GFLOPS: 80 * scale, Speedup: 20, Frac: 0.8, Ns: 50},
 			{Family: "lse", Name: "MaxSumExp", Level: "generic", Size: "n=256", GBPS: 1.5 * scale, Ns: 700},
 			{Family: "lse", Name: "MaxSumExp", Level: "avx2", Size: "n=256", GBPS: 12 * scale, Speedup: 8, Ns: 85},
 		},
 		Heads: []HeadRow{
-			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 1, Ms: 0.5 / scale, GFLOPS: 2.4 * scale, ExtraMiB: 0.1, Calls: 3},
+			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 1, Ms: 0.5 / scale, GFLOPS: 2.4 * scale, ExtraMiB: 0.1, Calls: 3,
+				MsMin: 0.5 / scale, MsMedian: 0.6 / scale, MsMax: 0.9 / scale},
 			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 2, Ms: 0.3 / scale, GFLOPS: 4 * scale, ExtraMiB: 0.1, Calls: 3},
 			{Loss: "Focal(2)", N: 32, D: 64, C: 100, Threads: 1, Ms: 0.05 / scale, Calls: 5},
 		},
@@ -55,7 +57,9 @@ func TestJSONRoundTrip(t *testing.T) {
 	// The documented field names.
 	b, _ := os.ReadFile(path)
 	for _, f := range []string{`"schema": "marginloss-bench"`, `"version": 1`, `"fma_peak_gflops"`, `"l1d"`, `"speedup_vs_generic"`,
-		`"frac_peak"`, `"gflops"`, `"gbps"`, `"extra_mib"`, `"threads"`, `"backend"`, `"cores"`, `"date"`} {
+		`"frac_peak"`, `"gflops"`, `"gbps"`, `"extra_mib"`, `"threads"`, `"backend"`, `"cores"`, `"date"`,
+		`"cpu_family": 6`, `"cpu_model": 207`, `"clock_mhz": 2300`, `"clock_source"`, `"library_version": "v0.1.0-3-gabcdef0"`,
+		`"ns_min"`, `"ns_median": 1100`, `"ns_max"`, `"ms_min"`, `"ms_median"`, `"ms_max"`} {
 		if !bytes.Contains(b, []byte(f)) {
 			t.Errorf("JSON lacks %s", f)
 		}
@@ -78,6 +82,10 @@ func writeSamples(t *testing.T) (a, b string) {
 	nb := sampleResults("pytorch 2.1.2", 2)
 	nb.Kernels = append(nb.Kernels, KernelRow{Family: "gemm", Name: "NT", Level: "openblas", Size: "m=32 n=512 k=64", GFLOPS: 240})
 	nb.Heads[1].Threads = 16 // "all" matches across core counts
+	// Rows that no file measured (zero values) are left out of -compare.
+	nb.Kernels = append(nb.Kernels, KernelRow{Family: "exp", Name: "Exp", Level: "neon", Size: "n=256"})
+	nb.Heads = append(nb.Heads, HeadRow{Loss: "Center(0.5)", N: 32, D: 64, C: 100, Threads: 1})
+	nb.Machine.CPUFamily, nb.Machine.CPUModel, nb.Machine.ClockMHz, nb.Machine.LibVersion = 0, 0, 0, ""
 	for path, r := range map[string]*Results{a: sampleResults("avx2", 1), b: nb} {
 		if err := writeResults(path, r); err != nil {
 			t.Fatal(err)
@@ -103,10 +111,27 @@ func TestCompare(t *testing.T) {
 		"| ArcFace(64,0.5) | 32 | 64 | 100 | 1 | 0.500 | 0.250 | 2.00× |",
 		"| ArcFace(64,0.5) | 32 | 64 | 100 | all | 0.300 | 0.150 | 2.00× |",
 		"| Focal(2) | 32 | 64 | 100 | 1 | 0.0500 | 0.0250 | 2.00× |",
+		"| family / model | 6 / 207 (0x06 / 0xcf) |  |",
+		"| clock | 2300 MHz (cpuinfo) |  |",
+		"> 1 means that file is faster than the baseline",
+		"ratio = baseline ms ÷ ms, > 1 faster",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("compare output lacks %q:\n%s", want, s)
 		}
+	}
+	for _, hidden := range []string{"| exp | Exp |", "Center(0.5)"} {
+		if strings.Contains(s, hidden) {
+			t.Errorf("compare output shows %q, which no file measured:\n%s", hidden, s)
+		}
+	}
+	// A machine row that no file has is left out.
+	one := sampleResults("avx2", 1)
+	one.Machine.ClockMHz = 0
+	var buf bytes.Buffer
+	writeCompare(&buf, []*Results{one, one}, []string{"x.json", "y.json"})
+	if strings.Contains(buf.String(), "| clock |") {
+		t.Errorf("a clock row though no file has a clock:\n%s", buf.String())
 	}
 }
 
@@ -181,6 +206,21 @@ func TestPlan(t *testing.T) {
 	for _, want := range []string{"kernels/gemm/NT/m=32 n=512 k=64/generic", "heads/ArcFace(64,0.5)/C=100/threads=1"} {
 		if !seen[want] {
 			t.Errorf("no item %q", want)
+		}
+	}
+}
+
+func TestSpreadOf(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want spread
+	}{
+		{[]float64{5}, spread{5, 5, 5}},
+		{[]float64{3, 1, 2}, spread{1, 2, 3}},
+		{[]float64{4, 1, 3, 2}, spread{1, 2.5, 4}},
+	} {
+		if got := spreadOf(c.in); got != c.want {
+			t.Errorf("spreadOf(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}
 }

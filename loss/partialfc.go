@@ -130,6 +130,26 @@ func (p *PartialFC) check() error {
 	return p.Head.Validate()
 }
 
+// Calls returns the number of successful calls to Loss so far: the index
+// k of the next call's draw. Save it with a checkpoint; SetCalls restores
+// it.
+func (p *PartialFC) Calls() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
+
+// SetCalls sets the draw counter to n, so that the next successful call
+// draws exactly what the (n+1)-th successful call of a value with the same
+// Seed and SampleRate drew (and its result, given the same x, w and
+// labels). Use it to resume a run from a checkpoint that saved Calls.
+// Sampled is left as it was (the S of this value's last call).
+func (p *PartialFC) SetCalls(n uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = n
+}
+
 // Sampled returns S of the last successful call to Loss: the sampled class
 // indices in ascending order (positions in it are the classes' positions in
 // the head's call), for sparse optimiser updates of the rows of w (class c

@@ -771,3 +771,53 @@ func ExamplePartialFC() {
 	// step 1: 125 classes sampled, loss 14.91
 	// step 2: 125 classes sampled, loss 13.99
 }
+
+// TestPartialFCSetCalls: a counter restored with SetCalls on a fresh value
+// reproduces the draws (and the results) of the value it was read from;
+// failed calls do not count.
+func TestPartialFCSetCalls(t *testing.T) {
+	r := rand.New(rand.NewSource(31))
+	n, c, d := 12, 500, 8
+	x, w := randMatrix(r, n, d), randMatrix(r, c, d)
+	labels := randLabels(r, n, c)
+	newP := func() *loss.PartialFC {
+		return &loss.PartialFC{Head: loss.ArcFace(32, 0.5), SampleRate: 0.1, Seed: 7}
+	}
+	step := func(p *loss.PartialFC) ([]int32, []float32) {
+		dx, dw := filled(n, d, 0), filled(c, d, 0)
+		l, err := p.Loss(x, w, labels, &dx, &dw)
+		require.NoError(t, err)
+		return p.Sampled(), append(append([]float32{l}, dx.Data...), dw.Data...)
+	}
+	orig := newP()
+	require.Zero(t, orig.Calls())
+	for range 3 {
+		step(orig)
+	}
+	_, err := orig.Loss(x, w, []int32{int32(c)}, nil, nil) // out of range: no draw
+	require.Error(t, err)
+	require.Equal(t, uint64(3), orig.Calls())
+
+	resumed := newP()
+	resumed.SetCalls(orig.Calls())
+	require.Equal(t, uint64(3), resumed.Calls())
+	var prev []int32
+	for call := 3; call < 6; call++ {
+		wantS, wantOut := step(orig)
+		gotS, gotOut := step(resumed)
+		require.Equal(t, wantS, gotS, "call %d: S", call)
+		pfcRequireBits(t, wantOut, gotOut, "call %d: loss and gradients", call)
+		require.NotEqual(t, prev, gotS, "call %d drew the previous call's set", call)
+		prev = gotS
+	}
+	require.Equal(t, uint64(6), resumed.Calls())
+
+	// A fresh value without SetCalls draws call 0's set, not call 6's.
+	fresh := newP()
+	s0, _ := step(fresh)
+	s6, _ := step(orig)
+	require.NotEqual(t, s6, s0)
+	fresh.SetCalls(0)
+	again, _ := step(fresh)
+	require.Equal(t, s0, again, "SetCalls(0) replays the first draw")
+}

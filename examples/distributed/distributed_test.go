@@ -221,7 +221,8 @@ func TestShardedMatchesSingle(t *testing.T) {
 				t.Errorf("%s, %d ranks: backbones differ between ranks", stats, size)
 			}
 			for k, o := range res[1:] {
-				if o.Accuracy != r.Accuracy || !slices.Equal(o.Losses, r.Losses) || o.Check != r.Check {
+				if o.Accuracy != r.Accuracy || !slices.Equal(o.Losses, r.Losses) || o.Check != r.Check ||
+					o.Verify.Accuracy != r.Verify.Accuracy || o.Verify.VAL != r.Verify.VAL || o.Verify.FAR != r.Verify.FAR {
 					t.Errorf("%s, %d ranks: rank %d reports %+v, rank 0 %+v", stats, size, k+1, o, r)
 				}
 			}
@@ -229,6 +230,9 @@ func TestShardedMatchesSingle(t *testing.T) {
 				ref = r
 				if r.Accuracy < 0.9 {
 					t.Errorf("1 rank: test accuracy %.4f on the synthetic set, want ≥ 0.9", r.Accuracy)
+				}
+				if r.VerifyErr != nil || r.Verify.Accuracy < 0.8 {
+					t.Errorf("1 rank: verification %.4f (%v) on the synthetic set, want ≥ 0.8", r.Verify.Accuracy, r.VerifyErr)
 				}
 				continue
 			}
@@ -275,6 +279,9 @@ var lastLines = regexp.MustCompile(`sharded vs single process: loss rel diff (\S
 // accuracy at least minAcc.
 func checkOutput(t *testing.T, out string, minAcc float64) {
 	t.Helper()
+	if !regexp.MustCompile(`\nverification [01]\.\d{4} ± \d\.\d{4}, VAL [01]\.\d{4} ± \d\.\d{4} @ FAR 1e-03 `).MatchString(out) {
+		t.Errorf("no verification line:\n%s", out)
+	}
 	m := lastLines.FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("output does not end with the diff and accuracy lines:\n%s", out)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/marginloss/marginloss/eval"
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
 )
@@ -53,7 +54,9 @@ type checkResult struct {
 type result struct {
 	Check     checkResult
 	Accuracy  float64
-	Identical bool // backbone weights bitwise equal on all ranks at the end
+	Verify    eval.VerifyResult // insightface's protocol on the disjoint test pairs
+	VerifyErr error             // why there is no Verify (too few test images)
+	Identical bool              // backbone weights bitwise equal on all ranks at the end
 	TrainTime time.Duration
 	Losses    []float32 // mean loss of each epoch
 }
@@ -307,42 +310,48 @@ func maxRelDiff(a, b []float32) float64 {
 	return num / den
 }
 
-// evaluate returns the test accuracy of the nearest class weight by
-// cosine. Each rank embeds its share of the test set against the gathered
-// W and the correct counts are summed.
-func (t *trainer) evaluate(test *mnistmlp.Dataset) (float64, error) {
+// evaluate scores the test set: the accuracy of the nearest class weight
+// by cosine (eval.Top1) and verification by insightface's protocol
+// (eval.Verification) on mnistmlp.VerificationPairs, the trainer's disjoint
+// pairs. Each rank embeds its share of the test set; a SUM all-reduce of
+// the rows (each row is nonzero on one rank only, so the sum is exact)
+// gives every rank all embeddings, and every rank computes the same scores.
+// A verification error (too few test images) is returned in verr.
+func (t *trainer) evaluate(test *mnistmlp.Dataset) (acc float64, ver eval.VerifyResult, verr error, err error) {
 	wFull, err := t.gatherW(t.w.W)
 	if err != nil {
-		return 0, err
+		return 0, ver, nil, err
 	}
 	D := t.D
-	wn := normalizeRows(wFull, D)
+	emb := make([]float32, test.N*D)
 	lo, hi := split(test.N, t.c.Size(), t.c.Rank())
-	correct := 0
 	rows := make([]int, 0, 500)
 	for b := lo; b < hi; b += 500 {
 		rows = rows[:0]
 		for i := b; i < min(b+500, hi); i++ {
 			rows = append(rows, i)
 		}
-		e := normalizeRows(t.net.Forward(test, rows), D)
-		for k, i := range rows {
-			best, arg := math.Inf(-1), -1
-			for j := range mnistmlp.NumClass {
-				if c := dot(e[k*D:(k+1)*D], wn[j*D:(j+1)*D]); c > best {
-					best, arg = c, j
-				}
-			}
-			if int32(arg) == test.Labels[i] {
-				correct++
-			}
-		}
+		copy(emb[b*D:], t.net.Forward(test, rows)[:len(rows)*D])
 	}
-	buf := []float32{float32(correct)} // exact below 2^24
-	if err := t.c.AllreduceSum(buf); err != nil {
-		return 0, err
+	if err := t.c.AllreduceSum(emb); err != nil {
+		return 0, ver, nil, err
 	}
-	return float64(buf[0]) / float64(max(test.N, 1)), nil
+	if test.N == 0 {
+		return 0, ver, errors.New("no test images"), nil
+	}
+	all := loss.Matrix{Rows: test.N, Cols: D, Data: emb}
+	if acc, err = eval.Top1(all, loss.Matrix{Rows: len(wFull) / D, Cols: D, Data: wFull}, test.Labels); err != nil {
+		return 0, ver, nil, err
+	}
+	ia, ib, same := mnistmlp.VerificationPairs(test.Labels)
+	a := loss.Matrix{Rows: len(same), Cols: D, Data: make([]float32, len(same)*D)}
+	b := loss.Matrix{Rows: len(same), Cols: D, Data: make([]float32, len(same)*D)}
+	for k := range same {
+		copy(a.Row(k), all.Row(ia[k]))
+		copy(b.Row(k), all.Row(ib[k]))
+	}
+	ver, verr = eval.Verification(a, b, same, eval.VerifyOptions{})
+	return acc, ver, verr, nil
 }
 
 // identical reports whether every rank holds bitwise the same backbone:
@@ -428,7 +437,7 @@ func train(c Comm, cfg config, trainSet, test *mnistmlp.Dataset, out io.Writer) 
 		res.Losses = append(res.Losses, float32(sum/float64(n)))
 		note := ""
 		if cfg.EvalEach && ep+1 < cfg.Epochs {
-			acc, err := t.evaluate(test)
+			acc, _, _, err := t.evaluate(test)
 			if err != nil {
 				return res, err
 			}
@@ -440,7 +449,7 @@ func train(c Comm, cfg config, trainSet, test *mnistmlp.Dataset, out io.Writer) 
 	if res.Identical, err = t.identical(); err != nil {
 		return res, err
 	}
-	if res.Accuracy, err = t.evaluate(test); err != nil {
+	if res.Accuracy, res.Verify, res.VerifyErr, err = t.evaluate(test); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -455,34 +464,6 @@ func shardDesc(size int) string {
 			s += "|"
 		}
 		s += fmt.Sprintf("%d-%d", lo, hi-1)
-	}
-	return s
-}
-
-// normalizeRows returns a copy of the n×d matrix with each row scaled to
-// unit length (zero rows stay zero).
-func normalizeRows(a []float32, d int) []float32 {
-	out := make([]float32, len(a))
-	for i := 0; i+d <= len(a); i += d {
-		var s float64
-		for _, v := range a[i : i+d] {
-			s += float64(v) * float64(v)
-		}
-		if s == 0 {
-			continue
-		}
-		inv := float32(1 / math.Sqrt(s))
-		for j, v := range a[i : i+d] {
-			out[i+j] = v * inv
-		}
-	}
-	return out
-}
-
-func dot(a, b []float32) float64 {
-	var s float64
-	for i, v := range a {
-		s += float64(v) * float64(b[i])
 	}
 	return s
 }

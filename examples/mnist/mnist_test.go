@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -67,15 +68,15 @@ func TestShortRun(t *testing.T) {
 				t.Fatalf("%d iterations", len(ls))
 			}
 			first, last := mean(ls[:8]), mean(ls[len(ls)-8:])
-			t.Logf("loss %.3f → %.3f, accuracy %.4f, verification %.4f", first, last, r.Eval.Accuracy, r.Eval.Verify)
+			t.Logf("loss %.3f → %.3f, accuracy %.4f, %s", first, last, r.Eval.Accuracy, r.Eval.verifyDesc())
 			if !(last < 0.8*first) {
 				t.Errorf("loss did not fall: first batches %.4f, last batches %.4f", first, last)
 			}
 			if r.Eval.Accuracy < 0.5 {
 				t.Errorf("test accuracy %.4f, want ≥ 0.5 (chance is 0.1)", r.Eval.Accuracy)
 			}
-			if r.Eval.Verify < 0.6 {
-				t.Errorf("verification %.4f, want ≥ 0.6 (chance is 0.5)", r.Eval.Verify)
+			if r.Eval.Err != nil || r.Eval.Verify.Accuracy < 0.6 {
+				t.Errorf("verification %.4f (%v), want ≥ 0.6 (chance is 0.5)", r.Eval.Verify.Accuracy, r.Eval.Err)
 			}
 		})
 	}
@@ -367,14 +368,100 @@ func TestVerification(t *testing.T) {
 		}
 	}
 	r := evaluate(perfect, labels, dirs, d)
-	if r.Accuracy != 1 || r.Verify != 1 {
+	if r.Err != nil || r.Accuracy != 1 || r.Verify.Accuracy != 1 || r.Verify.VAL != 1 || r.Verify.FAR != 0 {
 		t.Errorf("perfect embeddings: %+v", r)
 	}
 	r = evaluate(random, labels, dirs, d)
-	if r.Accuracy > 0.2 || r.Verify > 0.56 {
-		t.Errorf("random embeddings: %+v", r)
+	if r.Err != nil || r.Accuracy > 0.2 || r.Verify.Accuracy > 0.56 || r.Verify.VAL > 0.05 {
+		t.Errorf("random embeddings: accuracy %v, %s", r.Accuracy, r.verifyDesc())
 	}
-	if p := samplePairs(labels); len(p) != verifyPairs {
-		t.Errorf("%d pairs", len(p))
+	if r := evaluate(random[:10*d], labels[:10], dirs, d); r.Err == nil {
+		t.Errorf("10 images (2 pairs) for 10 folds: no error")
+	}
+}
+
+// TestVerificationPairs: disjoint pairs, half of each kind, interleaved,
+// and the same every time.
+func TestVerificationPairs(t *testing.T) {
+	_, test := loadReal(t)
+	ia, ib, same := mnistmlp.VerificationPairs(test.Labels)
+	if len(same) != test.N/2 {
+		t.Errorf("%d pairs from %d images, want %d", len(same), test.N, test.N/2)
+	}
+	used := make([]bool, test.N)
+	for k := range same {
+		for _, i := range []int{ia[k], ib[k]} {
+			if used[i] {
+				t.Fatalf("image %d is in two pairs", i)
+			}
+			used[i] = true
+		}
+		if want := k%2 == 0; same[k] != want || (test.Labels[ia[k]] == test.Labels[ib[k]]) != want {
+			t.Fatalf("pair %d (%d, %d): same = %v, labels %d and %d", k, ia[k], ib[k], same[k], test.Labels[ia[k]], test.Labels[ib[k]])
+		}
+	}
+	ja, jb, _ := mnistmlp.VerificationPairs(test.Labels)
+	if !slices.Equal(ia, ja) || !slices.Equal(ib, jb) {
+		t.Error("the pairs differ between calls")
+	}
+}
+
+// TestResume: -epochs 1 -lr-epochs 2 -save f, then -epochs 2 -resume f,
+// prints the test accuracy line of -epochs 2 and ends with the same W and
+// test embeddings, bit for bit (centre loss on, so its centres are part of
+// the state).
+func TestResume(t *testing.T) {
+	train, test := loadReal(t)
+	ck := filepath.Join(t.TempDir(), "ck.safetensors")
+	common := []string{"-train-size", "600", "-test-size", "400", "-batch", "50", "-center", "0.01", "-eval-each=false"}
+	cfgOf := func(args ...string) config {
+		t.Helper()
+		cfg, err := parseFlags(append(slices.Clone(common), args...), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	lastLine := func(cfg config) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := run(cfg, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	full := lastLine(cfgOf("-epochs", "2"))
+	lastLine(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck))
+	if got := lastLine(cfgOf("-epochs", "2", "-resume", ck)); got != full {
+		t.Errorf("resumed: %q, uninterrupted: %q", got, full)
+	}
+
+	train, test = train.Subset(600), test.Subset(400)
+	ref, err := trainOne(cfgOf("-epochs", "2"), "arcface", train, test, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainOne(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck), "arcface", train, test, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	got, err := trainOne(cfgOf("-epochs", "2", "-resume", ck), "arcface", train, test, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Losses) != len(ref.Losses)/2 {
+		t.Errorf("the resumed run took %d steps, want %d", len(got.Losses), len(ref.Losses)/2)
+	}
+	for name, pair := range map[string][2][]float32{"W": {ref.W, got.W}, "test embeddings": {ref.Emb, got.Emb}, "second-epoch losses": {ref.Losses[len(ref.Losses)/2:], got.Losses}} {
+		if !slices.EqualFunc(pair[0], pair[1], func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+			t.Errorf("%s differ after the resume", name)
+		}
+	}
+	// Another configuration is refused.
+	if _, err := trainOne(cfgOf("-epochs", "2", "-lr", "0.05", "-resume", ck), "arcface", train, test, io.Discard, io.Discard); err == nil {
+		t.Error("-resume with another -lr: no error")
+	}
+	if _, err := parseFlags([]string{"-loss", "arcface,cosface", "-save", ck}, io.Discard); err == nil {
+		t.Error("-save with two losses: no error")
 	}
 }

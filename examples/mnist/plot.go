@@ -8,6 +8,7 @@ import (
 	"image/png"
 	"math"
 	"os"
+	"strings"
 
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 
@@ -389,4 +390,16 @@ func unit(v []float64) []float64 {
 		out[i] = x * s
 	}
 	return out
+}
+
+// panelTitle is a plot panel's title: the head with its scale and margins
+// as the log names them ("ArcFace s=10 m=0.3"; the pre-training and
+// annealing details are left to the log) and the test accuracy.
+func panelTitle(desc string, acc float64) string {
+	for _, cut := range []string{", after", " λ="} {
+		if i := strings.Index(desc, cut); i >= 0 {
+			desc = desc[:i]
+		}
+	}
+	return fmt.Sprintf("%s  (test acc %.4f)", desc, acc)
 }

@@ -6,11 +6,15 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 )
 
 // progress draws training progress: on a terminal, one line redrawn with \r
-// a few times a second; otherwise a plain line every `every` and at the end
-// of each epoch.
+// a few times a second, never wider than the terminal (a wider line wraps,
+// and each redraw would then start a new line); otherwise a plain line
+// every `every` and at the end of each epoch.
 type progress struct {
 	w       io.Writer
 	tty     bool
@@ -23,24 +27,37 @@ type progress struct {
 	last    time.Time
 	lastLen int
 	done    int     // samples processed so far
+	base    int     // samples done before this process started (a resumed run)
 	lossEMA float64 // smoothed batch loss
 	nLoss   int
 	nowFunc func() time.Time
+	width   func() int // the terminal's columns, asked at every redraw (it may be resized)
 }
 
-// isTerminal reports whether w is a character device (a terminal).
-func isTerminal(w io.Writer) bool {
+// isTerminal reports whether w is a terminal (golang.org/x/term), and
+// returns its file descriptor.
+func isTerminal(w io.Writer) (int, bool) {
 	f, ok := w.(*os.File)
 	if !ok {
-		return false
+		return 0, false
 	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
 }
 
+// defaultColumns is the width assumed when the terminal reports none.
+const defaultColumns = 80
+
 func newProgress(w io.Writer, label string, epochs, perEpoch int) *progress {
-	p := &progress{w: w, tty: isTerminal(w), every: 10 * time.Second, label: label,
-		epochs: epochs, perEp: perEpoch, total: epochs * perEpoch, nowFunc: time.Now}
+	fd, tty := isTerminal(w)
+	p := &progress{w: w, tty: tty, every: 10 * time.Second, label: label,
+		epochs: epochs, perEp: perEpoch, total: epochs * perEpoch, nowFunc: time.Now,
+		width: func() int {
+			if c, _, err := term.GetSize(fd); err == nil && c > 0 {
+				return c
+			}
+			return defaultColumns
+		}}
 	p.start = p.nowFunc()
 	p.last = p.start
 	return p
@@ -68,6 +85,10 @@ func (p *progress) Add(epoch, n int, lossValue float32) {
 	}
 }
 
+// Resume starts the count at the samples of the epochs a resumed run has
+// done already (they count for the position, not for the rate).
+func (p *progress) Resume(epochs int) { p.done, p.base = epochs*p.perEp, epochs*p.perEp }
+
 // Pause excludes d (time spent on something else, such as evaluation) from
 // the rate and the time-left estimate.
 func (p *progress) Pause(d time.Duration) { p.start = p.start.Add(d) }
@@ -86,7 +107,7 @@ func (p *progress) status(epoch int, now time.Time) string {
 	el := now.Sub(p.start).Seconds()
 	rate := 0.0
 	if el > 0 {
-		rate = float64(p.done) / el
+		rate = float64(p.done-p.base) / el
 	}
 	left := "?"
 	if rate > 0 {
@@ -99,16 +120,35 @@ func (p *progress) draw(epoch int, now time.Time) {
 	p.last = now
 	inEpoch := p.done - epoch*p.perEp
 	frac := float64(inEpoch) / float64(p.perEp)
-	const width = 24
-	fill := int(frac*width + 0.5)
-	fill = min(max(fill, 0), width)
-	s := fmt.Sprintf("[%s%s] %3.0f%% %s", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*frac, p.status(epoch, now))
+	s := fitLine(frac, p.status(epoch, now), p.width()-1) // the last column would wrap on some terminals
+	n := utf8.RuneCountInString(s)
 	pad := ""
-	if len(s) < p.lastLen {
-		pad = strings.Repeat(" ", p.lastLen-len(s))
+	if n < p.lastLen {
+		pad = strings.Repeat(" ", p.lastLen-n)
 	}
 	fmt.Fprint(p.w, "\r"+s+pad)
-	p.lastLen = len(s)
+	p.lastLen = n
+}
+
+// fitLine is the redrawn line, "[=====     ]  42% status", in at most cols
+// characters: the bar shrinks first (24 cells at most, dropped below 5),
+// then the status is cut at cols.
+func fitLine(frac float64, status string, cols int) string {
+	pct := fmt.Sprintf("%3.0f%% ", 100*frac)
+	rest := utf8.RuneCountInString(pct + status)
+	bar := min(24, cols-rest-3) // "[" + bar + "] "
+	s := pct + status
+	if bar >= 5 {
+		fill := min(max(int(frac*float64(bar)+0.5), 0), bar)
+		s = "[" + strings.Repeat("=", fill) + strings.Repeat(" ", bar-fill) + "] " + s
+	}
+	if cols < 1 {
+		return ""
+	}
+	if utf8.RuneCountInString(s) > cols {
+		s = string([]rune(s)[:cols])
+	}
+	return s
 }
 
 func (p *progress) clear() {

@@ -6,7 +6,10 @@
 // unexported through it, and nothing outside the module can.
 package simd
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Level is a kernel instruction-set level. Higher values on the same
 // architecture are wider; Generic is pure Go and always available.
@@ -106,4 +109,46 @@ func sameFamily(a, b Level) bool {
 		return false
 	}
 	return levelFamily[a] != "" && levelFamily[a] == levelFamily[b]
+}
+
+// archFamily is the levelFamily of the assembly a GOARCH can have.
+func archFamily(goarch string) string {
+	switch goarch {
+	case "amd64":
+		return "x86"
+	case "arm64":
+		return "arm64"
+	}
+	return ""
+}
+
+// overrideWarning is the line printed (once, on stderr) when the
+// MARGINLOSS_SIMD value cannot do what it says, or "": a value that names
+// no level, or a level of another architecture than goarch's (neon on
+// amd64, avx2 on arm64), which caps at generic. got is the level in use.
+func overrideWarning(override, goarch string, got Level) string {
+	if strings.TrimSpace(override) == "" {
+		return ""
+	}
+	l, ok := ParseLevel(override)
+	valid := strings.Join(levelNames[:], ", ")
+	switch {
+	case !ok:
+		return fmt.Sprintf("marginloss: ignoring %s=%q: not a level (valid: %s); using %s", EnvOverride, override, valid, got)
+	case l != Generic && levelFamily[l] != archFamily(goarch):
+		return fmt.Sprintf("marginloss: %s=%s is a level for %s, not for this %s build: using %s (valid here: %s)",
+			EnvOverride, l, levelFamily[l], goarch, got, strings.Join(validFor(goarch), ", "))
+	}
+	return ""
+}
+
+// validFor lists the MARGINLOSS_SIMD values meaningful on goarch.
+func validFor(goarch string) []string {
+	v := []string{Generic.String()}
+	for l := Generic + 1; int(l) < numLevels; l++ {
+		if levelFamily[l] == archFamily(goarch) {
+			v = append(v, l.String())
+		}
+	}
+	return v
 }

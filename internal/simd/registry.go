@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -187,7 +188,11 @@ func Active() Level {
 				usable = append(usable, l)
 			}
 		}
-		resolved.level = resolve(usable, os.Getenv(EnvOverride))
+		override := os.Getenv(EnvOverride)
+		resolved.level = resolve(usable, override)
+		if w := overrideWarning(override, runtime.GOARCH, resolved.level); w != "" {
+			fmt.Fprintln(os.Stderr, w)
+		}
 	})
 	return resolved.level
 }

@@ -1,6 +1,12 @@
 package simd
 
 import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -133,4 +139,54 @@ func TestForce(t *testing.T) {
 	require.Equal(t, before, Active())
 	_, err = Force(Level(99))
 	require.Error(t, err)
+}
+
+func TestOverrideWarning(t *testing.T) {
+	for _, tc := range []struct {
+		override, goarch string
+		got              Level
+		want             []string // substrings; none: no warning
+	}{
+		{"", "amd64", AVX512, nil},
+		{"avx2", "amd64", AVX2, nil},
+		{"AVX512", "amd64", AVX512, nil},
+		{"generic", "arm64", Generic, nil},
+		{"neon", "arm64", NEON, nil},
+		{"bogus", "amd64", AVX512, []string{`MARGINLOSS_SIMD="bogus"`, "generic, avx2, avx512, neon", "using avx512"}},
+		{"sse", "arm64", NEON, []string{`"sse"`, "valid: generic, avx2, avx512, neon", "using neon"}},
+		{"neon", "amd64", Generic, []string{"MARGINLOSS_SIMD=neon", "for arm64", "amd64", "using generic", "valid here: generic, avx2, avx512"}},
+		{"avx2", "arm64", Generic, []string{"MARGINLOSS_SIMD=avx2", "for x86", "valid here: generic, neon"}},
+		{"avx2", "riscv64", Generic, []string{"valid here: generic)"}},
+	} {
+		w := overrideWarning(tc.override, tc.goarch, tc.got)
+		if len(tc.want) == 0 {
+			require.Empty(t, w, "%q on %s", tc.override, tc.goarch)
+			continue
+		}
+		for _, s := range tc.want {
+			require.Contains(t, w, s, "%q on %s", tc.override, tc.goarch)
+		}
+	}
+}
+
+// TestOverrideWarnsOnce runs this test binary again with a bad
+// MARGINLOSS_SIMD: the warning appears on stderr exactly once, however
+// often the level is asked for.
+func TestOverrideWarnsOnce(t *testing.T) {
+	if os.Getenv("SIMD_WARN_CHILD") != "" {
+		for range 3 {
+			Active()
+		}
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run", "^TestOverrideWarnsOnce$", "-test.count", "1")
+	cmd.Env = append(os.Environ(), "SIMD_WARN_CHILD=1", EnvOverride+"=bogus")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); errors.Is(err, syscall.ENOEXEC) {
+		t.Skipf("cannot re-execute the test binary here (user-mode emulation without binfmt): %v", err)
+	} else {
+		require.NoError(t, err, stderr.String())
+	}
+	require.Equal(t, 1, strings.Count(stderr.String(), "marginloss: ignoring MARGINLOSS_SIMD=\"bogus\""), stderr.String())
 }
