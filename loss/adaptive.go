@@ -83,8 +83,6 @@ type adaptiveParams struct {
 	std                     float32 // ElasticFace
 }
 
-func (k headKind) adaptive() bool { return k >= kindAda && k <= kindCurricular }
-
 // State returns the head's current state (zero fields for kinds that do not
 // use them).
 func (l *MarginSoftmax) State() AdaptiveState {
@@ -129,8 +127,7 @@ func (l *MarginSoftmax) AppendMargins(dst []float32) []float32 {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	switch l.kind {
-	case kindAda, kindMag, kindElasticArc, kindElasticCos:
+	if l.kind.desc().margins {
 		return append(dst, l.lastMargins...)
 	}
 	return dst
@@ -149,94 +146,45 @@ func (l *MarginSoftmax) NeedsTargets() bool {
 }
 
 func (l *MarginSoftmax) needsTargets() bool {
-	return l.kind == kindCurricular || l.ElasticPlus && (l.kind == kindElasticArc || l.kind == kindElasticCos)
+	d := l.kind.desc()
+	return d.targets || l.ElasticPlus && d.draws
 }
 
 // needsNorms reports whether the margin reads ‖x_i‖ (LossFromCosines then
 // needs LossFromCosinesNorms).
-func (k headKind) needsNorms() bool { return k == kindAda || k == kindMag }
+func (k headKind) needsNorms() bool { return k.desc().norms }
 
-// checkAdaptive validates the adaptive kinds' parameters (the scale is
-// checked by marginFunc) and the state.
-func (l *MarginSoftmax) checkAdaptive() error {
-	name := kindNames[l.kind]
-	p := l.ad
-	fin := func(v float32) bool { return isFinite(v) }
-	switch l.kind {
-	case kindAda:
-		if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) || !(p.h >= 0) || !fin(p.h) || !(p.alpha >= 0 && p.alpha <= 1) {
-			return fmt.Errorf("%w: AdaFace (m, h, tAlpha) = (%g, %g, %g), want 0 ≤ m < π/2, finite h ≥ 0, 0 ≤ tAlpha ≤ 1", ErrParam, l.m2, p.h, p.alpha)
-		}
-	case kindMag:
-		if !(p.la > 0 && p.la < p.ua) || !fin(p.ua) || !(p.lm >= 0 && p.lm <= p.um && float64(p.um) < math.Pi/2) || !(p.lambdaG >= 0) || !fin(p.lambdaG) {
-			return fmt.Errorf("%w: MagFace (la, ua, lm, um, λg) = (%g, %g, %g, %g, %g), want 0 < la < ua finite, 0 ≤ lm ≤ um < π/2, finite λg ≥ 0", ErrParam, p.la, p.ua, p.lm, p.um, p.lambdaG)
-		}
-		k := float64(p.um-p.lm) / float64(p.ua-p.la)
-		if float64(l.s)*k*2 > MaxLogit || float64(p.lambdaG)/(float64(p.la)*float64(p.la)) > MaxLogit {
-			return fmt.Errorf("%w: MagFace s·(um−lm)/(ua−la) = %g or λg/la² = %g exceeds MaxLogit", ErrParam, float64(l.s)*k, float64(p.lambdaG)/(float64(p.la)*float64(p.la)))
-		}
-	case kindElasticArc, kindElasticCos:
-		if !fin(l.m2) || !(p.std >= 0) || !fin(p.std) {
-			return fmt.Errorf("%w: %s (m, std) = (%g, %g), want finite m and finite std ≥ 0", ErrParam, name, l.m2, p.std)
-		}
-		if float64(p.std) > 1e6 || math.Abs(float64(l.m2)) > 1e6 {
-			return fmt.Errorf("%w: %s (m, std) = (%g, %g), want |m|, std ≤ 1e6", ErrParam, name, l.m2, p.std)
-		}
-	case kindCurricular:
-		if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) || !(p.alpha >= 0 && p.alpha <= 1) {
-			return fmt.Errorf("%w: CurricularFace (m, alpha) = (%g, %g), want 0 ≤ m < π/2, 0 ≤ alpha ≤ 1", ErrParam, l.m2, p.alpha)
-		}
+// checkAdaptiveCommon: every adaptive kind's state must be valid.
+func (l *MarginSoftmax) adaptivePlaceholder() (asm.Margin, error) {
+	if err := checkState(l.state); err != nil {
+		return asm.Margin{}, err
 	}
-	return checkState(l.state)
-}
-
-// adaptiveBounds returns bounds on |φ| and |φ′| of the adaptive kinds, from
-// the parameters (ElasticFace: from the draws, see adaCall.phiMax), and the
-// bound of the non-target factor (CurricularFace: |c(T+c)| ≤ 2, |T+2c| ≤ 3).
-func (l *MarginSoftmax) adaptiveBounds() (phiMax, dphiMax float64) {
-	invSin := 1 / math.Sqrt(asm.ClampEps*(2-asm.ClampEps))
-	m := float64(l.m2)
-	switch l.kind {
-	case kindAda:
-		e := AdaFaceEps
-		return 1 + 2*m, 1 / math.Sqrt(e*(2-e))
-	case kindMag:
-		um := float64(l.ad.um)
-		return 1 + um, 1 + invSin
-	case kindElasticArc:
-		return 1, 1 + invSin
-	case kindElasticCos:
-		return 1 + math.Abs(m) + 10*float64(l.ad.std), 1
-	case kindCurricular:
-		return 2 + m, math.Max(3, 1+invSin)
-	}
-	return 1, 1
+	// The adaptive margins are evaluated per row in float64 (eval); this
+	// margin is never applied.
+	return asm.NewMargin(asm.MarginCos, 1, 0, 0, 0, 0), nil
 }
 
 // adaCall is one call's adaptive margin: what the logits and gradients need
 // beyond φ and φ′ at the target, and the state the call commits on success.
 type adaCall struct {
-	kind     headKind
-	on       bool
-	s        float32
-	state    AdaptiveState // the state after this call
-	margins  []float32     // per row: AppendMargins
-	thr      []float32     // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
-	dmz      []float32     // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
-	reg      []float32     // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
-	regLoss  float64       // MagFace: Σ_i λg·g(a_i)
-	perm     []int32       // ElasticPlus: rows by descending target cosine
-	sorted   []float32     // ElasticPlus: the draws ascending
-	t32      float32       // CurricularFace: T of this call
-	hi       float32       // AdaFace: s·(1−ε), the logit clamp
-	invS     float32       // 1/s
-	phiMax   float64       // max |φ| over the rows (bounds)
-	modulate bool          // non-target logits are modulated (AdaFace, CurricularFace)
-}
-
-func (a *adaCall) size(n int) {
-	a.margins, a.thr = grow(a.margins, n), grow(a.thr, n)
-	a.dmz, a.reg = grow(a.dmz, n), grow(a.reg, n)
+	kind    headKind
+	on      bool
+	s       float32
+	st      AdaptiveState // the state before this call
+	state   AdaptiveState // the state after this call
+	margins []float32     // per row: AppendMargins
+	thr     []float32     // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
+	dmz     []float32     // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
+	reg     []float32     // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
+	regLoss float64       // MagFace: Σ_i λg·g(a_i)
+	perm    []int32       // ElasticPlus: rows by descending target cosine
+	sorted  []float32     // ElasticPlus: the draws ascending
+	t32     float32       // CurricularFace: T of this call
+	hi      float32       // AdaFace: s·(1−ε), the logit clamp
+	invS    float32       // 1/s
+	phiMax  float64       // max |φ| over the rows (bounds)
+	// mod modulates a row's non-target logits (the kind's, or nil)
+	mod func(a *adaCall, z, dz []float32, i int)
 }
 
 // eval computes φ and φ′ (phi, dphi) of every row from its raw target
@@ -246,160 +194,15 @@ func (a *adaCall) size(n int) {
 // needs every row's target (NeedsTargets). It writes only the workspace.
 func (a *adaCall) eval(l *MarginSoftmax, st AdaptiveState, t, norms []float32, own func(i int) bool, phi, dphi []float32) error {
 	n := len(t)
-	a.kind, a.on, a.s = l.kind, true, l.s
-	a.state, a.regLoss, a.phiMax = st, 0, 0
+	d := l.kind.desc()
+	a.kind, a.on, a.s, a.mod = l.kind, true, l.s, d.mod
+	a.st, a.state, a.regLoss, a.phiMax = st, st, 0, 0
 	a.invS = 1 / l.s
-	a.modulate = l.kind == kindAda || l.kind == kindCurricular
-	a.size(n)
-	s := float64(l.s)
-	m := float64(l.m2)
-	clamp := func(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }
-	sinPole := func(c float64) float64 {
-		cc := clamp(c, -1+asm.ClampEps, 1-asm.ClampEps)
-		return math.Sqrt(1 - cc*cc)
-	}
-	switch l.kind {
-	case kindAda:
-		if n == 1 {
-			return fmt.Errorf("%w: AdaFace with N = 1: the unbiased std of one norm is NaN (the authors' state turns NaN for good)", ErrShape)
-		}
-		eps := AdaFaceEps
-		alpha := float64(l.ad.alpha)
-		var sum float64
-		for _, r := range norms {
-			sum += clamp(float64(r), 0.001, 100)
-		}
-		mean := sum / float64(n)
-		var ss float64
-		for _, r := range norms {
-			d := clamp(float64(r), 0.001, 100) - mean
-			ss += d * d
-		}
-		std := math.Sqrt(ss / float64(n-1))
-		mu := float32(mean*alpha + (1-alpha)*float64(st.BatchMean))
-		sg := float32(std*alpha + (1-alpha)*float64(st.BatchStd))
-		if !isFinite(mu) || !isFinite(sg) {
-			return fmt.Errorf("%w: AdaFace state (%g, %g) leaves float32", ErrNonFinite, mu, sg)
-		}
-		a.state.BatchMean, a.state.BatchStd = mu, sg
-		h := float64(l.ad.h)
-		a.hi = float32(s * (1 - eps))
-		for i := range t {
-			sh := clamp((clamp(float64(norms[i]), 0.001, 100)-float64(mu))/(float64(sg)+eps)*h, -1, 1)
-			a.margins[i] = float32(sh)
-			u := float64(t[i])
-			c := clamp(u, -1+eps, 1-eps)
-			th := math.Acos(c) - m*sh
-			thc := clamp(th, eps, math.Pi-eps)
-			phi[i] = float32(math.Cos(thc) - m - m*sh)
-			d := 0.0
-			if u >= -1+eps && u <= 1-eps && th >= eps && th <= math.Pi-eps {
-				d = math.Sin(thc) / math.Sqrt(1-c*c)
-			}
-			dphi[i] = float32(d)
-		}
-	case kindMag:
-		p := l.ad
-		la, ua, lm, um := float64(p.la), float64(p.ua), float64(p.lm), float64(p.um)
-		k := (um - lm) / (ua - la)
-		lam := float64(p.lambdaG)
-		for i := range t {
-			r := float64(norms[i])
-			av := clamp(r, la, ua)
-			mi := k*(av-la) + lm
-			a.margins[i] = float32(mi)
-			a.regLoss += lam * (av/(ua*ua) + 1/av)
-			in := r >= la && r <= ua
-			c := clamp(float64(t[i]), -1, 1)
-			sn := math.Sqrt(1 - c*c)
-			cm := c*math.Cos(mi) - sn*math.Sin(mi)
-			var f, df, dm float64
-			switch {
-			case l.EasyMargin && c > 0, !l.EasyMargin && c > math.Cos(math.Pi-mi):
-				f, df, dm = cm, math.Cos(mi)+c*math.Sin(mi)/sinPole(c), -(c*math.Sin(mi) + sn*math.Cos(mi))
-			case l.EasyMargin:
-				f, df, dm = c, 1, 0
-			default:
-				f, df, dm = c-math.Sin(math.Pi-mi)*mi, 1, -(math.Sin(mi) + mi*math.Cos(mi))
-			}
-			phi[i], dphi[i] = float32(f), float32(df)
-			a.dmz[i], a.reg[i] = 0, 0
-			if in {
-				a.dmz[i] = float32(s * dm * k)
-				a.reg[i] = float32(lam * (1/(ua*ua) - 1/(av*av)))
-			}
-		}
-	case kindElasticArc, kindElasticCos:
-		draws := a.margins[:n]
-		if l.Margins != nil {
-			copy(draws, l.Margins)
-		} else {
-			g := newSplitMix64(l.Seed, st.Calls)
-			mean, sd := float64(l.m2), float64(l.ad.std)
-			for i := range draws {
-				v1, v2 := g.next(), g.next()
-				u1 := float64(v1>>11+1) * 0x1p-53
-				u2 := float64(v2>>11) * 0x1p-53
-				draws[i] = float32(mean + sd*math.Sqrt(-2*math.Log(u1))*math.Cos(2*math.Pi*u2))
-			}
-			a.state.Calls++
-		}
-		if l.ElasticPlus {
-			a.perm, a.sorted = grow(a.perm, n), grow(a.sorted, n)
-			for i := range a.perm {
-				a.perm[i] = int32(i)
-			}
-			slices.SortStableFunc(a.perm, func(p, q int32) int {
-				tp, tq := clampF(t[p]), clampF(t[q])
-				switch {
-				case tp > tq:
-					return -1
-				case tp < tq:
-					return 1
-				}
-				return 0
-			})
-			copy(a.sorted, draws)
-			slices.Sort(a.sorted)
-			for i, p := range a.perm {
-				draws[i] = a.sorted[p]
-			}
-		}
-		for i := range t {
-			mi := float64(draws[i])
-			c := clamp(float64(t[i]), -1, 1)
-			if l.kind == kindElasticCos {
-				phi[i], dphi[i] = float32(c-mi), 1
-			} else {
-				th := math.Acos(c)
-				phi[i], dphi[i] = float32(math.Cos(th+mi)), float32(math.Sin(th+mi)/sinPole(c))
-			}
-		}
-	case kindCurricular:
-		var sum float64
-		for _, v := range t {
-			sum += clamp(float64(v), -1, 1)
-		}
-		alpha := float64(l.ad.alpha)
-		mean := 0.0
-		if n > 0 {
-			mean = sum / float64(n)
-		}
-		a.state.T = float32(mean*alpha + (1-alpha)*float64(st.T))
-		a.t32 = a.state.T
-		cm, sm := math.Cos(m), math.Sin(m)
-		th := math.Cos(math.Pi - m)
-		mm := math.Sin(math.Pi-m) * m
-		for i := range t {
-			c := clamp(float64(t[i]), -1, 1)
-			f := c*cm - math.Sqrt(1-c*c)*sm
-			a.thr[i] = float32(s * f)
-			if c > th {
-				phi[i], dphi[i] = float32(f), float32(cm+c*sm/sinPole(c))
-			} else {
-				phi[i], dphi[i] = float32(c-mm), 1
-			}
-		}
+	a.margins, a.thr = grow(a.margins, n), grow(a.thr, n)
+	a.dmz, a.reg = grow(a.dmz, n), grow(a.reg, n)
+	if err := d.eval(a, l, t, norms, phi, dphi); err != nil {
+		a.on = false
+		return err
 	}
 	for i := range t {
 		if own(i) {
@@ -409,18 +212,322 @@ func (a *adaCall) eval(l *MarginSoftmax, st AdaptiveState, t, norms []float32, o
 	return nil
 }
 
+// modRow modulates row i's non-target logits z (s·c_j) in place, as the
+// kind's mod does; dz, when non-nil, receives ∂z′/∂z (dz may not be z).
+func (a *adaCall) modRow(z, dz []float32, i int) { a.mod(a, z, dz, i) }
+
+func clamp64(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }
+
+// sinPole is sin θ at t clamped to ±(1 − ClampEps): φ′'s pole convention.
+func sinPole(c float64) float64 {
+	cc := clamp64(c, -1+asm.ClampEps, 1-asm.ClampEps)
+	return math.Sqrt(1 - cc*cc)
+}
+
+// ---- AdaFace
+
+func describeAdaFace(l *MarginSoftmax) string {
+	return fmt.Sprintf("AdaFace(s=%g, m=%g, h=%g, tAlpha=%g)", l.s, l.m2, l.ad.h, l.ad.alpha)
+}
+
+func adaFaceParams(l *MarginSoftmax) (asm.Margin, error) {
+	p := l.ad
+	if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) || !(p.h >= 0) || !isFinite(p.h) || !(p.alpha >= 0 && p.alpha <= 1) {
+		return asm.Margin{}, fmt.Errorf("%w: AdaFace (m, h, tAlpha) = (%g, %g, %g), want 0 ≤ m < π/2, finite h ≥ 0, 0 ≤ tAlpha ≤ 1", ErrParam, l.m2, p.h, p.alpha)
+	}
+	return l.adaptivePlaceholder()
+}
+
+// adaFaceBounds: |φ| ≤ 1 + 2m; φ′ = sin θ′/sin θ with |c| ≤ 1 − ε.
+func adaFaceBounds(l *MarginSoftmax) (float64, float64) {
+	e := AdaFaceEps
+	return 1 + 2*float64(l.m2), 1 / math.Sqrt(e*(2-e))
+}
+
+// evalAdaFace: head.py 77–120. The clipped norms' mean and unbiased std
+// update the state first; ŝ_i = clip(h·(n_i − μ)/(σ + ε), −1, 1);
+// θ′ = clip(acos c − m·ŝ, ε, π−ε), φ = cos θ′ − m − m·ŝ, and φ′ = 0 where
+// the cosine clamp or the θ clip acts (torch's clamp passes the gradient at
+// its bounds).
+func evalAdaFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) error {
+	n := len(t)
+	if n == 1 {
+		return fmt.Errorf("%w: AdaFace with N = 1: the unbiased std of one norm is NaN (the authors' state turns NaN for good)", ErrShape)
+	}
+	eps := AdaFaceEps
+	alpha := float64(l.ad.alpha)
+	var sum float64
+	for _, r := range norms {
+		sum += clamp64(float64(r), 0.001, 100)
+	}
+	mean := sum / float64(n)
+	var ss float64
+	for _, r := range norms {
+		d := clamp64(float64(r), 0.001, 100) - mean
+		ss += d * d
+	}
+	std := math.Sqrt(ss / float64(n-1))
+	mu := float32(mean*alpha + (1-alpha)*float64(a.st.BatchMean))
+	sg := float32(std*alpha + (1-alpha)*float64(a.st.BatchStd))
+	if !isFinite(mu) || !isFinite(sg) {
+		return fmt.Errorf("%w: AdaFace state (%g, %g) leaves float32", ErrNonFinite, mu, sg)
+	}
+	a.state.BatchMean, a.state.BatchStd = mu, sg
+	h, m, s := float64(l.ad.h), float64(l.m2), float64(l.s)
+	a.hi = float32(s * (1 - eps))
+	for i := range t {
+		sh := clamp64((clamp64(float64(norms[i]), 0.001, 100)-float64(mu))/(float64(sg)+eps)*h, -1, 1)
+		a.margins[i] = float32(sh)
+		u := float64(t[i])
+		c := clamp64(u, -1+eps, 1-eps)
+		th := math.Acos(c) - m*sh
+		thc := clamp64(th, eps, math.Pi-eps)
+		phi[i] = float32(math.Cos(thc) - m - m*sh)
+		d := 0.0
+		if u >= -1+eps && u <= 1-eps && th >= eps && th <= math.Pi-eps {
+			d = math.Sin(thc) / math.Sqrt(1-c*c)
+		}
+		dphi[i] = float32(d)
+	}
+	return nil
+}
+
+// modAdaFace clamps every non-target logit to ±s·(1−ε), with zero
+// derivative outside (bounds included inside, as torch's clamp).
+func modAdaFace(a *adaCall, z, dz []float32, _ int) {
+	hi := a.hi
+	for j, v := range z {
+		d := float32(1)
+		if v > hi {
+			v, d = hi, 0
+		} else if v < -hi {
+			v, d = -hi, 0
+		}
+		z[j] = v
+		if dz != nil {
+			dz[j] = d
+		}
+	}
+}
+
+// ---- MagFace
+
+func describeMagFace(l *MarginSoftmax) string {
+	p := l.ad
+	return fmt.Sprintf("MagFace(s=%g, la=%g, ua=%g, lm=%g, um=%g, λg=%g)", l.s, p.la, p.ua, p.lm, p.um, p.lambdaG)
+}
+
+func magFaceParams(l *MarginSoftmax) (asm.Margin, error) {
+	p := l.ad
+	if !(p.la > 0 && p.la < p.ua) || !isFinite(p.ua) || !(p.lm >= 0 && p.lm <= p.um && float64(p.um) < math.Pi/2) || !(p.lambdaG >= 0) || !isFinite(p.lambdaG) {
+		return asm.Margin{}, fmt.Errorf("%w: MagFace (la, ua, lm, um, λg) = (%g, %g, %g, %g, %g), want 0 < la < ua finite, 0 ≤ lm ≤ um < π/2, finite λg ≥ 0", ErrParam, p.la, p.ua, p.lm, p.um, p.lambdaG)
+	}
+	k := float64(p.um-p.lm) / float64(p.ua-p.la)
+	if reg := float64(p.lambdaG) / (float64(p.la) * float64(p.la)); float64(l.s)*k*2 > MaxLogit || reg > MaxLogit {
+		return asm.Margin{}, fmt.Errorf("%w: MagFace s·(um−lm)/(ua−la) = %g or λg/la² = %g exceeds MaxLogit", ErrParam, float64(l.s)*k, reg)
+	}
+	return l.adaptivePlaceholder()
+}
+
+func magFaceBounds(l *MarginSoftmax) (float64, float64) { return 1 + float64(l.ad.um), 1 + invSinClamp }
+
+// evalMagFace: models/magface.py 57–137. a = clamp(‖x‖, la, ua),
+// m = k·(a − la) + lm; ArcFace's φ with EasyMargin or the per-row threshold
+// fallback; ∂φ/∂m and the regulariser's derivative where la ≤ ‖x‖ ≤ ua.
+func evalMagFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) error {
+	p := l.ad
+	la, ua, lm, um := float64(p.la), float64(p.ua), float64(p.lm), float64(p.um)
+	k := (um - lm) / (ua - la)
+	lam, s := float64(p.lambdaG), float64(l.s)
+	for i := range t {
+		r := float64(norms[i])
+		av := clamp64(r, la, ua)
+		mi := k*(av-la) + lm
+		a.margins[i] = float32(mi)
+		a.regLoss += lam * (av/(ua*ua) + 1/av)
+		c := clamp64(float64(t[i]), -1, 1)
+		sn := math.Sqrt(1 - c*c)
+		cm := c*math.Cos(mi) - sn*math.Sin(mi)
+		var f, df, dm float64
+		switch {
+		case l.EasyMargin && c > 0, !l.EasyMargin && c > math.Cos(math.Pi-mi):
+			f, df, dm = cm, math.Cos(mi)+c*math.Sin(mi)/sinPole(c), -(c*math.Sin(mi) + sn*math.Cos(mi))
+		case l.EasyMargin:
+			f, df, dm = c, 1, 0
+		default: // d/dm [sin(π−m)·m] = sin m + m·cos m
+			f, df, dm = c-math.Sin(math.Pi-mi)*mi, 1, -(math.Sin(mi) + mi*math.Cos(mi))
+		}
+		phi[i], dphi[i] = float32(f), float32(df)
+		a.dmz[i], a.reg[i] = 0, 0
+		if r >= la && r <= ua {
+			a.dmz[i] = float32(s * dm * k)
+			a.reg[i] = float32(lam * (1/(ua*ua) - 1/(av*av)))
+		}
+	}
+	return nil
+}
+
+// ---- ElasticFace
+
+func describeElastic(l *MarginSoftmax) string {
+	return fmt.Sprintf("%s(s=%g, m=%g, std=%g)", l.kind.desc().name, l.s, l.m2, l.ad.std)
+}
+
+func elasticParams(l *MarginSoftmax) (asm.Margin, error) {
+	name := l.kind.desc().name
+	if !isFinite(l.m2) || !(l.ad.std >= 0) || !isFinite(l.ad.std) {
+		return asm.Margin{}, fmt.Errorf("%w: %s (m, std) = (%g, %g), want finite m and finite std ≥ 0", ErrParam, name, l.m2, l.ad.std)
+	}
+	if float64(l.ad.std) > 1e6 || math.Abs(float64(l.m2)) > 1e6 {
+		return asm.Margin{}, fmt.Errorf("%w: %s (m, std) = (%g, %g), want |m|, std ≤ 1e6", ErrParam, name, l.m2, l.ad.std)
+	}
+	return l.adaptivePlaceholder()
+}
+
+// The draws are unbounded: the head widens phiMax by the call's own
+// (adaCall.phiMax); this is the bound before the draws.
+func elasticArcBounds(*MarginSoftmax) (float64, float64) { return 1, 1 + invSinClamp }
+
+func elasticCosBounds(l *MarginSoftmax) (float64, float64) {
+	return 1 + math.Abs(float64(l.m2)) + 10*float64(l.ad.std), 1
+}
+
+// evalElastic: utils/losses.py 36–88. The draws (Margins, or the seeded
+// Box–Muller stream of (Seed, Calls)), ElasticPlus's assignment
+// margin_sorted[argsort_desc(t)] (ties to the lower row), then φ = cos(θ+m_i)
+// (Arc, no fallback) or t − m_i (Cos).
+func evalElastic(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) error {
+	n := len(t)
+	draws := a.margins[:n]
+	if l.Margins != nil {
+		copy(draws, l.Margins)
+	} else {
+		g := newSplitMix64(l.Seed, a.st.Calls)
+		mean, sd := float64(l.m2), float64(l.ad.std)
+		for i := range draws {
+			v1, v2 := g.next(), g.next()
+			u1 := float64(v1>>11+1) * 0x1p-53
+			u2 := float64(v2>>11) * 0x1p-53
+			draws[i] = float32(mean + sd*math.Sqrt(-2*math.Log(u1))*math.Cos(2*math.Pi*u2))
+		}
+		a.state.Calls++
+	}
+	if l.ElasticPlus {
+		a.perm, a.sorted = grow(a.perm, n), grow(a.sorted, n)
+		for i := range a.perm {
+			a.perm[i] = int32(i)
+		}
+		slices.SortStableFunc(a.perm, func(p, q int32) int {
+			tp, tq := clampF(t[p]), clampF(t[q])
+			switch {
+			case tp > tq:
+				return -1
+			case tp < tq:
+				return 1
+			}
+			return 0
+		})
+		copy(a.sorted, draws)
+		slices.Sort(a.sorted)
+		for i, p := range a.perm {
+			draws[i] = a.sorted[p]
+		}
+	}
+	for i := range t {
+		mi := float64(draws[i])
+		c := clamp64(float64(t[i]), -1, 1)
+		if l.kind == kindElasticCos {
+			phi[i], dphi[i] = float32(c-mi), 1
+			continue
+		}
+		th := math.Acos(c)
+		phi[i], dphi[i] = float32(math.Cos(th+mi)), float32(math.Sin(th+mi)/sinPole(c))
+	}
+	return nil
+}
+
+// ---- CurricularFace
+
+func describeCurricular(l *MarginSoftmax) string {
+	return fmt.Sprintf("CurricularFace(s=%g, m=%g, alpha=%g)", l.s, l.m2, l.ad.alpha)
+}
+
+func curricularParams(l *MarginSoftmax) (asm.Margin, error) {
+	if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) || !(l.ad.alpha >= 0 && l.ad.alpha <= 1) {
+		return asm.Margin{}, fmt.Errorf("%w: CurricularFace (m, alpha) = (%g, %g), want 0 ≤ m < π/2, 0 ≤ alpha ≤ 1", ErrParam, l.m2, l.ad.alpha)
+	}
+	return l.adaptivePlaceholder()
+}
+
+// curricularBounds: a hard negative's c·(T+c) is at most 2, its derivative
+// T + 2c at most 3.
+func curricularBounds(l *MarginSoftmax) (float64, float64) {
+	return 2 + float64(l.m2), math.Max(3, 1+invSinClamp)
+}
+
+// evalCurricular: head/metrics.py 85–105. T ← α·mean(t) + (1−α)·T first;
+// the mask threshold φ_i = t·cos m − sqrt(1−t²)·sin m (the formula, even
+// past π) kept as the logit s·φ_i; the target ArcFace's with the threshold
+// fallback t − m·sin m.
+func evalCurricular(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) error {
+	n := len(t)
+	var sum float64
+	for _, v := range t {
+		sum += clamp64(float64(v), -1, 1)
+	}
+	alpha := float64(l.ad.alpha)
+	mean := 0.0
+	if n > 0 {
+		mean = sum / float64(n)
+	}
+	a.state.T = float32(mean*alpha + (1-alpha)*float64(a.st.T))
+	a.t32 = a.state.T
+	m, s := float64(l.m2), float64(l.s)
+	cm, sm := math.Cos(m), math.Sin(m)
+	th := math.Cos(math.Pi - m)
+	mm := math.Sin(math.Pi-m) * m
+	for i := range t {
+		c := clamp64(float64(t[i]), -1, 1)
+		f := c*cm - math.Sqrt(1-c*c)*sm
+		a.thr[i] = float32(s * f)
+		if c > th {
+			phi[i], dphi[i] = float32(f), float32(cm+c*sm/sinPole(c))
+		} else {
+			phi[i], dphi[i] = float32(c-mm), 1
+		}
+	}
+	return nil
+}
+
+// modCurricular maps row i's hard negatives (z > s·φ_i, strict) to
+// z·(T + z/s), derivative T + 2c.
+func modCurricular(a *adaCall, z, dz []float32, i int) {
+	thr, tt, inv := a.thr[i], a.t32, a.invS
+	for j, v := range z {
+		d := float32(1)
+		if v > thr {
+			c := v * inv
+			z[j] = v * (tt + c)
+			d = tt + 2*c
+		}
+		if dz != nil {
+			dz[j] = d
+		}
+	}
+}
+
 func clampF(v float32) float32 { return min(max(v, -1), 1) }
 
 // checkDraws validates Margins for a call of n rows.
 func (l *MarginSoftmax) checkDraws(n int) error {
-	if l.Margins == nil || !(l.kind == kindElasticArc || l.kind == kindElasticCos) {
+	if l.Margins == nil || !l.kind.desc().draws {
 		return nil
 	}
 	if len(l.Margins) != n {
-		return fmt.Errorf("%w: %s Margins has %d values for %d rows", ErrShape, kindNames[l.kind], len(l.Margins), n)
+		return fmt.Errorf("%w: %s Margins has %d values for %d rows", ErrShape, l.kind.desc().name, len(l.Margins), n)
 	}
 	if i := indexNonFinite(l.Margins); i >= 0 {
-		return fmt.Errorf("%w: %s Margins[%d] = %v", ErrNonFinite, kindNames[l.kind], i, l.Margins[i])
+		return fmt.Errorf("%w: %s Margins[%d] = %v", ErrNonFinite, l.kind.desc().name, i, l.Margins[i])
 	}
 	return nil
 }
@@ -432,45 +539,8 @@ func (a *adaCall) commit(l *MarginSoftmax, st *AdaptiveState, n int) {
 		return
 	}
 	*st = a.state
-	switch l.kind {
-	case kindAda, kindMag, kindElasticArc, kindElasticCos:
+	if l.kind.desc().margins {
 		l.lastMargins = append(l.lastMargins[:0], a.margins[:n]...)
-	}
-}
-
-// modRow modulates row i's non-target logits z (s·c_j) in place: AdaFace
-// clamps them to ±s·(1−ε), CurricularFace maps the hard ones (z > s·φ_i)
-// to z·(T + z/s). When dz is non-nil it receives ∂z′/∂z per entry (0 outside
-// AdaFace's clamp, T + 2c for a hard negative, else 1); dz may not be z.
-func (a *adaCall) modRow(z, dz []float32, i int) {
-	switch a.kind {
-	case kindAda:
-		hi := a.hi
-		for j, v := range z {
-			d := float32(1)
-			if v > hi {
-				v, d = hi, 0
-			} else if v < -hi {
-				v, d = -hi, 0
-			}
-			z[j] = v
-			if dz != nil {
-				dz[j] = d
-			}
-		}
-	case kindCurricular:
-		thr, tt, inv := a.thr[i], a.t32, a.invS
-		for j, v := range z {
-			d := float32(1)
-			if v > thr {
-				c := v * inv
-				z[j] = v * (tt + c)
-				d = tt + 2*c
-			}
-			if dz != nil {
-				dz[j] = d
-			}
-		}
 	}
 }
 
@@ -489,7 +559,7 @@ func (a *adaCall) radial(i int, gz float32, own, reg bool, scale float32) float3
 
 // regLoss is MagFace's Σ_i λg·g(a_i) (on every shard), 0 for the others.
 func (h *headWorkspace) regLoss() float64 {
-	if h.kind == kindMag && h.ada.on {
+	if h.kind.desc().normGrad && h.ada.on {
 		return h.ada.regLoss
 	}
 	return 0
@@ -530,8 +600,8 @@ func (h *headWorkspace) adaptivePhiMax(phiMax float64) float64 {
 // checkCall validates what an adaptive head needs of a call of n rows
 // beyond the shapes: AdaFace N ≠ 1, Margins.
 func (l *MarginSoftmax) checkCall(n int) error {
-	if l.kind == kindAda && n == 1 {
-		return fmt.Errorf("%w: AdaFace with N = 1: the unbiased std of one norm is NaN (the authors' state turns NaN for good)", ErrShape)
+	if d := l.kind.desc(); d.manyRows && n == 1 {
+		return fmt.Errorf("%w: %s with N = 1: the unbiased std of one norm is NaN (the authors' state turns NaN for good)", ErrShape, d.name)
 	}
 	if n == 0 {
 		return nil

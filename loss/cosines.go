@@ -108,7 +108,7 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 		if _, err := l.margin(); err != nil {
 			return 0, err
 		}
-		return 0, fmt.Errorf("%w: %s needs the norms: use LossFromCosinesNorms", ErrParam, kindNames[l.kind])
+		return 0, fmt.Errorf("%w: %s needs the norms: use LossFromCosinesNorms", ErrParam, l.kind.desc().name)
 	}
 	return l.lossFromCosines(cos, nil, labels, dcos, nil)
 }
@@ -151,10 +151,8 @@ func (l *MarginSoftmax) lossFromCosines(cos Matrix, norms []float32, labels []in
 	if err != nil {
 		return 0, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined, kindAda, kindMag, kindElasticArc, kindElasticCos, kindCurricular:
-	default:
-		return 0, fmt.Errorf("%w: LossFromCosines supports ArcFace, CosFace and CombinedMargin, not %s (its logits need the norms of x and W; use Loss)", ErrParam, kindNames[l.kind])
+	if d := l.kind.desc(); !d.scaled {
+		return 0, fmt.Errorf("%w: LossFromCosines supports ArcFace, CosFace and CombinedMargin, not %s (its logits need the norms of x and W; use Loss)", ErrParam, l.kind.desc().name)
 	}
 	if err := checkMatrix("cos", cos); err != nil {
 		return 0, err
@@ -225,7 +223,7 @@ func (l *MarginSoftmax) lossFromCosines(cos Matrix, norms []float32, labels []in
 			return 0, err
 		}
 		if phiMax, _ := l.phiBounds(); float64(l.s)*math.Max(phiMax, h.ada.phiMax) > MaxLogit {
-			return 0, fmt.Errorf("%w: %s margins give s·max|φ| beyond MaxLogit", ErrNonFinite, kindNames[l.kind])
+			return 0, fmt.Errorf("%w: %s margins give s·max|φ| beyond MaxLogit", ErrNonFinite, l.kind.desc().name)
 		}
 		h.phase = cosPhaseRows
 		par.Do(h.chunks, h)
@@ -234,7 +232,7 @@ func (l *MarginSoftmax) lossFromCosines(cos Matrix, norms []float32, labels []in
 	for _, v := range h.rowLoss[:n] {
 		total += v
 	}
-	if l.kind == kindMag {
+	if l.kind.desc().normGrad {
 		total += h.ada.regLoss
 	}
 	total *= scale
@@ -249,7 +247,7 @@ func (l *MarginSoftmax) lossFromCosines(cos Matrix, norms []float32, labels []in
 	if dnorms != nil {
 		for i := range dnorms {
 			var v float32
-			if l.kind == kindMag {
+			if l.kind.desc().normGrad {
 				v = h.ada.radial(i, h.gz[i], true, true, float32(scale))
 			}
 			if l.Accumulate {
@@ -288,11 +286,8 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 	h.sc = float32(scale * float64(l.s))
 	h.off = float32(scale * float64(l.s) * h.eps / float64(h.c))
 	h.detach, h.accum = l.DetachMargin, l.Accumulate
-	if l.kind.adaptive() {
-		h.detach = l.DetachMargin && (l.kind == kindElasticArc || l.kind == kindElasticCos)
-	}
-	h.ada.on = false
-	h.ada.kind, h.ada.modulate = l.kind, false
+	h.detach = l.DetachMargin && l.kind.desc().detach
+	h.ada.on, h.ada.kind, h.ada.mod = false, l.kind, nil
 	h.gz = grow(h.gz, n)
 	h.rows = max(par.Chunks(cosChunkElems, cos.Cols), par.Chunks(n, cosMaxChunks))
 	h.chunks = par.Chunks(n, h.rows)
@@ -306,7 +301,7 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 	if k > 1 {
 		h.arg = grow(h.arg, h.chunks*h.blk)
 	}
-	if l.kind == kindAda || l.kind == kindCurricular {
+	if l.kind.desc().mod != nil {
 		h.dz = grow(h.dz, h.chunks*h.blk)
 	}
 }
@@ -337,7 +332,7 @@ func (h *cosineWorkspace) RunChunk(ck int) {
 		}
 	case cosPhaseBackward:
 		var dz []float32
-		if h.ada.modulate {
+		if h.ada.mod != nil {
 			dz = h.dz[ck*h.blk : (ck+1)*h.blk]
 		}
 		for i := lo; i < hi; i++ {
@@ -435,7 +430,7 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 	for j0 := 0; j0 < h.c; j0 += h.blk {
 		j1 := min(j0+h.blk, h.c)
 		zb := h.classLogits(z, nil, row, j0, j1)
-		if h.ada.modulate {
+		if h.ada.mod != nil {
 			h.ada.modRow(zb, nil, i)
 		}
 		if yb := y - j0; yb >= 0 && yb < len(zb) {

@@ -65,6 +65,7 @@ type shardState struct {
 // only grow, so steady-state calls do not allocate.
 type headWorkspace struct {
 	kind   headKind
+	desc   *kindDesc
 	g      asm.Margin
 	detach bool
 	accum  bool    // add the gradients to dx and dw
@@ -135,8 +136,8 @@ type classSpan struct{ offset, total int }
 // backward pass follows.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
-	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined ||
-		l.kind == kindElasticArc || l.kind == kindElasticCos)
+	h.desc = l.kind.desc()
+	h.detach = l.DetachMargin && h.desc.detach
 	h.ada.on, h.ada.kind, h.magReg = false, l.kind, span.offset == 0
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
@@ -194,7 +195,7 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
-		if l.kind == kindAda || l.kind == kindCurricular {
+		if h.desc.mod != nil {
 			st.mod, st.dmod = grow(st.mod, h.ct), grow(st.dmod, h.ct)
 		}
 	}
@@ -223,7 +224,7 @@ func (h *headWorkspace) release() {
 // plus, with Accumulate, the largest magnitude already in dx or dw (which
 // must be finite).
 func (h *headWorkspace) bounds(phiMax, dphiMax float64, dx, dw *Matrix) error {
-	large, radial := h.kind == kindLarge, h.rowScaleIsNorm()
+	large, radial := h.desc.colNorm, h.rowScaleIsNorm()
 	scale := float64(h.scale)
 	var maxA, rowFactor float64
 	for i := 0; i < h.n; i++ {
@@ -431,14 +432,14 @@ func (h *headWorkspace) RunChunk(c int) {
 }
 
 // rowScale reports whether logits scale with ‖x‖ (A_i = ‖x_i‖).
-func (h *headWorkspace) rowScaleIsNorm() bool { return h.kind == kindSphere || h.kind == kindLarge }
+func (h *headWorkspace) rowScaleIsNorm() bool { return h.desc.rowNorm }
 
 func (h *headWorkspace) normW(lo, hi int) {
 	for j := lo; j < hi; j++ {
 		nr := asm.L2Norm(h.w.Row(j))
 		inv := invNorm(nr)
 		h.wnorm[j], h.winv[j] = nr, inv
-		if h.kind == kindLarge {
+		if h.desc.colNorm {
 			h.colScale[j] = nr * inv // B_j·(1/‖W_j‖): 1, or 0 for a zero row
 		} else {
 			h.colScale[j] = inv
@@ -452,7 +453,7 @@ func (h *headWorkspace) normW(lo, hi int) {
 // keeps its exact logits and their exact gradient Σ_j G_ij·W_j; with m = 1
 // its target logit W_y·x_i is linear too, while for m ≥ 2 the target's
 // cosine is taken as 0 with no gradient (the zero-row convention).
-func (h *headWorkspace) linearZeroRow(i int) bool { return h.kind == kindLarge && h.xinv[i] == 0 }
+func (h *headWorkspace) linearZeroRow(i int) bool { return h.desc.colNorm && h.xinv[i] == 0 }
 
 func (h *headWorkspace) normX(lo, hi int) {
 	d := h.d
@@ -494,10 +495,10 @@ func (h *headWorkspace) normX(lo, hi int) {
 			h.t[i], h.targ[i] = tk[best], int32(best)
 		}
 	}
-	if h.kind.adaptive() {
+	if h.desc.eval != nil {
 		return // the margin needs every row (adaptiveMargins)
 	}
-	linearTarget := h.kind == kindLarge && h.intM == 1
+	linearTarget := h.desc.colNorm && h.intM == 1
 	for i := lo; i < hi; i++ {
 		if h.linearZeroRow(i) && !linearTarget {
 			h.t[i] = 0 // t holds ‖x‖·cos θ here; m ≥ 2 takes cos θ = 0
@@ -506,7 +507,7 @@ func (h *headWorkspace) normX(lo, hi int) {
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
 		b := float32(1)
-		if y := h.lab[i]; h.kind == kindLarge && y >= 0 {
+		if y := h.lab[i]; h.desc.colNorm && y >= 0 {
 			b = h.wnorm[y]
 		}
 		a := h.rowA[i]
@@ -585,7 +586,7 @@ func (h *headWorkspace) forwardShard(k int) {
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
-			if h.ada.modulate {
+			if h.ada.mod != nil {
 				mv := st.mod[:len(vals)]
 				copy(mv, vals)
 				h.ada.modRow(mv, nil, i)
@@ -657,7 +658,7 @@ func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
 	radial := h.rowScaleIsNorm()
-	large := h.kind == kindLarge
+	large := h.desc.colNorm
 	epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
 	clear(st.radial)
 	first := true
@@ -692,26 +693,25 @@ func (h *headWorkspace) backwardShard(k int) {
 				// folded into the softmax's scale, φ′ at the target, and
 				// Gc/‖W_j‖ for the dX̂ product.
 				a := h.rowA[i]
-				if h.ada.modulate {
-					dm := st.dmod[:cw]
+				var dm []float32
+				if h.ada.mod != nil {
+					// AdaFace, CurricularFace: the softmax of the
+					// modulated logits, times their ∂z′/∂z.
+					dm = st.dmod[:cw]
 					copy(gr, zr)
 					h.ada.modRow(gr, dm, i)
 					asm.SoftmaxScaled(gr, gr, h.shift[i], h.softmaxScale(i, a))
-					asm.Mul(gr, gr, dm) // after smoothing's −ε/C, below
-					if epsC != 0 {
-						sub := epsC * a
-						for j := range gr {
-							gr[j] -= sub * dm[j]
-						}
-					}
 				} else {
 					asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
 				}
-				if epsC != 0 && !h.ada.modulate {
+				if epsC != 0 {
 					sub := epsC * a
 					for j := range gr {
 						gr[j] -= sub
 					}
+				}
+				if dm != nil {
+					asm.Mul(gr, gr, dm)
 				}
 				if hasY {
 					gr[y] = (h.gTarget[i] - epsC) * a * h.dphi[i]
@@ -789,7 +789,7 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 	cls, y := h.classLogits(st, zr, i, j0)
 	gcls := st.gcls[:len(cls)]
 	var dm []float32
-	if h.ada.modulate {
+	if h.ada.mod != nil {
 		dm = st.dmod[:len(cls)]
 		copy(gcls, cls)
 		h.ada.modRow(gcls, dm, i)
@@ -850,7 +850,7 @@ func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
 // Σ_i G_ij·z_ij (L-Softmax's radial term).
 func (h *headWorkspace) normBackwardW(row []float32, colRad float32, j int) {
 	winv := h.winv[j]
-	if h.kind == kindLarge {
+	if h.desc.colNorm {
 		if winv == 0 {
 			return // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
 		}
@@ -879,7 +879,7 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		if radial {
 			rad = r * h.xinv[i]
 		}
-		if h.kind == kindMag {
+		if h.desc.normGrad {
 			epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
 			rad = h.ada.radial(i, h.gTarget[i]-epsC, h.lab[i] >= 0, h.magReg, h.scale)
 		}

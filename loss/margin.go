@@ -2,7 +2,6 @@ package loss
 
 import (
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/marginloss/marginloss/asm"
@@ -137,12 +136,8 @@ const (
 	kindElasticArc
 	kindElasticCos
 	kindCurricular
+	kindCount // the number of kinds (kinds' length)
 )
-
-var kindNames = [...]string{kindNone: "MarginSoftmax", kindArc: "ArcFace", kindCos: "CosFace",
-	kindCombined: "CombinedMargin", kindSphere: "SphereFace", kindLarge: "LargeMargin",
-	kindAda: "AdaFace", kindMag: "MagFace", kindElasticArc: "ElasticArcFace", kindElasticCos: "ElasticCosFace",
-	kindCurricular: "CurricularFace"}
 
 // ArcFace returns the additive angular margin loss with scale s and margin
 // m: target logit s·cos(θ+m), with insightface's fallback t − m·sin m when
@@ -222,25 +217,10 @@ func (l *MarginSoftmax) String() string {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	name := kindNames[l.kind]
-	switch l.kind {
-	case kindArc, kindCos:
-		return fmt.Sprintf("%s(s=%g, m=%g)", name, l.s, l.m2)
-	case kindCombined:
-		return fmt.Sprintf("%s(s=%g, m1=%g, m2=%g, m3=%g)", name, l.s, l.m1, l.m2, l.m3)
-	case kindSphere, kindLarge:
-		return fmt.Sprintf("%s(m=%d, λ=%g)", name, l.intM, l.lambda)
-	case kindAda:
-		return fmt.Sprintf("%s(s=%g, m=%g, h=%g, tAlpha=%g)", name, l.s, l.m2, l.ad.h, l.ad.alpha)
-	case kindMag:
-		p := l.ad
-		return fmt.Sprintf("%s(s=%g, la=%g, ua=%g, lm=%g, um=%g, λg=%g)", name, l.s, p.la, p.ua, p.lm, p.um, p.lambdaG)
-	case kindElasticArc, kindElasticCos:
-		return fmt.Sprintf("%s(s=%g, m=%g, std=%g)", name, l.s, l.m2, l.ad.std)
-	case kindCurricular:
-		return fmt.Sprintf("%s(s=%g, m=%g, alpha=%g)", name, l.s, l.m2, l.ad.alpha)
+	if d := l.kind.desc(); d.describe != nil {
+		return d.describe(l)
 	}
-	return name
+	return kinds[kindNone].name
 }
 
 // Validate reports whether the configuration is usable (the parameters of
@@ -262,28 +242,12 @@ func (l *MarginSoftmax) Validate() error {
 // validated configuration (φ′ with the documented pole clamp, or 1 under
 // DetachMargin).
 func (l *MarginSoftmax) phiBounds() (phiMax, dphiMax float64) {
-	// 1/sin θ̃ at the clamp |t| = 1 − ClampEps
-	invSin := 1 / math.Sqrt(asm.ClampEps*(2-asm.ClampEps))
-	m := float64(l.m2)
-	if l.kind.adaptive() {
-		phiMax, dphiMax = l.adaptiveBounds()
-		if l.DetachMargin && (l.kind == kindElasticArc || l.kind == kindElasticCos) {
-			dphiMax = 1
-		}
-		return phiMax, dphiMax
+	d := l.kind.desc()
+	if d.bounds == nil {
+		return 1, 1
 	}
-	switch l.kind {
-	case kindArc:
-		phiMax, dphiMax = 1+m*math.Sin(m), 1+math.Sin(m)*invSin
-	case kindCos:
-		phiMax, dphiMax = 1+m, 1
-	case kindCombined:
-		phiMax, dphiMax = 1+math.Abs(float64(l.m3)), math.Max(1, float64(l.m1)*invSin)
-	default: // ψ ∈ [1−2m, 1], |ψ′| = m·|U_{m−1}| ≤ m²
-		mi := float64(l.intM)
-		phiMax, dphiMax = 2*mi-1, math.Max(1, mi*mi)
-	}
-	if l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined) {
+	phiMax, dphiMax = d.bounds(l)
+	if l.DetachMargin && d.detach {
 		dphiMax = 1
 	}
 	return phiMax, dphiMax
@@ -295,10 +259,9 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	if err != nil {
 		return g, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined, kindAda, kindMag, kindElasticArc, kindElasticCos, kindCurricular:
+	if d := l.kind.desc(); d.scaled {
 		if phiMax, _ := l.phiBounds(); float64(l.s)*phiMax > MaxLogit {
-			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, kindNames[l.kind], l.s, phiMax, MaxLogit)
+			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, d.name, l.s, phiMax, MaxLogit)
 		}
 	}
 	return g, nil
@@ -307,11 +270,12 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 // checkOptions validates SubCenters and LabelSmoothing (a head not built by
 // a constructor is left to marginFunc's own error).
 func (l *MarginSoftmax) checkOptions() error {
-	name := kindNames[l.kind]
+	d := l.kind.desc()
+	name := d.name
 	if l.SubCenters < 0 {
 		return fmt.Errorf("%w: %s SubCenters = %d, want K ≥ 0 (0 or 1: no sub-centers)", ErrParam, name, l.SubCenters)
 	}
-	if l.SubCenters > 1 && (l.kind == kindSphere || l.kind == kindLarge) {
+	if l.SubCenters > 1 && !d.subCenters {
 		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace, CombinedMargin and the adaptive margins do)", ErrParam, name, l.SubCenters)
 	}
 	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
@@ -373,58 +337,20 @@ func (c headConfig) changed(d headConfig) string {
 func (l *MarginSoftmax) subCenters() int { return max(l.SubCenters, 1) }
 
 func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
-	name := kindNames[l.kind]
-	fin := func(v float32) bool { return isFinite(v) }
+	d := l.kind.desc()
 	if err := l.Reduction.check(); err != nil {
 		return asm.Margin{}, err
 	}
 	if err := l.checkOptions(); err != nil {
 		return asm.Margin{}, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined, kindAda, kindMag, kindElasticArc, kindElasticCos, kindCurricular:
-		if !(l.s > 0) || !fin(l.s) {
-			return asm.Margin{}, fmt.Errorf("%w: %s scale s = %g, want finite s > 0", ErrParam, name, l.s)
-		}
+	if d.params == nil {
+		return asm.Margin{}, fmt.Errorf("%w: MarginSoftmax not built by a constructor (use ArcFace, CosFace, …)", ErrParam)
 	}
-	if l.kind.adaptive() {
-		if err := l.checkAdaptive(); err != nil {
-			return asm.Margin{}, err
-		}
-		// The adaptive margins are evaluated per row in float64
-		// (adaCall.eval); this margin is never applied.
-		return asm.NewMargin(asm.MarginCos, 1, 0, 0, 0, 0), nil
+	if d.scaled && (!(l.s > 0) || !isFinite(l.s)) {
+		return asm.Margin{}, fmt.Errorf("%w: %s scale s = %g, want finite s > 0", ErrParam, d.name, l.s)
 	}
-	switch l.kind {
-	case kindArc:
-		if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) {
-			return asm.Margin{}, fmt.Errorf("%w: ArcFace margin m = %g, want 0 ≤ m < π/2", ErrParam, l.m2)
-		}
-		kind := asm.MarginArc
-		if l.EasyMargin {
-			kind = asm.MarginArcEasy
-		}
-		return asm.NewMargin(kind, 1, float64(l.m2), 0, 0, 0), nil
-	case kindCos:
-		if !(l.m2 >= 0) || !fin(l.m2) {
-			return asm.Margin{}, fmt.Errorf("%w: CosFace margin m = %g, want finite m ≥ 0", ErrParam, l.m2)
-		}
-		return asm.NewMargin(asm.MarginCos, 1, float64(l.m2), 0, 0, 0), nil
-	case kindCombined:
-		if !(l.m1 > 0 && l.m1 <= 8) || !fin(l.m2) || !fin(l.m3) {
-			return asm.Margin{}, fmt.Errorf("%w: CombinedMargin (m1, m2, m3) = (%g, %g, %g), want 0 < m1 ≤ 8 and finite m2, m3", ErrParam, l.m1, l.m2, l.m3)
-		}
-		return asm.NewMargin(asm.MarginCombined, float64(l.m1), float64(l.m2), float64(l.m3), 0, 0), nil
-	case kindSphere, kindLarge:
-		if l.intM < 1 || l.intM > 8 {
-			return asm.Margin{}, fmt.Errorf("%w: %s margin m = %d, want an integer in 1..8", ErrParam, name, l.intM)
-		}
-		if !(l.lambda >= 0) || !fin(l.lambda) {
-			return asm.Margin{}, fmt.Errorf("%w: %s λ = %g, want finite λ ≥ 0", ErrParam, name, l.lambda)
-		}
-		return asm.NewMargin(asm.MarginPsi, 0, 0, 0, l.intM, float64(l.lambda)), nil
-	}
-	return asm.Margin{}, fmt.Errorf("%w: MarginSoftmax not built by a constructor (use ArcFace, CosFace, …)", ErrParam)
+	return d.params(l)
 }
 
 // Loss returns the reduced loss for embeddings x (N×D), class weights w

@@ -183,7 +183,7 @@ func (h *ShardedHead) Prepare(x, w Matrix, labels []int32, st *ShardStats) error
 func (h *ShardedHead) checkTargets(st *ShardStats, ws *headWorkspace) error {
 	n := ws.n
 	if len(st.Targets) != n {
-		return fmt.Errorf("%w: %s needs every row's target cosine: call Prepare and all-reduce ShardStats.Targets (SUM) before Forward (Targets has %d values for %d rows)", ErrParam, kindNames[h.Head.kind], len(st.Targets), n)
+		return fmt.Errorf("%w: %s needs every row's target cosine: call Prepare and all-reduce ShardStats.Targets (SUM) before Forward (Targets has %d values for %d rows)", ErrParam, h.Head.kind.desc().name, len(st.Targets), n)
 	}
 	for i, v := range st.Targets {
 		if !isFinite(v) {
