@@ -420,7 +420,8 @@ func (h *cosineWorkspace) targets(lo, hi int) {
 //
 //	(ε/C)·Σ_j (z_y − z_j)  to the loss,  ε − ε/C  to ∂L/∂z_y,  −ε/C  to the others,
 //
-// which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total.
+// which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total (rowCE, shared with
+// Loss and Focal).
 func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 	row := h.cos.Row(i)
 	y := int(h.labels[i])
@@ -448,22 +449,16 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 			}
 		}
 	}
-	lr := logRatio(float64(sum), float64(m), float64(zt))
-	sp := softplus(lr)
-	loss := sp
-	gy := -sigmoid(lr)
-	if h.eps != 0 {
-		c := float64(h.c)
-		loss += h.eps / c * ((c-1)*float64(zt) - others)
-		gy += h.eps - h.eps/c
-	}
+	r := newRowCE(float64(m), float64(sum), float64(zt))
+	loss := r.loss(h.eps, float64(zt), others+float64(zt), h.c)
+	gy := r.target(h.eps) - h.eps/float64(h.c)
 	dphi := h.dphi[i]
 	if h.detach {
 		dphi = 1
 	}
 	h.rowLoss[i] = loss
 	h.gz[i] = float32(gy * h.scale)
-	h.shift[i], h.inv[i] = softmaxNorm(float64(m), float64(sum), float64(zt))
+	h.shift[i], h.inv[i] = r.shift, r.inv
 	h.gt[i] = float32(gy * h.scale * float64(h.s) * float64(dphi))
 }
 

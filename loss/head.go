@@ -376,14 +376,10 @@ func (h *headWorkspace) rowStats(i int) (mx, sum, zs float64) {
 // ε·(z_y − mean_j z_j) to the loss and ε to the target's ∂L/∂z; the
 // backward pass subtracts ε/C from every class.
 func (h *headWorkspace) finishRow(i int, mx, sum, zt, zs float64) float64 {
-	lr := logRatio(sum, mx, zt)
-	rowLoss := softplus(lr)
-	h.shift[i], h.rowInv[i] = softmaxNorm(mx, sum, zt)
-	h.gTarget[i] = float32((h.eps - sigmoid(lr)) * float64(h.scale))
-	if h.eps != 0 {
-		rowLoss += h.eps * (zt - zs/float64(h.classes))
-	}
-	return rowLoss
+	r := newRowCE(mx, sum, zt)
+	h.shift[i], h.rowInv[i] = r.shift, r.inv
+	h.gTarget[i] = float32(r.target(h.eps) * float64(h.scale))
+	return r.loss(h.eps, zt, zs, h.classes)
 }
 
 // reduced applies the reduction to the summed row losses, and fails when
