@@ -274,3 +274,23 @@ func ExampleMul() {
 	fmt.Println(dst)
 	// Output: [0.25 -0.25 2]
 }
+
+// ClampGrad clamps AdaFace's logits z = s·c to ±s·(1−ε) (s = 64, ε = 1e-3)
+// and marks where the gradient stops.
+func ExampleClampGrad() {
+	z := []float32{-64, -20, 0.5, 63.99}
+	dz := make([]float32, len(z))
+	asm.ClampGrad(z, dz, -63.936, 63.936)
+	fmt.Println(z, dz)
+	// Output: [-63.936 -20 0.5 63.936] [0 1 1 0]
+}
+
+// HardNegatives maps CurricularFace's hard negatives (logits above the
+// row's s·cos(θ_y+m)) to s·c·(T + c), here with s = 2, T = 0.5.
+func ExampleHardNegatives() {
+	z := []float32{1, -1, 0.5}
+	dz := make([]float32, len(z))
+	asm.HardNegatives(z, dz, 0, 0.5, 0.5) // threshold 0, T, 1/s
+	fmt.Println(z, dz)
+	// Output: [1 -1 0.375] [1.5 1 1]
+}

@@ -39,8 +39,12 @@ func TestRegistry(t *testing.T) {
 
 	mu, err := simd.TableOf[func(dst, x, y []float32)]("Mul")
 	same("Mul", mulImpl, mu, err)
+	cg, err := simd.TableOf[func(z, dz []float32, lo, hi float32)]("ClampGrad")
+	same("ClampGrad", clampGradImpl, cg, err)
+	hn, err := simd.TableOf[func(z, dz []float32, thr, t, inv float32)]("HardNegatives")
+	same("HardNegatives", hardNegativesImpl, hn, err)
 
-	require.Equal(t, []string{"Exp", "GemmNN", "GemmNT", "GemmTN", "MarginForward", "MaxSumExp",
+	require.Equal(t, []string{"ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward", "MaxSumExp",
 		"Mul", "NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")

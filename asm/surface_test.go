@@ -24,6 +24,7 @@ var publicAPI = map[string]string{
 	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
 	"L2Norm": "func", "Scale": "func", "Mul": "func", "NormalizeBackward": "func",
 	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func",
+	"ClampGrad": "func", "HardNegatives": "func",
 	"MarginForward": "func", "NewMargin": "func",
 
 	"Margin": "type", "MarginKind": "type",

@@ -213,7 +213,7 @@ func (a *adaCall) eval(l *MarginSoftmax, st AdaptiveState, t, norms []float32, o
 }
 
 // modRow modulates row i's non-target logits z (s·c_j) in place, as the
-// kind's mod does; dz, when non-nil, receives ∂z′/∂z (dz may not be z).
+// kind's mod does, and writes ∂z′/∂z into dz (as long as z; not z itself).
 func (a *adaCall) modRow(z, dz []float32, i int) { a.mod(a, z, dz, i) }
 
 func clamp64(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }
@@ -293,22 +293,9 @@ func evalAdaFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) er
 }
 
 // modAdaFace clamps every non-target logit to ±s·(1−ε), with zero
-// derivative outside (bounds included inside, as torch's clamp).
-func modAdaFace(a *adaCall, z, dz []float32, _ int) {
-	hi := a.hi
-	for j, v := range z {
-		d := float32(1)
-		if v > hi {
-			v, d = hi, 0
-		} else if v < -hi {
-			v, d = -hi, 0
-		}
-		z[j] = v
-		if dz != nil {
-			dz[j] = d
-		}
-	}
-}
+// derivative outside (bounds included inside, as torch's clamp): the
+// asm.ClampGrad kernel.
+func modAdaFace(a *adaCall, z, dz []float32, _ int) { asm.ClampGrad(z, dz, -a.hi, a.hi) }
 
 // ---- MagFace
 
@@ -500,20 +487,9 @@ func evalCurricular(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) err
 }
 
 // modCurricular maps row i's hard negatives (z > s·φ_i, strict) to
-// z·(T + z/s), derivative T + 2c.
+// z·(T + z/s), derivative T + 2c: the asm.HardNegatives kernel.
 func modCurricular(a *adaCall, z, dz []float32, i int) {
-	thr, tt, inv := a.thr[i], a.t32, a.invS
-	for j, v := range z {
-		d := float32(1)
-		if v > thr {
-			c := v * inv
-			z[j] = v * (tt + c)
-			d = tt + 2*c
-		}
-		if dz != nil {
-			dz[j] = d
-		}
-	}
+	asm.HardNegatives(z, dz, a.thr[i], a.t32, a.invS)
 }
 
 func clampF(v float32) float32 { return min(max(v, -1), 1) }

@@ -327,8 +327,12 @@ func (h *cosineWorkspace) RunChunk(ck int) {
 	case cosPhaseTargets:
 		h.targets(lo, hi)
 	case cosPhaseRows:
+		var dz []float32
+		if h.ada.mod != nil {
+			dz = h.dz[ck*h.blk : (ck+1)*h.blk]
+		}
 		for i := lo; i < hi; i++ {
-			h.forwardRow(i, z)
+			h.forwardRow(i, z, dz)
 		}
 	case cosPhaseBackward:
 		var dz []float32
@@ -388,7 +392,7 @@ func (h *cosineWorkspace) forward(lo, hi int, z []float32) {
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
 		if h.bad[i] < 0 {
-			h.forwardRow(i, z)
+			h.forwardRow(i, z, nil)
 		}
 	}
 }
@@ -422,7 +426,7 @@ func (h *cosineWorkspace) targets(lo, hi int) {
 //
 // which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total (rowCE, shared with
 // Loss and Focal).
-func (h *cosineWorkspace) forwardRow(i int, z []float32) {
+func (h *cosineWorkspace) forwardRow(i int, z, dz []float32) {
 	row := h.cos.Row(i)
 	y := int(h.labels[i])
 	zt := h.s * h.phi[i]
@@ -432,7 +436,7 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 		j1 := min(j0+h.blk, h.c)
 		zb := h.classLogits(z, nil, row, j0, j1)
 		if h.ada.mod != nil {
-			h.ada.modRow(zb, nil, i)
+			h.ada.modRow(zb, dz[:len(zb)], i)
 		}
 		if yb := y - j0; yb >= 0 && yb < len(zb) {
 			m, sum = asm.MaxSumExp(zb[:yb], m, sum)

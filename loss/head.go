@@ -585,7 +585,7 @@ func (h *headWorkspace) forwardShard(k int) {
 			if h.ada.mod != nil {
 				mv := st.mod[:len(vals)]
 				copy(mv, vals)
-				h.ada.modRow(mv, nil, i)
+				h.ada.modRow(mv, st.dmod[:len(vals)], i)
 				vals = mv
 			}
 			if y >= 0 {

@@ -44,7 +44,8 @@ type kindDesc struct {
 	// and margin from the target cosines, the norms and the state into a
 	// (a's common fields set), and stages the new state; mod modulates one
 	// row's non-target logits (AdaFace's clamp, CurricularFace's hard
-	// negatives) with their derivative.
+	// negatives) with their derivative, by a vector kernel (asm's modulate
+	// family).
 	eval func(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) error
 	mod  func(a *adaCall, z, dz []float32, i int)
 }

@@ -311,6 +311,7 @@ type mask struct {
 
 // VCMPPS predicates (ordered, quiet: false when either operand is NaN).
 const (
+	cmpLTOQ = 0x11
 	cmpLEOQ = 0x12
 	cmpGTOQ = 0x1e
 )
