@@ -308,3 +308,36 @@ func TestAdaptiveNoAllocs(t *testing.T) {
 }
 
 var _ = errors.Is
+
+// With sampling (PartialFC, a ShardedHead's SampleRate) the adaptive heads
+// see the positives always: Prepare's targets (from the whole shard) equal
+// Forward's (from the sampled rows) bit for bit, and a sampled
+// CurricularFace or ElasticFace+ step runs on 2 shards.
+func TestAdaptiveSampled(t *testing.T) {
+	r := rand.New(rand.NewSource(23))
+	n, c, d := 16, 60, 12
+	x, w := normedMatrix(r, n, d), randMatrix(r, c, d)
+	labels := randLabels(r, n, c)
+	for _, name := range []string{"Curricular", "ElasticArcPlus", "AdaFace", "MagFace"} {
+		for _, k := range []int{1, 2} {
+			mk := adaptiveHeads()[name]
+			head := mk()
+			head.SubCenters = k
+			wk := randMatrix(r, c*k, d)
+			pfc := &loss.PartialFC{Head: head, SampleRate: 0.3, Seed: 5}
+			dx, dw := filled(n, d, 0), filled(c*k, d, 0)
+			_, err := pfc.Loss(x, wk, labels, &dx, &dw)
+			require.NoError(t, err, name)
+			head2 := mk()
+			head2.SubCenters = k
+			shards := []*loss.ShardedHead{{Head: head2, SampleRate: 0.5, Seed: 9}, {Head: head2, SampleRate: 0.5, Seed: 10}}
+			for step := 0; step < 2; step++ {
+				_, gdx, _, err := shardedStep(t, shards, x, wk, labels, k)
+				require.NoError(t, err, name)
+				require.Len(t, gdx, n*d)
+				require.Equal(t, shards[0].State(), shards[1].State(), name)
+			}
+		}
+	}
+	_ = w
+}
