@@ -341,3 +341,19 @@ func TestAdaptiveSampled(t *testing.T) {
 	}
 	_ = w
 }
+
+// LossFromCosinesNorms takes nil norms for the kinds that ignore them.
+func TestAdaptiveNilNorms(t *testing.T) {
+	cos := loss.Matrix{Rows: 2, Cols: 3, Data: []float32{0.1, 0.2, 0.3, 0.4, 0.5, 0.6}}
+	for _, l := range []*loss.MarginSoftmax{loss.CurricularFace(16, 0.5, 0.1), loss.ArcFace(16, 0.5)} {
+		st := l.State()
+		a, err := l.LossFromCosinesNorms(cos, nil, []int32{0, 1}, nil, nil)
+		require.NoError(t, err)
+		require.NoError(t, l.SetState(st)) // CurricularFace's T moved
+		b, err := l.LossFromCosines(cos, []int32{0, 1}, nil)
+		require.NoError(t, err)
+		require.Equal(t, a, b)
+	}
+	_, err := loss.AdaFace(16, 0.4, 0.333, 0.01).LossFromCosinesNorms(cos, nil, []int32{0, 1}, nil, nil)
+	require.ErrorIs(t, err, loss.ErrShape)
+}

@@ -114,8 +114,8 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 }
 
 // LossFromCosinesNorms is LossFromCosines for heads whose margin reads the
-// feature norm (AdaFace, MagFace; the others accept it and ignore norms):
-// norms[i] = ‖x_i‖ ≥ 0, finite. Where dnorms (N values) is non-nil it
+// feature norm (AdaFace, MagFace; the others accept it and ignore norms,
+// which they also take nil): norms[i] = ‖x_i‖ ≥ 0, finite. Where dnorms (N values) is non-nil it
 // receives ∂L/∂‖x_i‖: 0 for AdaFace (its norms are detached), MagFace's
 // margin and regulariser terms (0 outside [la, ua]), 0 for the others
 // (added with Accumulate). A caller chaining MagFace's gradient adds
@@ -126,7 +126,9 @@ func (l *MarginSoftmax) LossFromCosinesNorms(cos Matrix, norms []float32, labels
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(norms) != cos.Rows {
+	if norms == nil && !l.kind.needsNorms() {
+		norms = []float32{} // the kind ignores them
+	} else if len(norms) != cos.Rows {
 		return 0, fmt.Errorf("%w: %d norms for %d rows of cos", ErrShape, len(norms), cos.Rows)
 	}
 	if dnorms != nil && len(dnorms) != cos.Rows {
@@ -139,9 +141,6 @@ func (l *MarginSoftmax) LossFromCosinesNorms(cos Matrix, norms []float32, labels
 			}
 			return 0, fmt.Errorf("%w: norms[%d] = %g, want ‖x_i‖ ≥ 0", ErrParam, i, v)
 		}
-	}
-	if norms == nil {
-		norms = []float32{}
 	}
 	return l.lossFromCosines(cos, norms, labels, dcos, dnorms)
 }

@@ -9,8 +9,10 @@ import (
 
 // MarginSoftmax is a softmax cross-entropy over margin-adjusted logits:
 // ArcFace, CosFace, the combined margin, SphereFace (A-Softmax) and
-// L-Softmax. Build it with one of the constructors; the exported fields are
-// options that may be changed between calls.
+// L-Softmax, and the adaptive margins AdaFace, MagFace, ElasticArcFace,
+// ElasticCosFace and CurricularFace (see their constructors; their
+// per-call state is AdaptiveState). Build it with one of the constructors;
+// the exported fields are options that may be changed between calls.
 //
 // For x (N×D embeddings), W (C×D class weights) and labels y, with
 // t = cos θ_y the target cosine, the logits are
