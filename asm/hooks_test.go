@@ -44,7 +44,10 @@ func TestRegistry(t *testing.T) {
 	hn, err := simd.TableOf[func(z, dz []float32, thr, t, inv float32)]("HardNegatives")
 	same("HardNegatives", hardNegativesImpl, hn, err)
 
-	require.Equal(t, []string{"ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward", "MaxSumExp",
+	mr, err := simd.TableOf[func(phi, dphi, t []float32, r *MarginRows)]("MarginForwardRows")
+	same("MarginForwardRows", marginRowsImpl, mr, err)
+
+	require.Equal(t, []string{"ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward", "MarginForwardRows", "MaxSumExp",
 		"Mul", "NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")

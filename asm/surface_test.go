@@ -30,6 +30,7 @@ var publicAPI = map[string]string{
 	"Margin": "type", "MarginKind": "type",
 	"Margin.Kind": "method", "Margin.Params": "method", "Margin.String": "method",
 	"MarginKind.String": "method",
+	"MarginForwardRows": "func", "MarginRows": "type", "MarginRows.Set": "method", "MarginRows.Len": "method",
 
 	"MarginArc": "const", "MarginArcEasy": "const", "MarginCos": "const",
 	"MarginCombined": "const", "MarginPsi": "const", "ClampEps": "const",
