@@ -170,19 +170,20 @@ type adaCall struct {
 	kind    headKind
 	on      bool
 	s       float32
-	st      AdaptiveState // the state before this call
-	state   AdaptiveState // the state after this call
-	margins []float32     // per row: AppendMargins
-	thr     []float32     // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
-	dmz     []float32     // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
-	reg     []float32     // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
-	regLoss float64       // MagFace: Σ_i λg·g(a_i)
-	perm    []int32       // ElasticPlus: rows by descending target cosine
-	sorted  []float32     // ElasticPlus: the draws ascending
-	t32     float32       // CurricularFace: T of this call
-	hi      float32       // AdaFace: s·(1−ε), the logit clamp
-	invS    float32       // 1/s
-	phiMax  float64       // max |φ| over the rows (bounds)
+	st      AdaptiveState  // the state before this call
+	state   AdaptiveState  // the state after this call
+	margins []float32      // per row: AppendMargins
+	thr     []float32      // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
+	dmz     []float32      // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
+	reg     []float32      // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
+	regLoss float64        // MagFace: Σ_i λg·g(a_i)
+	rows    asm.MarginRows // MagFace, ElasticCosFace: the per-row margins for asm.MarginForwardRows
+	perm    []int32        // ElasticPlus: rows by descending target cosine
+	sorted  []float32      // ElasticPlus: the draws ascending
+	t32     float32        // CurricularFace: T of this call
+	hi      float32        // AdaFace: s·(1−ε), the logit clamp
+	invS    float32        // 1/s
+	phiMax  float64        // max |φ| over the rows (bounds)
 	// mod modulates a row's non-target logits (the kind's, or nil)
 	mod func(a *adaCall, z, dz []float32, i int)
 }
@@ -334,23 +335,28 @@ func evalMagFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) er
 		a.regLoss += lam * (av/(ua*ua) + 1/av)
 		c := clamp64(float64(t[i]), -1, 1)
 		sn := math.Sqrt(1 - c*c)
-		cm := c*math.Cos(mi) - sn*math.Sin(mi)
-		var f, df, dm float64
+		var dm float64 // ∂φ/∂m; φ and φ′ come from MarginForwardRows below
 		switch {
 		case l.EasyMargin && c > 0, !l.EasyMargin && c > math.Cos(math.Pi-mi):
-			f, df, dm = cm, math.Cos(mi)+c*math.Sin(mi)/sinPole(c), -(c*math.Sin(mi) + sn*math.Cos(mi))
+			dm = -(c*math.Sin(mi) + sn*math.Cos(mi))
 		case l.EasyMargin:
-			f, df, dm = c, 1, 0
 		default: // d/dm [sin(π−m)·m] = sin m + m·cos m
-			f, df, dm = c-math.Sin(math.Pi-mi)*mi, 1, -(math.Sin(mi) + mi*math.Cos(mi))
+			dm = -(math.Sin(mi) + mi*math.Cos(mi))
 		}
-		phi[i], dphi[i] = float32(f), float32(df)
 		a.dmz[i], a.reg[i] = 0, 0
 		if r >= la && r <= ua {
 			a.dmz[i] = float32(s * dm * k)
 			a.reg[i] = float32(lam * (1/(ua*ua) - 1/(av*av)))
 		}
 	}
+	// φ = cos(θ + m_i) with EasyMargin's or the per-row threshold fallback:
+	// ArcFace's margin per row, the vector kernel.
+	kind := asm.MarginArc
+	if l.EasyMargin {
+		kind = asm.MarginArcEasy
+	}
+	a.rows.Set(kind, a.margins[:len(t)])
+	asm.MarginForwardRows(phi, dphi, t, &a.rows)
 	return nil
 }
 
@@ -424,11 +430,14 @@ func evalElastic(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) error 
 		mi := float64(draws[i])
 		c := clamp64(float64(t[i]), -1, 1)
 		if l.kind == kindElasticCos {
-			phi[i], dphi[i] = float32(c-mi), 1
-			continue
+			continue // below: CosFace's margin per row
 		}
 		th := math.Acos(c)
 		phi[i], dphi[i] = float32(math.Cos(th+mi)), float32(math.Sin(th+mi)/sinPole(c))
+	}
+	if l.kind == kindElasticCos {
+		a.rows.Set(asm.MarginCos, draws)
+		asm.MarginForwardRows(phi, dphi, t, &a.rows)
 	}
 	return nil
 }
