@@ -275,6 +275,36 @@ func ExampleMul() {
 	// Output: [0.25 -0.25 2]
 }
 
+// One step of torch.optim.SGD(lr=0.1, momentum=0.9) on three parameters:
+// the first step of a momentum buffer copies the gradient.
+func ExampleSGDStep() {
+	p := []float32{1, 2, 3}
+	g := []float32{0.5, -1, 2}
+	buf := make([]float32, 3)
+	c := asm.SGDCoef{NegLR: -0.1, Momentum: 0.9, Dampening1: 1, Flags: uint32(asm.SGDMomentum | asm.SGDFirst)}
+	asm.SGDStep(p, g, buf, c)
+	fmt.Println(p, buf)
+	c.Flags = uint32(asm.SGDMomentum) // later steps: buf = 0.9·buf + g
+	asm.SGDStep(p, g, buf, c)
+	fmt.Println(p, buf)
+	// Output:
+	// [0.95 2.1 2.8] [0.5 -1 2]
+	// [0.85499996 2.29 2.4199998] [0.95 -1.9 3.8]
+}
+
+// The first step of torch.optim.AdamW(lr=0.01, weight_decay=0) moves every
+// parameter by about lr against the sign of its gradient.
+func ExampleAdamWStep() {
+	p := []float32{1, -1}
+	g := []float32{0.3, -2}
+	m, v := make([]float32, 2), make([]float32, 2)
+	c := asm.AdamWCoef{Decay: 1, Beta1: 0.9, Beta1c: 0.1, Beta2: 0.999, Beta2c: 0.001,
+		BC2Sqrt: float32(math.Sqrt(1 - 0.999)), Eps: 1e-8, NegStep: -0.01 / (1 - 0.9)}
+	asm.AdamWStep(p, g, m, v, c)
+	fmt.Printf("%.4f %.4f\n", p[0], p[1])
+	// Output: 0.9900 -0.9900
+}
+
 // ClampGrad clamps AdaFace's logits z = s·c to ±s·(1−ε) (s = 64, ε = 1e-3)
 // and marks where the gradient stops.
 func ExampleClampGrad() {

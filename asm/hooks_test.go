@@ -46,9 +46,13 @@ func TestRegistry(t *testing.T) {
 
 	mr, err := simd.TableOf[func(phi, dphi, t []float32, r *MarginRows)]("MarginForwardRows")
 	same("MarginForwardRows", marginRowsImpl, mr, err)
+	sg, err := simd.TableOf[func(p, g, buf []float32, c SGDCoef)]("SGDStep")
+	same("SGDStep", sgdStepImpl, sg, err)
+	aw, err := simd.TableOf[func(p, g, m, v []float32, c AdamWCoef)]("AdamWStep")
+	same("AdamWStep", adamWStepImpl, aw, err)
 
-	require.Equal(t, []string{"ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward", "MarginForwardRows", "MaxSumExp",
-		"Mul", "NormalizeBackward", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
+	require.Equal(t, []string{"AdamWStep", "ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward",
+		"MarginForwardRows", "MaxSumExp", "Mul", "NormalizeBackward", "SGDStep", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")
 	require.NoError(t, err)

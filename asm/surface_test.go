@@ -32,6 +32,13 @@ var publicAPI = map[string]string{
 	"MarginKind.String": "method",
 	"MarginForwardRows": "func", "MarginRows": "type", "MarginRows.Set": "method", "MarginRows.Len": "method",
 
+	"SGDStep": "func", "AdamWStep": "func", "SGDFlags": "type", "SGDCoef": "type", "AdamWCoef": "type",
+	"SGDWeightDecay": "const", "SGDMomentum": "const", "SGDFirst": "const", "SGDNesterov": "const",
+	"SGDCoef.Flags": "field", "SGDCoef.NegLR": "field", "SGDCoef.WeightDecay": "field", "SGDCoef.Momentum": "field",
+	"SGDCoef.Dampening1": "field", "AdamWCoef.Decay": "field", "AdamWCoef.Beta1": "field", "AdamWCoef.Beta1c": "field",
+	"AdamWCoef.Beta2": "field", "AdamWCoef.Beta2c": "field", "AdamWCoef.BC2Sqrt": "field", "AdamWCoef.Eps": "field",
+	"AdamWCoef.NegStep": "field",
+
 	"MarginArc": "const", "MarginArcEasy": "const", "MarginCos": "const",
 	"MarginCombined": "const", "MarginPsi": "const", "ClampEps": "const",
 }

@@ -37,7 +37,7 @@ func benchLevels[F any](b *testing.B, kernel string, n, bytes int, call func(F),
 
 var sinkF32 float32
 
-// BenchmarkKernels times the normalize, lse and margin kernels at every level, at a
+// BenchmarkKernels times the normalize, lse, margin and optimizer kernels at every level, at a
 // row length of the ArcFace head (512) and a class tile (4096):
 //
 //	go test ./bench -run '^$' -bench 'Kernels/MaxSumExp/n=4096' -benchtime 200ms
@@ -67,6 +67,16 @@ func BenchmarkKernels(b *testing.B) {
 		})
 		benchLevels(b, "SoftmaxScaled", n, 8*n, func(f func(dst, z []float32, lse, scale float32)) {
 			f(dst, z, 12, 30)
+		})
+		// The optimizer steps, in place (p, buf, m and v drift; the
+		// arithmetic per element does not depend on the values).
+		p, buf, m, v := randSlice(r, n), make([]float32, n), make([]float32, n), make([]float32, n)
+		benchLevels(b, "SGDStep", n, 20*n, func(f func(p, g, buf []float32, c asm.SGDCoef)) {
+			f(p, x, buf, asm.SGDCoef{NegLR: -1e-6, WeightDecay: 5e-4, Momentum: 0.9, Dampening1: 1,
+				Flags: uint32(asm.SGDWeightDecay | asm.SGDMomentum)})
+		}, "momentum-wd")
+		benchLevels(b, "AdamWStep", n, 28*n, func(f func(p, g, m, v []float32, c asm.AdamWCoef)) {
+			f(p, x, m, v, asm.AdamWCoef{Decay: 1, Beta1: 0.9, Beta1c: 0.1, Beta2: 0.999, Beta2c: 0.001, BC2Sqrt: 0.5, Eps: 1e-8, NegStep: -1e-6})
 		})
 		t := make([]float32, n)
 		for i := range t {

@@ -11,9 +11,9 @@ import (
 
 // Center is the center loss of Wen et al. (2016): it pulls each embedding
 // towards the center of its class. Centers is C×D; Alpha in (0, 1] is the
-// center learning rate of Update.
+// center learning rate of Update; Lambda weights the loss.
 //
-//	Loss = Σ_i ‖x_i − c_{y_i}‖² / (2N),   ∂Loss/∂x_i = (x_i − c_{y_i})/N
+//	Loss = λ·Σ_i ‖x_i − c_{y_i}‖² / (2N),   ∂Loss/∂x_i = λ·(x_i − c_{y_i})/N
 //
 // Centers are not trained by gradient: call Update after each step, as the
 // paper does. A Center keeps scratch buffers between calls (never references
@@ -22,6 +22,11 @@ import (
 type Center struct {
 	Centers Matrix
 	Alpha   float32
+	// Lambda is the weight λ ≥ 0 of the center loss: it multiplies the
+	// loss and its gradient (so that, with Accumulate, λ·∂Lc/∂x adds onto a
+	// head's gradient in the same buffer). The zero value means 1; published
+	// uses weight center loss by 0.003–0.01. Update does not depend on it.
+	Lambda float32
 	// Accumulate makes Loss add its gradient to what dx holds instead of
 	// overwriting it (for example onto the gradient of a margin head).
 	Accumulate bool
@@ -30,7 +35,7 @@ type Center struct {
 	x       Matrix
 	labels  []int32
 	dx      *Matrix
-	invN    float64
+	scale   float64 // λ/N
 	rowLoss []float64
 	rowMax  []float64 // per row: max_k |x_ik − c_k|/N, plus max|dx_i| with Accumulate (+Inf when not finite)
 	order   []int64
@@ -41,8 +46,8 @@ const centerRows = 64 // rows per parallel chunk
 var errNilCenter = fmt.Errorf("%w: nil *Center", ErrShape)
 
 // Validate reports whether the configuration is usable: Centers a
-// consistent C×D matrix with C, D ≥ 1 and finite entries, and 0 < Alpha ≤ 1
-// (the rate Update needs). It returns an error wrapping ErrShape,
+// consistent C×D matrix with C, D ≥ 1 and finite entries, 0 < Alpha ≤ 1
+// (the rate Update needs) and a finite Lambda ≥ 0. It returns an error wrapping ErrShape,
 // ErrNonFinite or ErrParam, or nil.
 func (c *Center) Validate() error {
 	if c == nil {
@@ -53,10 +58,28 @@ func (c *Center) Validate() error {
 	if err := c.checkAlpha(); err != nil {
 		return err
 	}
+	if err := c.checkLambda(); err != nil {
+		return err
+	}
 	if err := c.checkCenters(); err != nil {
 		return err
 	}
 	return checkFinite("centers", c.Centers)
+}
+
+func (c *Center) checkLambda() error {
+	if !(c.Lambda >= 0 && c.Lambda <= math.MaxFloat32) {
+		return fmt.Errorf("%w: center λ = %g, want a finite λ ≥ 0 (0 means 1)", ErrParam, c.Lambda)
+	}
+	return nil
+}
+
+// weight is λ, with the zero value read as 1.
+func (c *Center) weight() float64 {
+	if c.Lambda == 0 {
+		return 1
+	}
+	return float64(c.Lambda)
 }
 
 func (c *Center) checkAlpha() error {
@@ -89,9 +112,9 @@ func (c *Center) check(x Matrix, labels []int32) error {
 	return checkLabels(labels, x.Rows, c.Centers.Rows)
 }
 
-// Loss returns Σ_i ‖x_i − c_{y_i}‖²/(2N) for embeddings x (N×D) and labels
-// (N values in [0, C)) and, where dx (N×D) is non-nil, writes
-// (x_i − c_{y_i})/N into it (adds it with Accumulate). dx may be x itself;
+// Loss returns λ·Σ_i ‖x_i − c_{y_i}‖²/(2N) for embeddings x (N×D) and
+// labels (N values in [0, C)) and, where dx (N×D) is non-nil, writes
+// λ·(x_i − c_{y_i})/N into it (adds it with Accumulate). dx may be x itself;
 // any other overlap of dx with x, labels or Centers is an error wrapping
 // ErrOverlap.
 //
@@ -106,6 +129,9 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.checkLambda(); err != nil {
+		return 0, err
+	}
 	if err := c.check(x, labels); err != nil {
 		return 0, err
 	}
@@ -132,7 +158,7 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 	}
 	c.rowLoss = grow(c.rowLoss, n)
 	c.rowMax = grow(c.rowMax, n)
-	c.x, c.labels, c.dx, c.invN = x, labels, dx, 1/float64(n)
+	c.x, c.labels, c.dx, c.scale = x, labels, dx, c.weight()/float64(n)
 	defer func() { c.x, c.labels, c.dx = Matrix{}, nil, nil }()
 	// First pass: the row losses and the largest gradient entry; nothing
 	// is written until both are known to be finite.
@@ -142,7 +168,7 @@ func (c *Center) Loss(x Matrix, labels []int32, dx *Matrix) (float32, error) {
 		total += v
 		big = math.Max(big, c.rowMax[i])
 	}
-	loss := total / (2 * float64(n))
+	loss := c.weight() * total / (2 * float64(n))
 	if !(loss <= maxOut) {
 		return 0, fmt.Errorf("%w: finite x and centers give a center loss of %g, beyond float32", ErrNonFinite, loss)
 	}
@@ -177,7 +203,7 @@ func (j *centerLossJob) RunChunk(ch int) {
 			big = math.Max(big, math.Abs(diff))
 		}
 		c.rowLoss[i] = s
-		big *= c.invN
+		big *= c.scale
 		if c.dx != nil && c.Accumulate {
 			big += maxAbs(c.dx.Row(i))
 		}
@@ -191,7 +217,7 @@ func (j *centerGradJob) RunChunk(ch int) {
 	for i := lo; i < hi; i++ {
 		xi, ci, g := c.x.Row(i), c.Centers.Row(int(c.labels[i])), c.dx.Row(i)
 		for k, v := range xi {
-			d := float32((float64(v) - float64(ci[k])) * c.invN)
+			d := float32((float64(v) - float64(ci[k])) * c.scale)
 			if c.Accumulate {
 				d += g[k]
 			}

@@ -4,7 +4,9 @@
 // computes them), focal losses and center loss, forward and backward, for training embeddings on CPUs; with
 // sub-centers, label smoothing, a cosine-level entry (LossFromCosines),
 // Partial FC sampling (PartialFC) and a class-sharded, model-parallel head
-// (ShardedHead) for very many classes.
+// (ShardedHead) for very many classes. MarginSoftmax.FusedStep applies an
+// optimizer step to W inside the backward pass (a WeightStepper; package
+// optim provides SGD and AdamW), so the C×D gradient of W is never stored.
 //
 // Every loss returns the reduced loss value and, where asked, writes exact
 // gradients (what autograd gives through the stated formula) into

@@ -11,8 +11,9 @@ import (
 
 // A full training step: a linear layer maps inputs to embeddings, ArcFace
 // scores them against the class weights, and SGD updates both from the
-// gradients. Center loss adds its gradient into the same dx buffer
-// (Accumulate), so the step needs one gradient buffer per tensor.
+// gradients. Center loss, weighted by λ = 0.01, adds λ·∂Lc/∂emb into the
+// same dx buffer (Accumulate), so the step needs one gradient buffer per
+// tensor.
 func Example_trainingStep() {
 	const (
 		n, in, d, c = 32, 16, 8, 4 // batch, input width, embedding, classes
@@ -40,7 +41,7 @@ func Example_trainingStep() {
 	w := loss.Matrix{Rows: c, Cols: d, Data: randn(c*d, 1)}
 
 	head := loss.ArcFace(16, 0.3)
-	center := &loss.Center{Centers: loss.Matrix{Rows: c, Cols: d, Data: make([]float32, c*d)}, Alpha: 0.5, Accumulate: true}
+	center := &loss.Center{Centers: loss.Matrix{Rows: c, Cols: d, Data: make([]float32, c*d)}, Alpha: 0.5, Lambda: 0.01, Accumulate: true}
 	if err := errors.Join(head.Validate(), center.Validate()); err != nil {
 		panic(err) // reject bad hyper-parameters before any data is loaded
 	}
@@ -56,7 +57,7 @@ func Example_trainingStep() {
 		if err != nil {
 			panic(err)
 		}
-		lc, err := center.Loss(emb, labels, &demb) // demb += ∂Lc/∂emb
+		lc, err := center.Loss(emb, labels, &demb) // demb += λ·∂Lc/∂emb; lc = λ·Lc
 		if err != nil {
 			panic(err)
 		}
@@ -64,7 +65,7 @@ func Example_trainingStep() {
 			panic(err)
 		}
 		if step%10 == 0 || step == 29 {
-			fmt.Printf("step %2d arcface %.2f center %.2f\n", step, l, lc)
+			fmt.Printf("step %2d arcface %.2f center %.4f\n", step, l, lc)
 		}
 		// backward through the layer: dlayer = dembᵀ·inputs (D×in)
 		asm.GemmTN(d, in, n, 1, demb.Data, d, inputs, in, 0, dlayer, in)
@@ -77,8 +78,8 @@ func Example_trainingStep() {
 		}
 	}
 	// Output:
-	// step  0 arcface 5.91 center 5.64
-	// step 10 arcface 0.02 center 0.81
-	// step 20 arcface 0.01 center 0.48
-	// step 29 arcface 0.01 center 0.33
+	// step  0 arcface 5.91 center 0.0564
+	// step 10 arcface 0.05 center 0.0188
+	// step 20 arcface 0.02 center 0.0185
+	// step 29 arcface 0.02 center 0.0183
 }

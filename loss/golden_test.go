@@ -411,6 +411,7 @@ type goldenCenterCase struct {
 	Name         string
 	N, C, D      int
 	Alpha        float32
+	Lambda       float32 // Center.Lambda as given (0 = weight 1)
 	X, Centers   []float32
 	Labels       []int32
 	Loss         float64
@@ -427,7 +428,7 @@ func testGoldenCenter(t *testing.T) {
 	tab := newErrTable()
 	for _, gc := range doc.Cases {
 		t.Run(gc.Name, func(t *testing.T) {
-			c := &loss.Center{Centers: matOf(gc.C, gc.D, gc.Centers), Alpha: gc.Alpha}
+			c := &loss.Center{Centers: matOf(gc.C, gc.D, gc.Centers), Alpha: gc.Alpha, Lambda: gc.Lambda}
 			x := matOf(gc.N, gc.D, gc.X)
 			dx := nanMatrix(gc.N, gc.D)
 			got, err := c.Loss(x, gc.Labels, &dx)

@@ -77,6 +77,7 @@ type headWorkspace struct {
 	labels  []int32
 	n, c, d int
 	dx, dw  *Matrix
+	step    WeightStepper // the fused step of W, or nil (fused.go)
 
 	// k is the number of sub-centers (w rows per class); classes the C of
 	// the label-smoothing mean (every shard's classes for a ShardedHead);
@@ -204,7 +205,7 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 // release drops every reference to the caller's memory, whatever the
 // outcome of the call: the workspace outlives it.
 func (h *headWorkspace) release() {
-	h.x, h.w, h.labels, h.dx, h.dw = Matrix{}, Matrix{}, nil, nil, nil
+	h.x, h.w, h.labels, h.dx, h.dw, h.step = Matrix{}, Matrix{}, nil, nil, nil, nil
 }
 
 // bounds returns an ErrNonFinite error when finite inputs could still drive
@@ -330,8 +331,14 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 	}
 	total += h.regLoss()
 	loss, err := h.reduced(total)
-	if err != nil || dx == nil && dw == nil {
+	if err != nil || dx == nil && dw == nil && h.step == nil {
 		return loss, err
+	}
+	if h.step != nil {
+		if err := h.step.BeginWeightStep(h.w, nil); err != nil {
+			return 0, err
+		}
+		defer h.step.EndWeightStep()
 	}
 	h.backward(dx, dw)
 	return loss, nil
@@ -400,7 +407,7 @@ func (h *headWorkspace) backward(dx, dw *Matrix) {
 			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
 		}
 	}
-	if dw != nil {
+	if dw != nil || h.step != nil {
 		h.pxT.Pack(h.n, h.d, h.xhat, h.d)
 	}
 	h.phase = phaseBackward
@@ -764,8 +771,8 @@ func (h *headWorkspace) backwardShard(k int) {
 			asm.GemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
 			first = false
 		}
-		if h.dw != nil {
-			h.gradWTile(st, g, j0, j1)
+		if h.dw != nil || h.step != nil {
+			h.gradW(st, g, j0, j1)
 		}
 	}
 }

@@ -107,6 +107,17 @@ type MarginSoftmax struct {
 	// (ErrNonFinite). A call that uses it draws nothing and leaves
 	// State().Calls as it is. The slice is read during the call only.
 	Margins []float32
+	// FusedStep, when non-nil, steps W inside Loss's backward pass: each
+	// tile of W's rows is stepped as soon as its gradient is complete, so
+	// dw may be nil and the C×D gradient of W is never stored. With dw
+	// non-nil, dw receives the gradient as usual and the step reads it
+	// there (with Accumulate: what dw holds after the call, a gradient
+	// accumulated over micro-batches); with dw nil the step takes this
+	// call's gradient. W is updated in place and comes out as Loss followed
+	// by the optimizer's step on dw (optim: bit for bit); the loss and dx
+	// are the same as without it. PartialFC steps only the rows of S.
+	// An empty batch does not step; ShardedHead ignores FusedStep.
+	FusedStep WeightStepper
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -371,11 +382,20 @@ func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 // w is an error too; a valid empty batch returns 0 with any gradient asked
 // for zeroed (left as is with Accumulate).
 func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, error) {
+	return l.lossStep(x, w, labels, dx, dw, nil)
+}
+
+// lossStep is Loss with the fused step step, or FusedStep when step is nil
+// (PartialFC passes its row map of FusedStep).
+func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, step WeightStepper) (float32, error) {
 	if l == nil {
 		return 0, errNilHead
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if step == nil {
+		step = l.FusedStep
+	}
 	g, err := l.margin()
 	if err != nil {
 		return 0, err
@@ -413,6 +433,9 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
+	if err := checkStepOverlap(step, x, w, labels); err != nil {
+		return 0, err
+	}
 	if n == 0 {
 		for j := 0; j < c; j++ {
 			if nr := asm.L2Norm(w.Row(j)); !isFinite(nr) {
@@ -437,9 +460,14 @@ func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float
 		}
 	}
 	phiMax, dphiMax := l.phiBounds()
-	if err := h.bounds(h.adaptivePhiMax(phiMax), dphiMax, dx, dw); err != nil {
+	dwb := dw
+	if dwb == nil && step != nil {
+		dwb = &Matrix{} // the fused step's gradient must be finite too
+	}
+	if err := h.bounds(h.adaptivePhiMax(phiMax), dphiMax, dx, dwb); err != nil {
 		return 0, err
 	}
+	h.step = step
 	loss, err := h.run(dx, dw)
 	if err == nil {
 		h.ada.commit(l, &l.state, n)

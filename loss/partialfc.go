@@ -78,6 +78,7 @@ const (
 	pfcPhaseGather = iota
 	pfcPhaseScatter
 	pfcPhaseScatterZero
+	pfcPhaseScatterW // Head.FusedStep: the stepped rows of wS back into w
 )
 
 // pfcWorkspace holds one call's scratch; buffers only grow.
@@ -101,6 +102,11 @@ type pfcWorkspace struct {
 
 	w  Matrix  // the caller's w during the call
 	dw *Matrix // the caller's dw during the call
+
+	// Head.FusedStep: the W rows of S (K per class) and the stepper that
+	// maps the head's gathered rows to them (fused.go).
+	stepRows []int32
+	stepper  rowStepper
 }
 
 var (
@@ -187,6 +193,12 @@ func (p *PartialFC) AppendSampled(dst []int32) []int32 {
 // sampling bitset), the cost grows with |S|, not C; rows of w outside S
 // are not read (a NaN there is not reported).
 //
+// With Head.FusedStep set, the W rows of the classes in S (K per class)
+// are stepped in place inside the backward pass, each as its own
+// parameter (optim's StepRows rule: its own state and step count), and dw
+// may be nil; the other rows of w and their state are untouched. The
+// stepper sees the rows of w (BeginWeightStep gets w and the rows of S).
+//
 // dx may be x itself; any other sharing of memory between dx, dw, x, w and
 // labels is an error wrapping ErrOverlap. On bad input (a nil Head, a
 // SampleRate outside (0, 1], NaN included, or whatever Head.Loss rejects
@@ -238,12 +250,28 @@ func (p *PartialFC) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, 
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
 	}
+	if err := checkStepOverlap(head.FusedStep, x, w, labels); err != nil {
+		return 0, err
+	}
 
 	h := &p.ws
 	m := h.sample(labels, c, p.SampleRate, p.Seed, p.calls)
+	var step WeightStepper // nil: the head's own FusedStep, if any
+	if head.FusedStep != nil {
+		// Only the rows of S are stepped, each with its own state.
+		h.stepRows = grow(h.stepRows, m*k)
+		for i, cl := range h.s {
+			for q := 0; q < k; q++ {
+				h.stepRows[i*k+q] = cl*int32(k) + int32(q)
+			}
+		}
+		h.stepper = rowStepper{user: head.FusedStep, w: w, rows: h.stepRows}
+		step = &h.stepper
+		defer func() { h.stepper = rowStepper{} }()
+	}
 	if m == c {
 		// S is every class: Head's own call, bitwise.
-		l, err := head.Loss(x, w, labels, dx, dw)
+		l, err := head.lossStep(x, w, labels, dx, dw, step)
 		if err != nil {
 			return 0, err
 		}
@@ -265,9 +293,13 @@ func (p *PartialFC) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, 
 		h.dwM = Matrix{Rows: m * k, Cols: d, Data: h.dwS}
 		dwS = &h.dwM
 	}
-	l, err := head.Loss(x, wS, h.lab, dx, dwS)
+	l, err := head.lossStep(x, wS, h.lab, dx, dwS, step)
 	if err != nil {
 		return 0, err
+	}
+	if step != nil {
+		h.phase = pfcPhaseScatterW
+		par.Do(par.Chunks(m, pfcChunk), h)
 	}
 	if dw != nil {
 		if h.accum || p.KeepUnsampled {
@@ -425,6 +457,13 @@ func (h *pfcWorkspace) RunChunk(ch int) {
 			next = j + 1
 		}
 		clear(h.dw.Data[next*h.rowLen : hi*h.rowLen])
+	case pfcPhaseScatterW:
+		lo, hi := par.Range(ch, pfcChunk, len(h.s))
+		rl := h.rowLen
+		for i := lo; i < hi; i++ {
+			j := int(h.s[i])
+			copy(h.w.Data[j*rl:(j+1)*rl], h.wS[i*rl:(i+1)*rl])
+		}
 	}
 }
 

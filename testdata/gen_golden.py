@@ -172,9 +172,9 @@ def focal_sigmoid(gamma, alpha, reduction, z, tg):
     return reduce(loss, reduction)
 
 
-def center_loss(x, centers, labels):
+def center_loss(x, centers, labels, lam=1.0):
     d = x - centers[labels]
-    return (d * d).sum() / (2.0 * x.shape[0])
+    return lam * (d * d).sum() / (2.0 * x.shape[0])
 
 
 def center_update(x, centers, labels, alpha):
@@ -476,19 +476,22 @@ def focal_cases():
 def center_cases():
     rng = np.random.default_rng(4242)
     cases = []
-    for n, c, d, alpha in ((1, 1, 1, 0.5), (8, 3, 2, 0.5), (16, 17, 3, 0.1), (32, 5, 17, 1.0),
-                           (4, 10, 300, 0.5), (64, 17, 8, 0.05), (12, 300, 2, 0.3), (20, 2, 5, 0.9)):
+    # lam is Center.Lambda (0 = the zero value, weight 1); it is drawn after
+    # the original cases, so they keep their inputs.
+    for n, c, d, alpha, lam in ((1, 1, 1, 0.5, 0), (8, 3, 2, 0.5, 0), (16, 17, 3, 0.1, 0), (32, 5, 17, 1.0, 0),
+                                (4, 10, 300, 0.5, 0), (64, 17, 8, 0.05, 0), (12, 300, 2, 0.3, 0), (20, 2, 5, 0.9, 0),
+                                (16, 5, 7, 0.5, 0.01), (9, 4, 33, 0.3, 0.003), (24, 6, 5, 0.5, 2.5), (8, 3, 4, 0.5, 1.0)):
         x = f32(rng.standard_normal((n, d)) * 2.0)
         centers = f32(rng.standard_normal((c, d)))
         # For C > 2 the last class never appears (its center must not move).
         labels = rng.integers(0, c - 1 if c > 2 else c, size=n)
-        alpha = f32s(alpha)
+        alpha, lam = f32s(alpha), f32s(lam)
         xt = torch.tensor(x, requires_grad=True)
-        loss = center_loss(xt, torch.tensor(centers), torch.tensor(labels))
+        loss = center_loss(xt, torch.tensor(centers), torch.tensor(labels), lam if lam != 0 else 1.0)
         loss.backward()
         after = center_update(x, centers, labels, alpha)
-        cases.append(dict(name="center/%dx%dx%d/alpha%g" % (n, c, d, alpha), n=n, c=c, d=d,
-                          alpha=alpha, x=fmt_in(x), centers=fmt_in(centers),
+        name = "center/%dx%dx%d/alpha%g" % (n, c, d, alpha) + ("/lambda%g" % lam if lam else "")
+        cases.append(dict(name=name, n=n, c=c, d=d, alpha=alpha, **{"lambda": lam}, x=fmt_in(x), centers=fmt_in(centers),
                           labels=[int(v) for v in labels], loss=float(loss.item()),
                           dx=fmt_out(xt.grad.numpy()), centers_after=fmt_out(after)))
     return cases

@@ -9,6 +9,7 @@ import (
 	"github.com/marginloss/marginloss/asm"
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // lossNames are the values -loss accepts.
@@ -35,13 +36,13 @@ type headConfig struct {
 // (C×D) and the loss that turns (x, W, labels) into a value and gradients.
 type head struct {
 	Name   string
-	Desc   string // the loss and its hyper-parameters, for the log
-	W      *mnistmlp.Param
+	Desc   string          // the loss and its hyper-parameters, for the log
+	W      *mnistmlp.Param // W.W only: the optimizer keeps its state in wState
+	wState optim.State
 	C, D   int
 	margin *loss.MarginSoftmax // nil for focal
 	focal  *loss.Focal
-	center *loss.Center
-	cw     float32 // center loss weight
+	center *loss.Center // weighted by its Lambda, accumulated into dx
 
 	// Plain softmax on the same W for the first preIters iterations.
 	pre      *loss.MarginSoftmax
@@ -51,8 +52,8 @@ type head struct {
 	lambda float32
 
 	// scratch
-	dx, dxc, logits, dlogits []float32
-	parts                    [2]float32 // last head and center loss values
+	dx, logits, dlogits []float32
+	parts               [2]float32 // last head and center loss values
 }
 
 // newHead builds the named head for C classes and D-dimensional embeddings;
@@ -170,9 +171,9 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 		}
 	}
 	if cfg.Center > 0 {
-		h.cw = float32(cfg.Center)
-		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)}, Alpha: def(cfg.CenterRate, 0.5)}
-		h.Desc += fmt.Sprintf(" + %g·Center(α=%g)", h.cw, h.center.Alpha)
+		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)},
+			Alpha: def(cfg.CenterRate, 0.5), Lambda: float32(cfg.Center), Accumulate: true}
+		h.Desc += fmt.Sprintf(" + %g·Center(α=%g)", h.center.Lambda, h.center.Alpha)
 	}
 	// Reject bad hyper-parameters now, before any data is loaded.
 	var err error
@@ -192,19 +193,24 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 }
 
 // Step computes the loss of the n×D embeddings x for the labels at
-// iteration iter, writes dL/dx into the returned buffer (owned by h) and
-// dL/dW into h.W.Grad, and updates the centers when center loss is on.
-func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, error) {
+// iteration iter, writes dL/dx into the returned buffer (owned by h),
+// steps W with opt and updates the centers when center loss is on. The
+// margin heads step W inside their backward pass (FusedStep: no C×D
+// gradient is stored); focal's dW goes through h.W.Grad and opt.Step.
+func (h *head) Step(x []float32, labels []int32, iter int, opt optim.SGD) (float32, []float32, error) {
 	n := len(labels)
 	X := loss.Matrix{Rows: n, Cols: h.D, Data: x[:n*h.D]}
 	W := loss.Matrix{Rows: h.C, Cols: h.D, Data: h.W.W}
 	h.dx = mnistmlp.Grow(h.dx, n*h.D)
 	dX := loss.Matrix{Rows: n, Cols: h.D, Data: h.dx}
-	dW := loss.Matrix{Rows: h.C, Cols: h.D, Data: h.W.Grad}
 	var v float32
 	var err error
 	if h.focal != nil {
+		dW := loss.Matrix{Rows: h.C, Cols: h.D, Data: h.W.Grad}
 		v, err = h.focalStep(X, W, labels, &dX, &dW)
+		if err == nil {
+			err = opt.Step(h.W.W, h.W.Grad, &h.wState)
+		}
 	} else {
 		if h.anneal != nil {
 			h.lambda = h.anneal(iter)
@@ -214,27 +220,23 @@ func (h *head) Step(x []float32, labels []int32, iter int) (float32, []float32, 
 		if iter < h.preIters {
 			l = h.pre
 		}
-		v, err = l.Loss(X, W, labels, &dX, &dW)
+		l.FusedStep = opt.Fused(&h.wState) // this iteration's lr
+		v, err = l.Loss(X, W, labels, &dX, nil)
 	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("%s: %w", h.Name, err)
 	}
 	h.parts[0] = v
 	if h.center != nil {
-		h.dxc = mnistmlp.Grow(h.dxc, n*h.D)
-		dC := loss.Matrix{Rows: n, Cols: h.D, Data: h.dxc}
-		c, err := h.center.Loss(X, labels, &dC)
+		c, err := h.center.Loss(X, labels, &dX) // dx += λ·∂Lc/∂x; c = λ·Lc
 		if err != nil {
 			return 0, nil, fmt.Errorf("center: %w", err)
-		}
-		for i, g := range h.dxc {
-			h.dx[i] += h.cw * g
 		}
 		if err := h.center.Update(X, labels); err != nil {
 			return 0, nil, fmt.Errorf("center update: %w", err)
 		}
 		h.parts[1] = c
-		v += h.cw * c
+		v += c
 	}
 	return v, h.dx, nil
 }
