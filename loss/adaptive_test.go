@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 	"github.com/stretchr/testify/require"
 )
 
@@ -356,4 +357,41 @@ func TestAdaptiveNilNorms(t *testing.T) {
 	}
 	_, err := loss.AdaFace(16, 0.4, 0.333, 0.01).LossFromCosinesNorms(cos, nil, []int32{0, 1}, nil, nil)
 	require.ErrorIs(t, err, loss.ErrShape)
+}
+
+// TestAdaptiveFused: with a fused W step (optim) the adaptive heads give
+// bit for bit the loss, dx, W and state of Loss followed by the step, over
+// three steps (the state moving), at every level and tile path.
+func TestAdaptiveFused(t *testing.T) {
+	forEachLevelAndPath(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(24))
+		const n, c, d = 19, 700, 16
+		x := normedMatrix(r, n, d)
+		labels := randLabels(r, n, c)
+		for name, mk := range adaptiveHeads() {
+			w0 := randMatrix(r, c, d)
+			for _, o := range fusedOpts() {
+				sep, fus := mk(), mk()
+				sep.TileBudget, fus.TileBudget = tileBudget, tileBudget
+				var stS, stF optim.State
+				fus.FusedStep = o.fused(&stF)
+				wS, wF := slices.Clone(w0.Data), slices.Clone(w0.Data)
+				dw := make([]float32, len(w0.Data))
+				for step := 0; step < 3; step++ {
+					dxS, dxF := make([]float32, n*d), make([]float32, n*d)
+					ls, err := sep.Loss(x, loss.Matrix{Rows: c, Cols: d, Data: wS}, labels,
+						&loss.Matrix{Rows: n, Cols: d, Data: dxS}, &loss.Matrix{Rows: c, Cols: d, Data: dw})
+					require.NoError(t, err)
+					require.NoError(t, o.step(wS, dw, &stS))
+					lf, err := fus.Loss(x, loss.Matrix{Rows: c, Cols: d, Data: wF}, labels,
+						&loss.Matrix{Rows: n, Cols: d, Data: dxF}, nil)
+					require.NoError(t, err)
+					require.Equal(t, math.Float32bits(ls), math.Float32bits(lf), "%s %s step %d", name, o.name, step)
+					fusedBits(t, name+" "+o.name+" dx", dxF, dxS)
+					fusedBits(t, name+" "+o.name+" W", wF, wS)
+					require.Equal(t, sep.State(), fus.State(), name)
+				}
+			}
+		}
+	})
 }
