@@ -28,7 +28,7 @@ func checkAtLeast(fn, dstName string, dst int, srcName string, src int) {
 
 // checkGemm panics unless m, n, k ≥ 0 and each operand fits its shape.
 // aShape and bShape name the stored rows and columns of A and B by their
-// dimensions ("mk": m×k); C is always m×n.
+// dimensions ("mk": m×k; "" skips a packed operand); C is always m×n.
 func checkGemm(fn string, m, n, k int, aShape string, a []float32, lda int, bShape string, b []float32, ldb int, c []float32, ldc int) {
 	if m < 0 || n < 0 || k < 0 {
 		panicf("%s: negative dimension: m = %d, n = %d, k = %d", fn, m, n, k)
@@ -42,8 +42,12 @@ func checkGemm(fn string, m, n, k int, aShape string, a []float32, lda int, bSha
 		}
 		return k
 	}
-	checkOperand(fn, "a", "lda", aShape, dim(aShape[0]), dim(aShape[1]), a, lda)
-	checkOperand(fn, "b", "ldb", bShape, dim(bShape[0]), dim(bShape[1]), b, ldb)
+	if aShape != "" { // "": a packed operand, sized by its Pack
+		checkOperand(fn, "a", "lda", aShape, dim(aShape[0]), dim(aShape[1]), a, lda)
+	}
+	if bShape != "" {
+		checkOperand(fn, "b", "ldb", bShape, dim(bShape[0]), dim(bShape[1]), b, ldb)
+	}
 	checkOperand(fn, "c", "ldc", "mn", m, n, c, ldc)
 }
 

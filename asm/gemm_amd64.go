@@ -90,4 +90,5 @@ var (
 func init() {
 	registerGemm(simd.AVX2, gemmAVX2Arch)
 	registerGemm(simd.AVX512, gemmAVX512Arch)
+	registerBF16()
 }

@@ -61,4 +61,23 @@ var gemmNEONArch = newGemmArch(cacheBlocked(gemmArch{
 
 func init() {
 	registerGemm(simd.NEON, gemmNEONArch)
+	// bfloat16: BFDOT on pair packs where the CPU has FEAT_BF16 (BFDOT does
+	// twice FMLA's multiply-adds on the cores that have it; no arm64
+	// hardware has timed it here), else the NEON float32 kernel on rounded
+	// packs; both reachable to tests.
+	round := gemmNEONArch.withPrec(gemmBF16Round, nil, nil)
+	bf16Drivers[simd.NEON] = round
+	if simd.HasBF16() {
+		pair := gemmNEONArch.withPrec(gemmBF16Pair, gemmKernelBF16NEON, nil)
+		bf16Drivers[simd.NEON] = pair
+		bf16Alternates["neon-round"] = round
+		bf16Native.ok, bf16Native.level = true, simd.NEON
+	}
 }
+
+// gemmKernelBF16NEON is the 8×12 micro-kernel on bf16 pair packs
+// (gemmKernelBF16Generic), BFDOT by element emitted as WORDs
+// (gen/arm64/encode_bf16.go). FEAT_BF16 only (simd.HasBF16).
+//
+//go:noescape
+func gemmKernelBF16NEON(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32)

@@ -1461,6 +1461,1463 @@ kernel_mr1_beta0:
 	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
 	RET
 
+// gemmKernelBF16NEON computes an mr×12 tile of C ← α·A·B + β·C from a bf16 pair-packed 8-row sliver of A and 12-column panel of B (1 ≤ mr ≤ 8), by BFDOT.
+//
+// func gemmKernelBF16NEON(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32)
+TEXT ·gemmKernelBF16NEON(SB), NOSPLIT, $0-56
+	MOVD mr+0(FP), R0
+	MOVD kc+8(FP), R1
+	MOVD a+16(FP), R2
+	MOVD b+24(FP), R3
+	MOVD c+32(FP), R4
+	MOVD ldc+40(FP), R5
+	LSL $2, R5, R5
+	CMP $8, R0
+	BEQ kernel_mr8
+	CMP $7, R0
+	BEQ kernel_mr7
+	CMP $6, R0
+	BEQ kernel_mr6
+	CMP $5, R0
+	BEQ kernel_mr5
+	CMP $4, R0
+	BEQ kernel_mr4
+	CMP $3, R0
+	BEQ kernel_mr3
+	CMP $2, R0
+	BEQ kernel_mr2
+	CMP $1, R0
+	BEQ kernel_mr1
+	RET
+kernel_mr8:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	WORD $0x6f00e409 // movi v9.2d, #0x0
+	WORD $0x6f00e40a // movi v10.2d, #0x0
+	WORD $0x6f00e40b // movi v11.2d, #0x0
+	WORD $0x6f00e40c // movi v12.2d, #0x0
+	WORD $0x6f00e40d // movi v13.2d, #0x0
+	WORD $0x6f00e40e // movi v14.2d, #0x0
+	WORD $0x6f00e40f // movi v15.2d, #0x0
+	WORD $0x6f00e410 // movi v16.2d, #0x0
+	WORD $0x6f00e411 // movi v17.2d, #0x0
+	WORD $0x6f00e412 // movi v18.2d, #0x0
+	WORD $0x6f00e413 // movi v19.2d, #0x0
+	WORD $0x6f00e414 // movi v20.2d, #0x0
+	WORD $0x6f00e415 // movi v21.2d, #0x0
+	WORD $0x6f00e416 // movi v22.2d, #0x0
+	WORD $0x6f00e417 // movi v23.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr8_tail
+kernel_mr8_loop:
+	VLD1.P 32(R2), [V24.S4, V25.S4]
+	VLD1.P 48(R3), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f58f340 // bfdot v0.4s, v26.8h, v24.2h[0]
+	WORD $0x4f58f361 // bfdot v1.4s, v27.8h, v24.2h[0]
+	WORD $0x4f58f382 // bfdot v2.4s, v28.8h, v24.2h[0]
+	WORD $0x4f78f343 // bfdot v3.4s, v26.8h, v24.2h[1]
+	WORD $0x4f78f364 // bfdot v4.4s, v27.8h, v24.2h[1]
+	WORD $0x4f78f385 // bfdot v5.4s, v28.8h, v24.2h[1]
+	WORD $0x4f58fb46 // bfdot v6.4s, v26.8h, v24.2h[2]
+	WORD $0x4f58fb67 // bfdot v7.4s, v27.8h, v24.2h[2]
+	WORD $0x4f58fb88 // bfdot v8.4s, v28.8h, v24.2h[2]
+	WORD $0x4f78fb49 // bfdot v9.4s, v26.8h, v24.2h[3]
+	WORD $0x4f78fb6a // bfdot v10.4s, v27.8h, v24.2h[3]
+	WORD $0x4f78fb8b // bfdot v11.4s, v28.8h, v24.2h[3]
+	WORD $0x4f59f34c // bfdot v12.4s, v26.8h, v25.2h[0]
+	WORD $0x4f59f36d // bfdot v13.4s, v27.8h, v25.2h[0]
+	WORD $0x4f59f38e // bfdot v14.4s, v28.8h, v25.2h[0]
+	WORD $0x4f79f34f // bfdot v15.4s, v26.8h, v25.2h[1]
+	WORD $0x4f79f370 // bfdot v16.4s, v27.8h, v25.2h[1]
+	WORD $0x4f79f391 // bfdot v17.4s, v28.8h, v25.2h[1]
+	WORD $0x4f59fb52 // bfdot v18.4s, v26.8h, v25.2h[2]
+	WORD $0x4f59fb73 // bfdot v19.4s, v27.8h, v25.2h[2]
+	WORD $0x4f59fb94 // bfdot v20.4s, v28.8h, v25.2h[2]
+	WORD $0x4f79fb55 // bfdot v21.4s, v26.8h, v25.2h[3]
+	WORD $0x4f79fb76 // bfdot v22.4s, v27.8h, v25.2h[3]
+	WORD $0x4f79fb97 // bfdot v23.4s, v28.8h, v25.2h[3]
+	VLD1.P 32(R2), [V24.S4, V25.S4]
+	VLD1.P 48(R3), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f58f340 // bfdot v0.4s, v26.8h, v24.2h[0]
+	WORD $0x4f58f361 // bfdot v1.4s, v27.8h, v24.2h[0]
+	WORD $0x4f58f382 // bfdot v2.4s, v28.8h, v24.2h[0]
+	WORD $0x4f78f343 // bfdot v3.4s, v26.8h, v24.2h[1]
+	WORD $0x4f78f364 // bfdot v4.4s, v27.8h, v24.2h[1]
+	WORD $0x4f78f385 // bfdot v5.4s, v28.8h, v24.2h[1]
+	WORD $0x4f58fb46 // bfdot v6.4s, v26.8h, v24.2h[2]
+	WORD $0x4f58fb67 // bfdot v7.4s, v27.8h, v24.2h[2]
+	WORD $0x4f58fb88 // bfdot v8.4s, v28.8h, v24.2h[2]
+	WORD $0x4f78fb49 // bfdot v9.4s, v26.8h, v24.2h[3]
+	WORD $0x4f78fb6a // bfdot v10.4s, v27.8h, v24.2h[3]
+	WORD $0x4f78fb8b // bfdot v11.4s, v28.8h, v24.2h[3]
+	WORD $0x4f59f34c // bfdot v12.4s, v26.8h, v25.2h[0]
+	WORD $0x4f59f36d // bfdot v13.4s, v27.8h, v25.2h[0]
+	WORD $0x4f59f38e // bfdot v14.4s, v28.8h, v25.2h[0]
+	WORD $0x4f79f34f // bfdot v15.4s, v26.8h, v25.2h[1]
+	WORD $0x4f79f370 // bfdot v16.4s, v27.8h, v25.2h[1]
+	WORD $0x4f79f391 // bfdot v17.4s, v28.8h, v25.2h[1]
+	WORD $0x4f59fb52 // bfdot v18.4s, v26.8h, v25.2h[2]
+	WORD $0x4f59fb73 // bfdot v19.4s, v27.8h, v25.2h[2]
+	WORD $0x4f59fb94 // bfdot v20.4s, v28.8h, v25.2h[2]
+	WORD $0x4f79fb55 // bfdot v21.4s, v26.8h, v25.2h[3]
+	WORD $0x4f79fb76 // bfdot v22.4s, v27.8h, v25.2h[3]
+	WORD $0x4f79fb97 // bfdot v23.4s, v28.8h, v25.2h[3]
+	VLD1.P 32(R2), [V24.S4, V25.S4]
+	VLD1.P 48(R3), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f58f340 // bfdot v0.4s, v26.8h, v24.2h[0]
+	WORD $0x4f58f361 // bfdot v1.4s, v27.8h, v24.2h[0]
+	WORD $0x4f58f382 // bfdot v2.4s, v28.8h, v24.2h[0]
+	WORD $0x4f78f343 // bfdot v3.4s, v26.8h, v24.2h[1]
+	WORD $0x4f78f364 // bfdot v4.4s, v27.8h, v24.2h[1]
+	WORD $0x4f78f385 // bfdot v5.4s, v28.8h, v24.2h[1]
+	WORD $0x4f58fb46 // bfdot v6.4s, v26.8h, v24.2h[2]
+	WORD $0x4f58fb67 // bfdot v7.4s, v27.8h, v24.2h[2]
+	WORD $0x4f58fb88 // bfdot v8.4s, v28.8h, v24.2h[2]
+	WORD $0x4f78fb49 // bfdot v9.4s, v26.8h, v24.2h[3]
+	WORD $0x4f78fb6a // bfdot v10.4s, v27.8h, v24.2h[3]
+	WORD $0x4f78fb8b // bfdot v11.4s, v28.8h, v24.2h[3]
+	WORD $0x4f59f34c // bfdot v12.4s, v26.8h, v25.2h[0]
+	WORD $0x4f59f36d // bfdot v13.4s, v27.8h, v25.2h[0]
+	WORD $0x4f59f38e // bfdot v14.4s, v28.8h, v25.2h[0]
+	WORD $0x4f79f34f // bfdot v15.4s, v26.8h, v25.2h[1]
+	WORD $0x4f79f370 // bfdot v16.4s, v27.8h, v25.2h[1]
+	WORD $0x4f79f391 // bfdot v17.4s, v28.8h, v25.2h[1]
+	WORD $0x4f59fb52 // bfdot v18.4s, v26.8h, v25.2h[2]
+	WORD $0x4f59fb73 // bfdot v19.4s, v27.8h, v25.2h[2]
+	WORD $0x4f59fb94 // bfdot v20.4s, v28.8h, v25.2h[2]
+	WORD $0x4f79fb55 // bfdot v21.4s, v26.8h, v25.2h[3]
+	WORD $0x4f79fb76 // bfdot v22.4s, v27.8h, v25.2h[3]
+	WORD $0x4f79fb97 // bfdot v23.4s, v28.8h, v25.2h[3]
+	VLD1.P 32(R2), [V24.S4, V25.S4]
+	VLD1.P 48(R3), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f58f340 // bfdot v0.4s, v26.8h, v24.2h[0]
+	WORD $0x4f58f361 // bfdot v1.4s, v27.8h, v24.2h[0]
+	WORD $0x4f58f382 // bfdot v2.4s, v28.8h, v24.2h[0]
+	WORD $0x4f78f343 // bfdot v3.4s, v26.8h, v24.2h[1]
+	WORD $0x4f78f364 // bfdot v4.4s, v27.8h, v24.2h[1]
+	WORD $0x4f78f385 // bfdot v5.4s, v28.8h, v24.2h[1]
+	WORD $0x4f58fb46 // bfdot v6.4s, v26.8h, v24.2h[2]
+	WORD $0x4f58fb67 // bfdot v7.4s, v27.8h, v24.2h[2]
+	WORD $0x4f58fb88 // bfdot v8.4s, v28.8h, v24.2h[2]
+	WORD $0x4f78fb49 // bfdot v9.4s, v26.8h, v24.2h[3]
+	WORD $0x4f78fb6a // bfdot v10.4s, v27.8h, v24.2h[3]
+	WORD $0x4f78fb8b // bfdot v11.4s, v28.8h, v24.2h[3]
+	WORD $0x4f59f34c // bfdot v12.4s, v26.8h, v25.2h[0]
+	WORD $0x4f59f36d // bfdot v13.4s, v27.8h, v25.2h[0]
+	WORD $0x4f59f38e // bfdot v14.4s, v28.8h, v25.2h[0]
+	WORD $0x4f79f34f // bfdot v15.4s, v26.8h, v25.2h[1]
+	WORD $0x4f79f370 // bfdot v16.4s, v27.8h, v25.2h[1]
+	WORD $0x4f79f391 // bfdot v17.4s, v28.8h, v25.2h[1]
+	WORD $0x4f59fb52 // bfdot v18.4s, v26.8h, v25.2h[2]
+	WORD $0x4f59fb73 // bfdot v19.4s, v27.8h, v25.2h[2]
+	WORD $0x4f59fb94 // bfdot v20.4s, v28.8h, v25.2h[2]
+	WORD $0x4f79fb55 // bfdot v21.4s, v26.8h, v25.2h[3]
+	WORD $0x4f79fb76 // bfdot v22.4s, v27.8h, v25.2h[3]
+	WORD $0x4f79fb97 // bfdot v23.4s, v28.8h, v25.2h[3]
+	SUBS $1, R6, R6
+	BNE kernel_mr8_loop
+kernel_mr8_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr8_store
+kernel_mr8_tailloop:
+	VLD1.P 32(R2), [V24.S4, V25.S4]
+	VLD1.P 48(R3), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f58f340 // bfdot v0.4s, v26.8h, v24.2h[0]
+	WORD $0x4f58f361 // bfdot v1.4s, v27.8h, v24.2h[0]
+	WORD $0x4f58f382 // bfdot v2.4s, v28.8h, v24.2h[0]
+	WORD $0x4f78f343 // bfdot v3.4s, v26.8h, v24.2h[1]
+	WORD $0x4f78f364 // bfdot v4.4s, v27.8h, v24.2h[1]
+	WORD $0x4f78f385 // bfdot v5.4s, v28.8h, v24.2h[1]
+	WORD $0x4f58fb46 // bfdot v6.4s, v26.8h, v24.2h[2]
+	WORD $0x4f58fb67 // bfdot v7.4s, v27.8h, v24.2h[2]
+	WORD $0x4f58fb88 // bfdot v8.4s, v28.8h, v24.2h[2]
+	WORD $0x4f78fb49 // bfdot v9.4s, v26.8h, v24.2h[3]
+	WORD $0x4f78fb6a // bfdot v10.4s, v27.8h, v24.2h[3]
+	WORD $0x4f78fb8b // bfdot v11.4s, v28.8h, v24.2h[3]
+	WORD $0x4f59f34c // bfdot v12.4s, v26.8h, v25.2h[0]
+	WORD $0x4f59f36d // bfdot v13.4s, v27.8h, v25.2h[0]
+	WORD $0x4f59f38e // bfdot v14.4s, v28.8h, v25.2h[0]
+	WORD $0x4f79f34f // bfdot v15.4s, v26.8h, v25.2h[1]
+	WORD $0x4f79f370 // bfdot v16.4s, v27.8h, v25.2h[1]
+	WORD $0x4f79f391 // bfdot v17.4s, v28.8h, v25.2h[1]
+	WORD $0x4f59fb52 // bfdot v18.4s, v26.8h, v25.2h[2]
+	WORD $0x4f59fb73 // bfdot v19.4s, v27.8h, v25.2h[2]
+	WORD $0x4f59fb94 // bfdot v20.4s, v28.8h, v25.2h[2]
+	WORD $0x4f79fb55 // bfdot v21.4s, v26.8h, v25.2h[3]
+	WORD $0x4f79fb76 // bfdot v22.4s, v27.8h, v25.2h[3]
+	WORD $0x4f79fb97 // bfdot v23.4s, v28.8h, v25.2h[3]
+	SUBS $1, R6, R6
+	BNE kernel_mr8_tailloop
+kernel_mr8_store:
+	FMOVS alpha+48(FP), F24
+	FMOVS beta+52(FP), F25
+	WORD $0x1e202328 // fcmp s25, #0
+	BEQ kernel_mr8_beta0
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f989000 // fmul v0.4s, v0.4s, v24.s[0]
+	WORD $0x4f989021 // fmul v1.4s, v1.4s, v24.s[0]
+	WORD $0x4f989042 // fmul v2.4s, v2.4s, v24.s[0]
+	WORD $0x4f991340 // fmla v0.4s, v26.4s, v25.s[0]
+	WORD $0x4f991361 // fmla v1.4s, v27.4s, v25.s[0]
+	WORD $0x4f991382 // fmla v2.4s, v28.4s, v25.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f989063 // fmul v3.4s, v3.4s, v24.s[0]
+	WORD $0x4f989084 // fmul v4.4s, v4.4s, v24.s[0]
+	WORD $0x4f9890a5 // fmul v5.4s, v5.4s, v24.s[0]
+	WORD $0x4f991343 // fmla v3.4s, v26.4s, v25.s[0]
+	WORD $0x4f991364 // fmla v4.4s, v27.4s, v25.s[0]
+	WORD $0x4f991385 // fmla v5.4s, v28.4s, v25.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f9890c6 // fmul v6.4s, v6.4s, v24.s[0]
+	WORD $0x4f9890e7 // fmul v7.4s, v7.4s, v24.s[0]
+	WORD $0x4f989108 // fmul v8.4s, v8.4s, v24.s[0]
+	WORD $0x4f991346 // fmla v6.4s, v26.4s, v25.s[0]
+	WORD $0x4f991367 // fmla v7.4s, v27.4s, v25.s[0]
+	WORD $0x4f991388 // fmla v8.4s, v28.4s, v25.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f989129 // fmul v9.4s, v9.4s, v24.s[0]
+	WORD $0x4f98914a // fmul v10.4s, v10.4s, v24.s[0]
+	WORD $0x4f98916b // fmul v11.4s, v11.4s, v24.s[0]
+	WORD $0x4f991349 // fmla v9.4s, v26.4s, v25.s[0]
+	WORD $0x4f99136a // fmla v10.4s, v27.4s, v25.s[0]
+	WORD $0x4f99138b // fmla v11.4s, v28.4s, v25.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f98918c // fmul v12.4s, v12.4s, v24.s[0]
+	WORD $0x4f9891ad // fmul v13.4s, v13.4s, v24.s[0]
+	WORD $0x4f9891ce // fmul v14.4s, v14.4s, v24.s[0]
+	WORD $0x4f99134c // fmla v12.4s, v26.4s, v25.s[0]
+	WORD $0x4f99136d // fmla v13.4s, v27.4s, v25.s[0]
+	WORD $0x4f99138e // fmla v14.4s, v28.4s, v25.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f9891ef // fmul v15.4s, v15.4s, v24.s[0]
+	WORD $0x4f989210 // fmul v16.4s, v16.4s, v24.s[0]
+	WORD $0x4f989231 // fmul v17.4s, v17.4s, v24.s[0]
+	WORD $0x4f99134f // fmla v15.4s, v26.4s, v25.s[0]
+	WORD $0x4f991370 // fmla v16.4s, v27.4s, v25.s[0]
+	WORD $0x4f991391 // fmla v17.4s, v28.4s, v25.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f989252 // fmul v18.4s, v18.4s, v24.s[0]
+	WORD $0x4f989273 // fmul v19.4s, v19.4s, v24.s[0]
+	WORD $0x4f989294 // fmul v20.4s, v20.4s, v24.s[0]
+	WORD $0x4f991352 // fmla v18.4s, v26.4s, v25.s[0]
+	WORD $0x4f991373 // fmla v19.4s, v27.4s, v25.s[0]
+	WORD $0x4f991394 // fmla v20.4s, v28.4s, v25.s[0]
+	VST1.P [V18.S4, V19.S4, V20.S4], (R4)(R5)
+	VLD1 (R4), [V26.S4, V27.S4, V28.S4]
+	WORD $0x4f9892b5 // fmul v21.4s, v21.4s, v24.s[0]
+	WORD $0x4f9892d6 // fmul v22.4s, v22.4s, v24.s[0]
+	WORD $0x4f9892f7 // fmul v23.4s, v23.4s, v24.s[0]
+	WORD $0x4f991355 // fmla v21.4s, v26.4s, v25.s[0]
+	WORD $0x4f991376 // fmla v22.4s, v27.4s, v25.s[0]
+	WORD $0x4f991397 // fmla v23.4s, v28.4s, v25.s[0]
+	VST1.P [V21.S4, V22.S4, V23.S4], (R4)(R5)
+	RET
+kernel_mr8_beta0:
+	WORD $0x4f989000 // fmul v0.4s, v0.4s, v24.s[0]
+	WORD $0x4f989021 // fmul v1.4s, v1.4s, v24.s[0]
+	WORD $0x4f989042 // fmul v2.4s, v2.4s, v24.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f989063 // fmul v3.4s, v3.4s, v24.s[0]
+	WORD $0x4f989084 // fmul v4.4s, v4.4s, v24.s[0]
+	WORD $0x4f9890a5 // fmul v5.4s, v5.4s, v24.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f9890c6 // fmul v6.4s, v6.4s, v24.s[0]
+	WORD $0x4f9890e7 // fmul v7.4s, v7.4s, v24.s[0]
+	WORD $0x4f989108 // fmul v8.4s, v8.4s, v24.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	WORD $0x4f989129 // fmul v9.4s, v9.4s, v24.s[0]
+	WORD $0x4f98914a // fmul v10.4s, v10.4s, v24.s[0]
+	WORD $0x4f98916b // fmul v11.4s, v11.4s, v24.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	WORD $0x4f98918c // fmul v12.4s, v12.4s, v24.s[0]
+	WORD $0x4f9891ad // fmul v13.4s, v13.4s, v24.s[0]
+	WORD $0x4f9891ce // fmul v14.4s, v14.4s, v24.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	WORD $0x4f9891ef // fmul v15.4s, v15.4s, v24.s[0]
+	WORD $0x4f989210 // fmul v16.4s, v16.4s, v24.s[0]
+	WORD $0x4f989231 // fmul v17.4s, v17.4s, v24.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	WORD $0x4f989252 // fmul v18.4s, v18.4s, v24.s[0]
+	WORD $0x4f989273 // fmul v19.4s, v19.4s, v24.s[0]
+	WORD $0x4f989294 // fmul v20.4s, v20.4s, v24.s[0]
+	VST1.P [V18.S4, V19.S4, V20.S4], (R4)(R5)
+	WORD $0x4f9892b5 // fmul v21.4s, v21.4s, v24.s[0]
+	WORD $0x4f9892d6 // fmul v22.4s, v22.4s, v24.s[0]
+	WORD $0x4f9892f7 // fmul v23.4s, v23.4s, v24.s[0]
+	VST1.P [V21.S4, V22.S4, V23.S4], (R4)(R5)
+	RET
+kernel_mr7:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	WORD $0x6f00e409 // movi v9.2d, #0x0
+	WORD $0x6f00e40a // movi v10.2d, #0x0
+	WORD $0x6f00e40b // movi v11.2d, #0x0
+	WORD $0x6f00e40c // movi v12.2d, #0x0
+	WORD $0x6f00e40d // movi v13.2d, #0x0
+	WORD $0x6f00e40e // movi v14.2d, #0x0
+	WORD $0x6f00e40f // movi v15.2d, #0x0
+	WORD $0x6f00e410 // movi v16.2d, #0x0
+	WORD $0x6f00e411 // movi v17.2d, #0x0
+	WORD $0x6f00e412 // movi v18.2d, #0x0
+	WORD $0x6f00e413 // movi v19.2d, #0x0
+	WORD $0x6f00e414 // movi v20.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr7_tail
+kernel_mr7_loop:
+	VLD1.P 32(R2), [V21.S4, V22.S4]
+	VLD1.P 48(R3), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f55f2e0 // bfdot v0.4s, v23.8h, v21.2h[0]
+	WORD $0x4f55f301 // bfdot v1.4s, v24.8h, v21.2h[0]
+	WORD $0x4f55f322 // bfdot v2.4s, v25.8h, v21.2h[0]
+	WORD $0x4f75f2e3 // bfdot v3.4s, v23.8h, v21.2h[1]
+	WORD $0x4f75f304 // bfdot v4.4s, v24.8h, v21.2h[1]
+	WORD $0x4f75f325 // bfdot v5.4s, v25.8h, v21.2h[1]
+	WORD $0x4f55fae6 // bfdot v6.4s, v23.8h, v21.2h[2]
+	WORD $0x4f55fb07 // bfdot v7.4s, v24.8h, v21.2h[2]
+	WORD $0x4f55fb28 // bfdot v8.4s, v25.8h, v21.2h[2]
+	WORD $0x4f75fae9 // bfdot v9.4s, v23.8h, v21.2h[3]
+	WORD $0x4f75fb0a // bfdot v10.4s, v24.8h, v21.2h[3]
+	WORD $0x4f75fb2b // bfdot v11.4s, v25.8h, v21.2h[3]
+	WORD $0x4f56f2ec // bfdot v12.4s, v23.8h, v22.2h[0]
+	WORD $0x4f56f30d // bfdot v13.4s, v24.8h, v22.2h[0]
+	WORD $0x4f56f32e // bfdot v14.4s, v25.8h, v22.2h[0]
+	WORD $0x4f76f2ef // bfdot v15.4s, v23.8h, v22.2h[1]
+	WORD $0x4f76f310 // bfdot v16.4s, v24.8h, v22.2h[1]
+	WORD $0x4f76f331 // bfdot v17.4s, v25.8h, v22.2h[1]
+	WORD $0x4f56faf2 // bfdot v18.4s, v23.8h, v22.2h[2]
+	WORD $0x4f56fb13 // bfdot v19.4s, v24.8h, v22.2h[2]
+	WORD $0x4f56fb34 // bfdot v20.4s, v25.8h, v22.2h[2]
+	VLD1.P 32(R2), [V21.S4, V22.S4]
+	VLD1.P 48(R3), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f55f2e0 // bfdot v0.4s, v23.8h, v21.2h[0]
+	WORD $0x4f55f301 // bfdot v1.4s, v24.8h, v21.2h[0]
+	WORD $0x4f55f322 // bfdot v2.4s, v25.8h, v21.2h[0]
+	WORD $0x4f75f2e3 // bfdot v3.4s, v23.8h, v21.2h[1]
+	WORD $0x4f75f304 // bfdot v4.4s, v24.8h, v21.2h[1]
+	WORD $0x4f75f325 // bfdot v5.4s, v25.8h, v21.2h[1]
+	WORD $0x4f55fae6 // bfdot v6.4s, v23.8h, v21.2h[2]
+	WORD $0x4f55fb07 // bfdot v7.4s, v24.8h, v21.2h[2]
+	WORD $0x4f55fb28 // bfdot v8.4s, v25.8h, v21.2h[2]
+	WORD $0x4f75fae9 // bfdot v9.4s, v23.8h, v21.2h[3]
+	WORD $0x4f75fb0a // bfdot v10.4s, v24.8h, v21.2h[3]
+	WORD $0x4f75fb2b // bfdot v11.4s, v25.8h, v21.2h[3]
+	WORD $0x4f56f2ec // bfdot v12.4s, v23.8h, v22.2h[0]
+	WORD $0x4f56f30d // bfdot v13.4s, v24.8h, v22.2h[0]
+	WORD $0x4f56f32e // bfdot v14.4s, v25.8h, v22.2h[0]
+	WORD $0x4f76f2ef // bfdot v15.4s, v23.8h, v22.2h[1]
+	WORD $0x4f76f310 // bfdot v16.4s, v24.8h, v22.2h[1]
+	WORD $0x4f76f331 // bfdot v17.4s, v25.8h, v22.2h[1]
+	WORD $0x4f56faf2 // bfdot v18.4s, v23.8h, v22.2h[2]
+	WORD $0x4f56fb13 // bfdot v19.4s, v24.8h, v22.2h[2]
+	WORD $0x4f56fb34 // bfdot v20.4s, v25.8h, v22.2h[2]
+	VLD1.P 32(R2), [V21.S4, V22.S4]
+	VLD1.P 48(R3), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f55f2e0 // bfdot v0.4s, v23.8h, v21.2h[0]
+	WORD $0x4f55f301 // bfdot v1.4s, v24.8h, v21.2h[0]
+	WORD $0x4f55f322 // bfdot v2.4s, v25.8h, v21.2h[0]
+	WORD $0x4f75f2e3 // bfdot v3.4s, v23.8h, v21.2h[1]
+	WORD $0x4f75f304 // bfdot v4.4s, v24.8h, v21.2h[1]
+	WORD $0x4f75f325 // bfdot v5.4s, v25.8h, v21.2h[1]
+	WORD $0x4f55fae6 // bfdot v6.4s, v23.8h, v21.2h[2]
+	WORD $0x4f55fb07 // bfdot v7.4s, v24.8h, v21.2h[2]
+	WORD $0x4f55fb28 // bfdot v8.4s, v25.8h, v21.2h[2]
+	WORD $0x4f75fae9 // bfdot v9.4s, v23.8h, v21.2h[3]
+	WORD $0x4f75fb0a // bfdot v10.4s, v24.8h, v21.2h[3]
+	WORD $0x4f75fb2b // bfdot v11.4s, v25.8h, v21.2h[3]
+	WORD $0x4f56f2ec // bfdot v12.4s, v23.8h, v22.2h[0]
+	WORD $0x4f56f30d // bfdot v13.4s, v24.8h, v22.2h[0]
+	WORD $0x4f56f32e // bfdot v14.4s, v25.8h, v22.2h[0]
+	WORD $0x4f76f2ef // bfdot v15.4s, v23.8h, v22.2h[1]
+	WORD $0x4f76f310 // bfdot v16.4s, v24.8h, v22.2h[1]
+	WORD $0x4f76f331 // bfdot v17.4s, v25.8h, v22.2h[1]
+	WORD $0x4f56faf2 // bfdot v18.4s, v23.8h, v22.2h[2]
+	WORD $0x4f56fb13 // bfdot v19.4s, v24.8h, v22.2h[2]
+	WORD $0x4f56fb34 // bfdot v20.4s, v25.8h, v22.2h[2]
+	VLD1.P 32(R2), [V21.S4, V22.S4]
+	VLD1.P 48(R3), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f55f2e0 // bfdot v0.4s, v23.8h, v21.2h[0]
+	WORD $0x4f55f301 // bfdot v1.4s, v24.8h, v21.2h[0]
+	WORD $0x4f55f322 // bfdot v2.4s, v25.8h, v21.2h[0]
+	WORD $0x4f75f2e3 // bfdot v3.4s, v23.8h, v21.2h[1]
+	WORD $0x4f75f304 // bfdot v4.4s, v24.8h, v21.2h[1]
+	WORD $0x4f75f325 // bfdot v5.4s, v25.8h, v21.2h[1]
+	WORD $0x4f55fae6 // bfdot v6.4s, v23.8h, v21.2h[2]
+	WORD $0x4f55fb07 // bfdot v7.4s, v24.8h, v21.2h[2]
+	WORD $0x4f55fb28 // bfdot v8.4s, v25.8h, v21.2h[2]
+	WORD $0x4f75fae9 // bfdot v9.4s, v23.8h, v21.2h[3]
+	WORD $0x4f75fb0a // bfdot v10.4s, v24.8h, v21.2h[3]
+	WORD $0x4f75fb2b // bfdot v11.4s, v25.8h, v21.2h[3]
+	WORD $0x4f56f2ec // bfdot v12.4s, v23.8h, v22.2h[0]
+	WORD $0x4f56f30d // bfdot v13.4s, v24.8h, v22.2h[0]
+	WORD $0x4f56f32e // bfdot v14.4s, v25.8h, v22.2h[0]
+	WORD $0x4f76f2ef // bfdot v15.4s, v23.8h, v22.2h[1]
+	WORD $0x4f76f310 // bfdot v16.4s, v24.8h, v22.2h[1]
+	WORD $0x4f76f331 // bfdot v17.4s, v25.8h, v22.2h[1]
+	WORD $0x4f56faf2 // bfdot v18.4s, v23.8h, v22.2h[2]
+	WORD $0x4f56fb13 // bfdot v19.4s, v24.8h, v22.2h[2]
+	WORD $0x4f56fb34 // bfdot v20.4s, v25.8h, v22.2h[2]
+	SUBS $1, R6, R6
+	BNE kernel_mr7_loop
+kernel_mr7_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr7_store
+kernel_mr7_tailloop:
+	VLD1.P 32(R2), [V21.S4, V22.S4]
+	VLD1.P 48(R3), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f55f2e0 // bfdot v0.4s, v23.8h, v21.2h[0]
+	WORD $0x4f55f301 // bfdot v1.4s, v24.8h, v21.2h[0]
+	WORD $0x4f55f322 // bfdot v2.4s, v25.8h, v21.2h[0]
+	WORD $0x4f75f2e3 // bfdot v3.4s, v23.8h, v21.2h[1]
+	WORD $0x4f75f304 // bfdot v4.4s, v24.8h, v21.2h[1]
+	WORD $0x4f75f325 // bfdot v5.4s, v25.8h, v21.2h[1]
+	WORD $0x4f55fae6 // bfdot v6.4s, v23.8h, v21.2h[2]
+	WORD $0x4f55fb07 // bfdot v7.4s, v24.8h, v21.2h[2]
+	WORD $0x4f55fb28 // bfdot v8.4s, v25.8h, v21.2h[2]
+	WORD $0x4f75fae9 // bfdot v9.4s, v23.8h, v21.2h[3]
+	WORD $0x4f75fb0a // bfdot v10.4s, v24.8h, v21.2h[3]
+	WORD $0x4f75fb2b // bfdot v11.4s, v25.8h, v21.2h[3]
+	WORD $0x4f56f2ec // bfdot v12.4s, v23.8h, v22.2h[0]
+	WORD $0x4f56f30d // bfdot v13.4s, v24.8h, v22.2h[0]
+	WORD $0x4f56f32e // bfdot v14.4s, v25.8h, v22.2h[0]
+	WORD $0x4f76f2ef // bfdot v15.4s, v23.8h, v22.2h[1]
+	WORD $0x4f76f310 // bfdot v16.4s, v24.8h, v22.2h[1]
+	WORD $0x4f76f331 // bfdot v17.4s, v25.8h, v22.2h[1]
+	WORD $0x4f56faf2 // bfdot v18.4s, v23.8h, v22.2h[2]
+	WORD $0x4f56fb13 // bfdot v19.4s, v24.8h, v22.2h[2]
+	WORD $0x4f56fb34 // bfdot v20.4s, v25.8h, v22.2h[2]
+	SUBS $1, R6, R6
+	BNE kernel_mr7_tailloop
+kernel_mr7_store:
+	FMOVS alpha+48(FP), F21
+	FMOVS beta+52(FP), F22
+	WORD $0x1e2022c8 // fcmp s22, #0
+	BEQ kernel_mr7_beta0
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f959000 // fmul v0.4s, v0.4s, v21.s[0]
+	WORD $0x4f959021 // fmul v1.4s, v1.4s, v21.s[0]
+	WORD $0x4f959042 // fmul v2.4s, v2.4s, v21.s[0]
+	WORD $0x4f9612e0 // fmla v0.4s, v23.4s, v22.s[0]
+	WORD $0x4f961301 // fmla v1.4s, v24.4s, v22.s[0]
+	WORD $0x4f961322 // fmla v2.4s, v25.4s, v22.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f959063 // fmul v3.4s, v3.4s, v21.s[0]
+	WORD $0x4f959084 // fmul v4.4s, v4.4s, v21.s[0]
+	WORD $0x4f9590a5 // fmul v5.4s, v5.4s, v21.s[0]
+	WORD $0x4f9612e3 // fmla v3.4s, v23.4s, v22.s[0]
+	WORD $0x4f961304 // fmla v4.4s, v24.4s, v22.s[0]
+	WORD $0x4f961325 // fmla v5.4s, v25.4s, v22.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f9590c6 // fmul v6.4s, v6.4s, v21.s[0]
+	WORD $0x4f9590e7 // fmul v7.4s, v7.4s, v21.s[0]
+	WORD $0x4f959108 // fmul v8.4s, v8.4s, v21.s[0]
+	WORD $0x4f9612e6 // fmla v6.4s, v23.4s, v22.s[0]
+	WORD $0x4f961307 // fmla v7.4s, v24.4s, v22.s[0]
+	WORD $0x4f961328 // fmla v8.4s, v25.4s, v22.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f959129 // fmul v9.4s, v9.4s, v21.s[0]
+	WORD $0x4f95914a // fmul v10.4s, v10.4s, v21.s[0]
+	WORD $0x4f95916b // fmul v11.4s, v11.4s, v21.s[0]
+	WORD $0x4f9612e9 // fmla v9.4s, v23.4s, v22.s[0]
+	WORD $0x4f96130a // fmla v10.4s, v24.4s, v22.s[0]
+	WORD $0x4f96132b // fmla v11.4s, v25.4s, v22.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f95918c // fmul v12.4s, v12.4s, v21.s[0]
+	WORD $0x4f9591ad // fmul v13.4s, v13.4s, v21.s[0]
+	WORD $0x4f9591ce // fmul v14.4s, v14.4s, v21.s[0]
+	WORD $0x4f9612ec // fmla v12.4s, v23.4s, v22.s[0]
+	WORD $0x4f96130d // fmla v13.4s, v24.4s, v22.s[0]
+	WORD $0x4f96132e // fmla v14.4s, v25.4s, v22.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f9591ef // fmul v15.4s, v15.4s, v21.s[0]
+	WORD $0x4f959210 // fmul v16.4s, v16.4s, v21.s[0]
+	WORD $0x4f959231 // fmul v17.4s, v17.4s, v21.s[0]
+	WORD $0x4f9612ef // fmla v15.4s, v23.4s, v22.s[0]
+	WORD $0x4f961310 // fmla v16.4s, v24.4s, v22.s[0]
+	WORD $0x4f961331 // fmla v17.4s, v25.4s, v22.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	VLD1 (R4), [V23.S4, V24.S4, V25.S4]
+	WORD $0x4f959252 // fmul v18.4s, v18.4s, v21.s[0]
+	WORD $0x4f959273 // fmul v19.4s, v19.4s, v21.s[0]
+	WORD $0x4f959294 // fmul v20.4s, v20.4s, v21.s[0]
+	WORD $0x4f9612f2 // fmla v18.4s, v23.4s, v22.s[0]
+	WORD $0x4f961313 // fmla v19.4s, v24.4s, v22.s[0]
+	WORD $0x4f961334 // fmla v20.4s, v25.4s, v22.s[0]
+	VST1.P [V18.S4, V19.S4, V20.S4], (R4)(R5)
+	RET
+kernel_mr7_beta0:
+	WORD $0x4f959000 // fmul v0.4s, v0.4s, v21.s[0]
+	WORD $0x4f959021 // fmul v1.4s, v1.4s, v21.s[0]
+	WORD $0x4f959042 // fmul v2.4s, v2.4s, v21.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f959063 // fmul v3.4s, v3.4s, v21.s[0]
+	WORD $0x4f959084 // fmul v4.4s, v4.4s, v21.s[0]
+	WORD $0x4f9590a5 // fmul v5.4s, v5.4s, v21.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f9590c6 // fmul v6.4s, v6.4s, v21.s[0]
+	WORD $0x4f9590e7 // fmul v7.4s, v7.4s, v21.s[0]
+	WORD $0x4f959108 // fmul v8.4s, v8.4s, v21.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	WORD $0x4f959129 // fmul v9.4s, v9.4s, v21.s[0]
+	WORD $0x4f95914a // fmul v10.4s, v10.4s, v21.s[0]
+	WORD $0x4f95916b // fmul v11.4s, v11.4s, v21.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	WORD $0x4f95918c // fmul v12.4s, v12.4s, v21.s[0]
+	WORD $0x4f9591ad // fmul v13.4s, v13.4s, v21.s[0]
+	WORD $0x4f9591ce // fmul v14.4s, v14.4s, v21.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	WORD $0x4f9591ef // fmul v15.4s, v15.4s, v21.s[0]
+	WORD $0x4f959210 // fmul v16.4s, v16.4s, v21.s[0]
+	WORD $0x4f959231 // fmul v17.4s, v17.4s, v21.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	WORD $0x4f959252 // fmul v18.4s, v18.4s, v21.s[0]
+	WORD $0x4f959273 // fmul v19.4s, v19.4s, v21.s[0]
+	WORD $0x4f959294 // fmul v20.4s, v20.4s, v21.s[0]
+	VST1.P [V18.S4, V19.S4, V20.S4], (R4)(R5)
+	RET
+kernel_mr6:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	WORD $0x6f00e409 // movi v9.2d, #0x0
+	WORD $0x6f00e40a // movi v10.2d, #0x0
+	WORD $0x6f00e40b // movi v11.2d, #0x0
+	WORD $0x6f00e40c // movi v12.2d, #0x0
+	WORD $0x6f00e40d // movi v13.2d, #0x0
+	WORD $0x6f00e40e // movi v14.2d, #0x0
+	WORD $0x6f00e40f // movi v15.2d, #0x0
+	WORD $0x6f00e410 // movi v16.2d, #0x0
+	WORD $0x6f00e411 // movi v17.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr6_tail
+kernel_mr6_loop:
+	VLD1.P 32(R2), [V18.S4, V19.S4]
+	VLD1.P 48(R3), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f52f280 // bfdot v0.4s, v20.8h, v18.2h[0]
+	WORD $0x4f52f2a1 // bfdot v1.4s, v21.8h, v18.2h[0]
+	WORD $0x4f52f2c2 // bfdot v2.4s, v22.8h, v18.2h[0]
+	WORD $0x4f72f283 // bfdot v3.4s, v20.8h, v18.2h[1]
+	WORD $0x4f72f2a4 // bfdot v4.4s, v21.8h, v18.2h[1]
+	WORD $0x4f72f2c5 // bfdot v5.4s, v22.8h, v18.2h[1]
+	WORD $0x4f52fa86 // bfdot v6.4s, v20.8h, v18.2h[2]
+	WORD $0x4f52faa7 // bfdot v7.4s, v21.8h, v18.2h[2]
+	WORD $0x4f52fac8 // bfdot v8.4s, v22.8h, v18.2h[2]
+	WORD $0x4f72fa89 // bfdot v9.4s, v20.8h, v18.2h[3]
+	WORD $0x4f72faaa // bfdot v10.4s, v21.8h, v18.2h[3]
+	WORD $0x4f72facb // bfdot v11.4s, v22.8h, v18.2h[3]
+	WORD $0x4f53f28c // bfdot v12.4s, v20.8h, v19.2h[0]
+	WORD $0x4f53f2ad // bfdot v13.4s, v21.8h, v19.2h[0]
+	WORD $0x4f53f2ce // bfdot v14.4s, v22.8h, v19.2h[0]
+	WORD $0x4f73f28f // bfdot v15.4s, v20.8h, v19.2h[1]
+	WORD $0x4f73f2b0 // bfdot v16.4s, v21.8h, v19.2h[1]
+	WORD $0x4f73f2d1 // bfdot v17.4s, v22.8h, v19.2h[1]
+	VLD1.P 32(R2), [V18.S4, V19.S4]
+	VLD1.P 48(R3), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f52f280 // bfdot v0.4s, v20.8h, v18.2h[0]
+	WORD $0x4f52f2a1 // bfdot v1.4s, v21.8h, v18.2h[0]
+	WORD $0x4f52f2c2 // bfdot v2.4s, v22.8h, v18.2h[0]
+	WORD $0x4f72f283 // bfdot v3.4s, v20.8h, v18.2h[1]
+	WORD $0x4f72f2a4 // bfdot v4.4s, v21.8h, v18.2h[1]
+	WORD $0x4f72f2c5 // bfdot v5.4s, v22.8h, v18.2h[1]
+	WORD $0x4f52fa86 // bfdot v6.4s, v20.8h, v18.2h[2]
+	WORD $0x4f52faa7 // bfdot v7.4s, v21.8h, v18.2h[2]
+	WORD $0x4f52fac8 // bfdot v8.4s, v22.8h, v18.2h[2]
+	WORD $0x4f72fa89 // bfdot v9.4s, v20.8h, v18.2h[3]
+	WORD $0x4f72faaa // bfdot v10.4s, v21.8h, v18.2h[3]
+	WORD $0x4f72facb // bfdot v11.4s, v22.8h, v18.2h[3]
+	WORD $0x4f53f28c // bfdot v12.4s, v20.8h, v19.2h[0]
+	WORD $0x4f53f2ad // bfdot v13.4s, v21.8h, v19.2h[0]
+	WORD $0x4f53f2ce // bfdot v14.4s, v22.8h, v19.2h[0]
+	WORD $0x4f73f28f // bfdot v15.4s, v20.8h, v19.2h[1]
+	WORD $0x4f73f2b0 // bfdot v16.4s, v21.8h, v19.2h[1]
+	WORD $0x4f73f2d1 // bfdot v17.4s, v22.8h, v19.2h[1]
+	VLD1.P 32(R2), [V18.S4, V19.S4]
+	VLD1.P 48(R3), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f52f280 // bfdot v0.4s, v20.8h, v18.2h[0]
+	WORD $0x4f52f2a1 // bfdot v1.4s, v21.8h, v18.2h[0]
+	WORD $0x4f52f2c2 // bfdot v2.4s, v22.8h, v18.2h[0]
+	WORD $0x4f72f283 // bfdot v3.4s, v20.8h, v18.2h[1]
+	WORD $0x4f72f2a4 // bfdot v4.4s, v21.8h, v18.2h[1]
+	WORD $0x4f72f2c5 // bfdot v5.4s, v22.8h, v18.2h[1]
+	WORD $0x4f52fa86 // bfdot v6.4s, v20.8h, v18.2h[2]
+	WORD $0x4f52faa7 // bfdot v7.4s, v21.8h, v18.2h[2]
+	WORD $0x4f52fac8 // bfdot v8.4s, v22.8h, v18.2h[2]
+	WORD $0x4f72fa89 // bfdot v9.4s, v20.8h, v18.2h[3]
+	WORD $0x4f72faaa // bfdot v10.4s, v21.8h, v18.2h[3]
+	WORD $0x4f72facb // bfdot v11.4s, v22.8h, v18.2h[3]
+	WORD $0x4f53f28c // bfdot v12.4s, v20.8h, v19.2h[0]
+	WORD $0x4f53f2ad // bfdot v13.4s, v21.8h, v19.2h[0]
+	WORD $0x4f53f2ce // bfdot v14.4s, v22.8h, v19.2h[0]
+	WORD $0x4f73f28f // bfdot v15.4s, v20.8h, v19.2h[1]
+	WORD $0x4f73f2b0 // bfdot v16.4s, v21.8h, v19.2h[1]
+	WORD $0x4f73f2d1 // bfdot v17.4s, v22.8h, v19.2h[1]
+	VLD1.P 32(R2), [V18.S4, V19.S4]
+	VLD1.P 48(R3), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f52f280 // bfdot v0.4s, v20.8h, v18.2h[0]
+	WORD $0x4f52f2a1 // bfdot v1.4s, v21.8h, v18.2h[0]
+	WORD $0x4f52f2c2 // bfdot v2.4s, v22.8h, v18.2h[0]
+	WORD $0x4f72f283 // bfdot v3.4s, v20.8h, v18.2h[1]
+	WORD $0x4f72f2a4 // bfdot v4.4s, v21.8h, v18.2h[1]
+	WORD $0x4f72f2c5 // bfdot v5.4s, v22.8h, v18.2h[1]
+	WORD $0x4f52fa86 // bfdot v6.4s, v20.8h, v18.2h[2]
+	WORD $0x4f52faa7 // bfdot v7.4s, v21.8h, v18.2h[2]
+	WORD $0x4f52fac8 // bfdot v8.4s, v22.8h, v18.2h[2]
+	WORD $0x4f72fa89 // bfdot v9.4s, v20.8h, v18.2h[3]
+	WORD $0x4f72faaa // bfdot v10.4s, v21.8h, v18.2h[3]
+	WORD $0x4f72facb // bfdot v11.4s, v22.8h, v18.2h[3]
+	WORD $0x4f53f28c // bfdot v12.4s, v20.8h, v19.2h[0]
+	WORD $0x4f53f2ad // bfdot v13.4s, v21.8h, v19.2h[0]
+	WORD $0x4f53f2ce // bfdot v14.4s, v22.8h, v19.2h[0]
+	WORD $0x4f73f28f // bfdot v15.4s, v20.8h, v19.2h[1]
+	WORD $0x4f73f2b0 // bfdot v16.4s, v21.8h, v19.2h[1]
+	WORD $0x4f73f2d1 // bfdot v17.4s, v22.8h, v19.2h[1]
+	SUBS $1, R6, R6
+	BNE kernel_mr6_loop
+kernel_mr6_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr6_store
+kernel_mr6_tailloop:
+	VLD1.P 32(R2), [V18.S4, V19.S4]
+	VLD1.P 48(R3), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f52f280 // bfdot v0.4s, v20.8h, v18.2h[0]
+	WORD $0x4f52f2a1 // bfdot v1.4s, v21.8h, v18.2h[0]
+	WORD $0x4f52f2c2 // bfdot v2.4s, v22.8h, v18.2h[0]
+	WORD $0x4f72f283 // bfdot v3.4s, v20.8h, v18.2h[1]
+	WORD $0x4f72f2a4 // bfdot v4.4s, v21.8h, v18.2h[1]
+	WORD $0x4f72f2c5 // bfdot v5.4s, v22.8h, v18.2h[1]
+	WORD $0x4f52fa86 // bfdot v6.4s, v20.8h, v18.2h[2]
+	WORD $0x4f52faa7 // bfdot v7.4s, v21.8h, v18.2h[2]
+	WORD $0x4f52fac8 // bfdot v8.4s, v22.8h, v18.2h[2]
+	WORD $0x4f72fa89 // bfdot v9.4s, v20.8h, v18.2h[3]
+	WORD $0x4f72faaa // bfdot v10.4s, v21.8h, v18.2h[3]
+	WORD $0x4f72facb // bfdot v11.4s, v22.8h, v18.2h[3]
+	WORD $0x4f53f28c // bfdot v12.4s, v20.8h, v19.2h[0]
+	WORD $0x4f53f2ad // bfdot v13.4s, v21.8h, v19.2h[0]
+	WORD $0x4f53f2ce // bfdot v14.4s, v22.8h, v19.2h[0]
+	WORD $0x4f73f28f // bfdot v15.4s, v20.8h, v19.2h[1]
+	WORD $0x4f73f2b0 // bfdot v16.4s, v21.8h, v19.2h[1]
+	WORD $0x4f73f2d1 // bfdot v17.4s, v22.8h, v19.2h[1]
+	SUBS $1, R6, R6
+	BNE kernel_mr6_tailloop
+kernel_mr6_store:
+	FMOVS alpha+48(FP), F18
+	FMOVS beta+52(FP), F19
+	WORD $0x1e202268 // fcmp s19, #0
+	BEQ kernel_mr6_beta0
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f929000 // fmul v0.4s, v0.4s, v18.s[0]
+	WORD $0x4f929021 // fmul v1.4s, v1.4s, v18.s[0]
+	WORD $0x4f929042 // fmul v2.4s, v2.4s, v18.s[0]
+	WORD $0x4f931280 // fmla v0.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312a1 // fmla v1.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312c2 // fmla v2.4s, v22.4s, v19.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f929063 // fmul v3.4s, v3.4s, v18.s[0]
+	WORD $0x4f929084 // fmul v4.4s, v4.4s, v18.s[0]
+	WORD $0x4f9290a5 // fmul v5.4s, v5.4s, v18.s[0]
+	WORD $0x4f931283 // fmla v3.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312a4 // fmla v4.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312c5 // fmla v5.4s, v22.4s, v19.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f9290c6 // fmul v6.4s, v6.4s, v18.s[0]
+	WORD $0x4f9290e7 // fmul v7.4s, v7.4s, v18.s[0]
+	WORD $0x4f929108 // fmul v8.4s, v8.4s, v18.s[0]
+	WORD $0x4f931286 // fmla v6.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312a7 // fmla v7.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312c8 // fmla v8.4s, v22.4s, v19.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f929129 // fmul v9.4s, v9.4s, v18.s[0]
+	WORD $0x4f92914a // fmul v10.4s, v10.4s, v18.s[0]
+	WORD $0x4f92916b // fmul v11.4s, v11.4s, v18.s[0]
+	WORD $0x4f931289 // fmla v9.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312aa // fmla v10.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312cb // fmla v11.4s, v22.4s, v19.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f92918c // fmul v12.4s, v12.4s, v18.s[0]
+	WORD $0x4f9291ad // fmul v13.4s, v13.4s, v18.s[0]
+	WORD $0x4f9291ce // fmul v14.4s, v14.4s, v18.s[0]
+	WORD $0x4f93128c // fmla v12.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312ad // fmla v13.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312ce // fmla v14.4s, v22.4s, v19.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	VLD1 (R4), [V20.S4, V21.S4, V22.S4]
+	WORD $0x4f9291ef // fmul v15.4s, v15.4s, v18.s[0]
+	WORD $0x4f929210 // fmul v16.4s, v16.4s, v18.s[0]
+	WORD $0x4f929231 // fmul v17.4s, v17.4s, v18.s[0]
+	WORD $0x4f93128f // fmla v15.4s, v20.4s, v19.s[0]
+	WORD $0x4f9312b0 // fmla v16.4s, v21.4s, v19.s[0]
+	WORD $0x4f9312d1 // fmla v17.4s, v22.4s, v19.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	RET
+kernel_mr6_beta0:
+	WORD $0x4f929000 // fmul v0.4s, v0.4s, v18.s[0]
+	WORD $0x4f929021 // fmul v1.4s, v1.4s, v18.s[0]
+	WORD $0x4f929042 // fmul v2.4s, v2.4s, v18.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f929063 // fmul v3.4s, v3.4s, v18.s[0]
+	WORD $0x4f929084 // fmul v4.4s, v4.4s, v18.s[0]
+	WORD $0x4f9290a5 // fmul v5.4s, v5.4s, v18.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f9290c6 // fmul v6.4s, v6.4s, v18.s[0]
+	WORD $0x4f9290e7 // fmul v7.4s, v7.4s, v18.s[0]
+	WORD $0x4f929108 // fmul v8.4s, v8.4s, v18.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	WORD $0x4f929129 // fmul v9.4s, v9.4s, v18.s[0]
+	WORD $0x4f92914a // fmul v10.4s, v10.4s, v18.s[0]
+	WORD $0x4f92916b // fmul v11.4s, v11.4s, v18.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	WORD $0x4f92918c // fmul v12.4s, v12.4s, v18.s[0]
+	WORD $0x4f9291ad // fmul v13.4s, v13.4s, v18.s[0]
+	WORD $0x4f9291ce // fmul v14.4s, v14.4s, v18.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	WORD $0x4f9291ef // fmul v15.4s, v15.4s, v18.s[0]
+	WORD $0x4f929210 // fmul v16.4s, v16.4s, v18.s[0]
+	WORD $0x4f929231 // fmul v17.4s, v17.4s, v18.s[0]
+	VST1.P [V15.S4, V16.S4, V17.S4], (R4)(R5)
+	RET
+kernel_mr5:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	WORD $0x6f00e409 // movi v9.2d, #0x0
+	WORD $0x6f00e40a // movi v10.2d, #0x0
+	WORD $0x6f00e40b // movi v11.2d, #0x0
+	WORD $0x6f00e40c // movi v12.2d, #0x0
+	WORD $0x6f00e40d // movi v13.2d, #0x0
+	WORD $0x6f00e40e // movi v14.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr5_tail
+kernel_mr5_loop:
+	VLD1.P 32(R2), [V15.S4, V16.S4]
+	VLD1.P 48(R3), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f4ff220 // bfdot v0.4s, v17.8h, v15.2h[0]
+	WORD $0x4f4ff241 // bfdot v1.4s, v18.8h, v15.2h[0]
+	WORD $0x4f4ff262 // bfdot v2.4s, v19.8h, v15.2h[0]
+	WORD $0x4f6ff223 // bfdot v3.4s, v17.8h, v15.2h[1]
+	WORD $0x4f6ff244 // bfdot v4.4s, v18.8h, v15.2h[1]
+	WORD $0x4f6ff265 // bfdot v5.4s, v19.8h, v15.2h[1]
+	WORD $0x4f4ffa26 // bfdot v6.4s, v17.8h, v15.2h[2]
+	WORD $0x4f4ffa47 // bfdot v7.4s, v18.8h, v15.2h[2]
+	WORD $0x4f4ffa68 // bfdot v8.4s, v19.8h, v15.2h[2]
+	WORD $0x4f6ffa29 // bfdot v9.4s, v17.8h, v15.2h[3]
+	WORD $0x4f6ffa4a // bfdot v10.4s, v18.8h, v15.2h[3]
+	WORD $0x4f6ffa6b // bfdot v11.4s, v19.8h, v15.2h[3]
+	WORD $0x4f50f22c // bfdot v12.4s, v17.8h, v16.2h[0]
+	WORD $0x4f50f24d // bfdot v13.4s, v18.8h, v16.2h[0]
+	WORD $0x4f50f26e // bfdot v14.4s, v19.8h, v16.2h[0]
+	VLD1.P 32(R2), [V15.S4, V16.S4]
+	VLD1.P 48(R3), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f4ff220 // bfdot v0.4s, v17.8h, v15.2h[0]
+	WORD $0x4f4ff241 // bfdot v1.4s, v18.8h, v15.2h[0]
+	WORD $0x4f4ff262 // bfdot v2.4s, v19.8h, v15.2h[0]
+	WORD $0x4f6ff223 // bfdot v3.4s, v17.8h, v15.2h[1]
+	WORD $0x4f6ff244 // bfdot v4.4s, v18.8h, v15.2h[1]
+	WORD $0x4f6ff265 // bfdot v5.4s, v19.8h, v15.2h[1]
+	WORD $0x4f4ffa26 // bfdot v6.4s, v17.8h, v15.2h[2]
+	WORD $0x4f4ffa47 // bfdot v7.4s, v18.8h, v15.2h[2]
+	WORD $0x4f4ffa68 // bfdot v8.4s, v19.8h, v15.2h[2]
+	WORD $0x4f6ffa29 // bfdot v9.4s, v17.8h, v15.2h[3]
+	WORD $0x4f6ffa4a // bfdot v10.4s, v18.8h, v15.2h[3]
+	WORD $0x4f6ffa6b // bfdot v11.4s, v19.8h, v15.2h[3]
+	WORD $0x4f50f22c // bfdot v12.4s, v17.8h, v16.2h[0]
+	WORD $0x4f50f24d // bfdot v13.4s, v18.8h, v16.2h[0]
+	WORD $0x4f50f26e // bfdot v14.4s, v19.8h, v16.2h[0]
+	VLD1.P 32(R2), [V15.S4, V16.S4]
+	VLD1.P 48(R3), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f4ff220 // bfdot v0.4s, v17.8h, v15.2h[0]
+	WORD $0x4f4ff241 // bfdot v1.4s, v18.8h, v15.2h[0]
+	WORD $0x4f4ff262 // bfdot v2.4s, v19.8h, v15.2h[0]
+	WORD $0x4f6ff223 // bfdot v3.4s, v17.8h, v15.2h[1]
+	WORD $0x4f6ff244 // bfdot v4.4s, v18.8h, v15.2h[1]
+	WORD $0x4f6ff265 // bfdot v5.4s, v19.8h, v15.2h[1]
+	WORD $0x4f4ffa26 // bfdot v6.4s, v17.8h, v15.2h[2]
+	WORD $0x4f4ffa47 // bfdot v7.4s, v18.8h, v15.2h[2]
+	WORD $0x4f4ffa68 // bfdot v8.4s, v19.8h, v15.2h[2]
+	WORD $0x4f6ffa29 // bfdot v9.4s, v17.8h, v15.2h[3]
+	WORD $0x4f6ffa4a // bfdot v10.4s, v18.8h, v15.2h[3]
+	WORD $0x4f6ffa6b // bfdot v11.4s, v19.8h, v15.2h[3]
+	WORD $0x4f50f22c // bfdot v12.4s, v17.8h, v16.2h[0]
+	WORD $0x4f50f24d // bfdot v13.4s, v18.8h, v16.2h[0]
+	WORD $0x4f50f26e // bfdot v14.4s, v19.8h, v16.2h[0]
+	VLD1.P 32(R2), [V15.S4, V16.S4]
+	VLD1.P 48(R3), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f4ff220 // bfdot v0.4s, v17.8h, v15.2h[0]
+	WORD $0x4f4ff241 // bfdot v1.4s, v18.8h, v15.2h[0]
+	WORD $0x4f4ff262 // bfdot v2.4s, v19.8h, v15.2h[0]
+	WORD $0x4f6ff223 // bfdot v3.4s, v17.8h, v15.2h[1]
+	WORD $0x4f6ff244 // bfdot v4.4s, v18.8h, v15.2h[1]
+	WORD $0x4f6ff265 // bfdot v5.4s, v19.8h, v15.2h[1]
+	WORD $0x4f4ffa26 // bfdot v6.4s, v17.8h, v15.2h[2]
+	WORD $0x4f4ffa47 // bfdot v7.4s, v18.8h, v15.2h[2]
+	WORD $0x4f4ffa68 // bfdot v8.4s, v19.8h, v15.2h[2]
+	WORD $0x4f6ffa29 // bfdot v9.4s, v17.8h, v15.2h[3]
+	WORD $0x4f6ffa4a // bfdot v10.4s, v18.8h, v15.2h[3]
+	WORD $0x4f6ffa6b // bfdot v11.4s, v19.8h, v15.2h[3]
+	WORD $0x4f50f22c // bfdot v12.4s, v17.8h, v16.2h[0]
+	WORD $0x4f50f24d // bfdot v13.4s, v18.8h, v16.2h[0]
+	WORD $0x4f50f26e // bfdot v14.4s, v19.8h, v16.2h[0]
+	SUBS $1, R6, R6
+	BNE kernel_mr5_loop
+kernel_mr5_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr5_store
+kernel_mr5_tailloop:
+	VLD1.P 32(R2), [V15.S4, V16.S4]
+	VLD1.P 48(R3), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f4ff220 // bfdot v0.4s, v17.8h, v15.2h[0]
+	WORD $0x4f4ff241 // bfdot v1.4s, v18.8h, v15.2h[0]
+	WORD $0x4f4ff262 // bfdot v2.4s, v19.8h, v15.2h[0]
+	WORD $0x4f6ff223 // bfdot v3.4s, v17.8h, v15.2h[1]
+	WORD $0x4f6ff244 // bfdot v4.4s, v18.8h, v15.2h[1]
+	WORD $0x4f6ff265 // bfdot v5.4s, v19.8h, v15.2h[1]
+	WORD $0x4f4ffa26 // bfdot v6.4s, v17.8h, v15.2h[2]
+	WORD $0x4f4ffa47 // bfdot v7.4s, v18.8h, v15.2h[2]
+	WORD $0x4f4ffa68 // bfdot v8.4s, v19.8h, v15.2h[2]
+	WORD $0x4f6ffa29 // bfdot v9.4s, v17.8h, v15.2h[3]
+	WORD $0x4f6ffa4a // bfdot v10.4s, v18.8h, v15.2h[3]
+	WORD $0x4f6ffa6b // bfdot v11.4s, v19.8h, v15.2h[3]
+	WORD $0x4f50f22c // bfdot v12.4s, v17.8h, v16.2h[0]
+	WORD $0x4f50f24d // bfdot v13.4s, v18.8h, v16.2h[0]
+	WORD $0x4f50f26e // bfdot v14.4s, v19.8h, v16.2h[0]
+	SUBS $1, R6, R6
+	BNE kernel_mr5_tailloop
+kernel_mr5_store:
+	FMOVS alpha+48(FP), F15
+	FMOVS beta+52(FP), F16
+	WORD $0x1e202208 // fcmp s16, #0
+	BEQ kernel_mr5_beta0
+	VLD1 (R4), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f8f9000 // fmul v0.4s, v0.4s, v15.s[0]
+	WORD $0x4f8f9021 // fmul v1.4s, v1.4s, v15.s[0]
+	WORD $0x4f8f9042 // fmul v2.4s, v2.4s, v15.s[0]
+	WORD $0x4f901220 // fmla v0.4s, v17.4s, v16.s[0]
+	WORD $0x4f901241 // fmla v1.4s, v18.4s, v16.s[0]
+	WORD $0x4f901262 // fmla v2.4s, v19.4s, v16.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f8f9063 // fmul v3.4s, v3.4s, v15.s[0]
+	WORD $0x4f8f9084 // fmul v4.4s, v4.4s, v15.s[0]
+	WORD $0x4f8f90a5 // fmul v5.4s, v5.4s, v15.s[0]
+	WORD $0x4f901223 // fmla v3.4s, v17.4s, v16.s[0]
+	WORD $0x4f901244 // fmla v4.4s, v18.4s, v16.s[0]
+	WORD $0x4f901265 // fmla v5.4s, v19.4s, v16.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f8f90c6 // fmul v6.4s, v6.4s, v15.s[0]
+	WORD $0x4f8f90e7 // fmul v7.4s, v7.4s, v15.s[0]
+	WORD $0x4f8f9108 // fmul v8.4s, v8.4s, v15.s[0]
+	WORD $0x4f901226 // fmla v6.4s, v17.4s, v16.s[0]
+	WORD $0x4f901247 // fmla v7.4s, v18.4s, v16.s[0]
+	WORD $0x4f901268 // fmla v8.4s, v19.4s, v16.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	VLD1 (R4), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f8f9129 // fmul v9.4s, v9.4s, v15.s[0]
+	WORD $0x4f8f914a // fmul v10.4s, v10.4s, v15.s[0]
+	WORD $0x4f8f916b // fmul v11.4s, v11.4s, v15.s[0]
+	WORD $0x4f901229 // fmla v9.4s, v17.4s, v16.s[0]
+	WORD $0x4f90124a // fmla v10.4s, v18.4s, v16.s[0]
+	WORD $0x4f90126b // fmla v11.4s, v19.4s, v16.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	VLD1 (R4), [V17.S4, V18.S4, V19.S4]
+	WORD $0x4f8f918c // fmul v12.4s, v12.4s, v15.s[0]
+	WORD $0x4f8f91ad // fmul v13.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f91ce // fmul v14.4s, v14.4s, v15.s[0]
+	WORD $0x4f90122c // fmla v12.4s, v17.4s, v16.s[0]
+	WORD $0x4f90124d // fmla v13.4s, v18.4s, v16.s[0]
+	WORD $0x4f90126e // fmla v14.4s, v19.4s, v16.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	RET
+kernel_mr5_beta0:
+	WORD $0x4f8f9000 // fmul v0.4s, v0.4s, v15.s[0]
+	WORD $0x4f8f9021 // fmul v1.4s, v1.4s, v15.s[0]
+	WORD $0x4f8f9042 // fmul v2.4s, v2.4s, v15.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f8f9063 // fmul v3.4s, v3.4s, v15.s[0]
+	WORD $0x4f8f9084 // fmul v4.4s, v4.4s, v15.s[0]
+	WORD $0x4f8f90a5 // fmul v5.4s, v5.4s, v15.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f8f90c6 // fmul v6.4s, v6.4s, v15.s[0]
+	WORD $0x4f8f90e7 // fmul v7.4s, v7.4s, v15.s[0]
+	WORD $0x4f8f9108 // fmul v8.4s, v8.4s, v15.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	WORD $0x4f8f9129 // fmul v9.4s, v9.4s, v15.s[0]
+	WORD $0x4f8f914a // fmul v10.4s, v10.4s, v15.s[0]
+	WORD $0x4f8f916b // fmul v11.4s, v11.4s, v15.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	WORD $0x4f8f918c // fmul v12.4s, v12.4s, v15.s[0]
+	WORD $0x4f8f91ad // fmul v13.4s, v13.4s, v15.s[0]
+	WORD $0x4f8f91ce // fmul v14.4s, v14.4s, v15.s[0]
+	VST1.P [V12.S4, V13.S4, V14.S4], (R4)(R5)
+	RET
+kernel_mr4:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	WORD $0x6f00e409 // movi v9.2d, #0x0
+	WORD $0x6f00e40a // movi v10.2d, #0x0
+	WORD $0x6f00e40b // movi v11.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr4_tail
+kernel_mr4_loop:
+	VLD1.P 32(R2), [V12.S4, V13.S4]
+	VLD1.P 48(R3), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f4cf1c0 // bfdot v0.4s, v14.8h, v12.2h[0]
+	WORD $0x4f4cf1e1 // bfdot v1.4s, v15.8h, v12.2h[0]
+	WORD $0x4f4cf202 // bfdot v2.4s, v16.8h, v12.2h[0]
+	WORD $0x4f6cf1c3 // bfdot v3.4s, v14.8h, v12.2h[1]
+	WORD $0x4f6cf1e4 // bfdot v4.4s, v15.8h, v12.2h[1]
+	WORD $0x4f6cf205 // bfdot v5.4s, v16.8h, v12.2h[1]
+	WORD $0x4f4cf9c6 // bfdot v6.4s, v14.8h, v12.2h[2]
+	WORD $0x4f4cf9e7 // bfdot v7.4s, v15.8h, v12.2h[2]
+	WORD $0x4f4cfa08 // bfdot v8.4s, v16.8h, v12.2h[2]
+	WORD $0x4f6cf9c9 // bfdot v9.4s, v14.8h, v12.2h[3]
+	WORD $0x4f6cf9ea // bfdot v10.4s, v15.8h, v12.2h[3]
+	WORD $0x4f6cfa0b // bfdot v11.4s, v16.8h, v12.2h[3]
+	VLD1.P 32(R2), [V12.S4, V13.S4]
+	VLD1.P 48(R3), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f4cf1c0 // bfdot v0.4s, v14.8h, v12.2h[0]
+	WORD $0x4f4cf1e1 // bfdot v1.4s, v15.8h, v12.2h[0]
+	WORD $0x4f4cf202 // bfdot v2.4s, v16.8h, v12.2h[0]
+	WORD $0x4f6cf1c3 // bfdot v3.4s, v14.8h, v12.2h[1]
+	WORD $0x4f6cf1e4 // bfdot v4.4s, v15.8h, v12.2h[1]
+	WORD $0x4f6cf205 // bfdot v5.4s, v16.8h, v12.2h[1]
+	WORD $0x4f4cf9c6 // bfdot v6.4s, v14.8h, v12.2h[2]
+	WORD $0x4f4cf9e7 // bfdot v7.4s, v15.8h, v12.2h[2]
+	WORD $0x4f4cfa08 // bfdot v8.4s, v16.8h, v12.2h[2]
+	WORD $0x4f6cf9c9 // bfdot v9.4s, v14.8h, v12.2h[3]
+	WORD $0x4f6cf9ea // bfdot v10.4s, v15.8h, v12.2h[3]
+	WORD $0x4f6cfa0b // bfdot v11.4s, v16.8h, v12.2h[3]
+	VLD1.P 32(R2), [V12.S4, V13.S4]
+	VLD1.P 48(R3), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f4cf1c0 // bfdot v0.4s, v14.8h, v12.2h[0]
+	WORD $0x4f4cf1e1 // bfdot v1.4s, v15.8h, v12.2h[0]
+	WORD $0x4f4cf202 // bfdot v2.4s, v16.8h, v12.2h[0]
+	WORD $0x4f6cf1c3 // bfdot v3.4s, v14.8h, v12.2h[1]
+	WORD $0x4f6cf1e4 // bfdot v4.4s, v15.8h, v12.2h[1]
+	WORD $0x4f6cf205 // bfdot v5.4s, v16.8h, v12.2h[1]
+	WORD $0x4f4cf9c6 // bfdot v6.4s, v14.8h, v12.2h[2]
+	WORD $0x4f4cf9e7 // bfdot v7.4s, v15.8h, v12.2h[2]
+	WORD $0x4f4cfa08 // bfdot v8.4s, v16.8h, v12.2h[2]
+	WORD $0x4f6cf9c9 // bfdot v9.4s, v14.8h, v12.2h[3]
+	WORD $0x4f6cf9ea // bfdot v10.4s, v15.8h, v12.2h[3]
+	WORD $0x4f6cfa0b // bfdot v11.4s, v16.8h, v12.2h[3]
+	VLD1.P 32(R2), [V12.S4, V13.S4]
+	VLD1.P 48(R3), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f4cf1c0 // bfdot v0.4s, v14.8h, v12.2h[0]
+	WORD $0x4f4cf1e1 // bfdot v1.4s, v15.8h, v12.2h[0]
+	WORD $0x4f4cf202 // bfdot v2.4s, v16.8h, v12.2h[0]
+	WORD $0x4f6cf1c3 // bfdot v3.4s, v14.8h, v12.2h[1]
+	WORD $0x4f6cf1e4 // bfdot v4.4s, v15.8h, v12.2h[1]
+	WORD $0x4f6cf205 // bfdot v5.4s, v16.8h, v12.2h[1]
+	WORD $0x4f4cf9c6 // bfdot v6.4s, v14.8h, v12.2h[2]
+	WORD $0x4f4cf9e7 // bfdot v7.4s, v15.8h, v12.2h[2]
+	WORD $0x4f4cfa08 // bfdot v8.4s, v16.8h, v12.2h[2]
+	WORD $0x4f6cf9c9 // bfdot v9.4s, v14.8h, v12.2h[3]
+	WORD $0x4f6cf9ea // bfdot v10.4s, v15.8h, v12.2h[3]
+	WORD $0x4f6cfa0b // bfdot v11.4s, v16.8h, v12.2h[3]
+	SUBS $1, R6, R6
+	BNE kernel_mr4_loop
+kernel_mr4_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr4_store
+kernel_mr4_tailloop:
+	VLD1.P 32(R2), [V12.S4, V13.S4]
+	VLD1.P 48(R3), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f4cf1c0 // bfdot v0.4s, v14.8h, v12.2h[0]
+	WORD $0x4f4cf1e1 // bfdot v1.4s, v15.8h, v12.2h[0]
+	WORD $0x4f4cf202 // bfdot v2.4s, v16.8h, v12.2h[0]
+	WORD $0x4f6cf1c3 // bfdot v3.4s, v14.8h, v12.2h[1]
+	WORD $0x4f6cf1e4 // bfdot v4.4s, v15.8h, v12.2h[1]
+	WORD $0x4f6cf205 // bfdot v5.4s, v16.8h, v12.2h[1]
+	WORD $0x4f4cf9c6 // bfdot v6.4s, v14.8h, v12.2h[2]
+	WORD $0x4f4cf9e7 // bfdot v7.4s, v15.8h, v12.2h[2]
+	WORD $0x4f4cfa08 // bfdot v8.4s, v16.8h, v12.2h[2]
+	WORD $0x4f6cf9c9 // bfdot v9.4s, v14.8h, v12.2h[3]
+	WORD $0x4f6cf9ea // bfdot v10.4s, v15.8h, v12.2h[3]
+	WORD $0x4f6cfa0b // bfdot v11.4s, v16.8h, v12.2h[3]
+	SUBS $1, R6, R6
+	BNE kernel_mr4_tailloop
+kernel_mr4_store:
+	FMOVS alpha+48(FP), F12
+	FMOVS beta+52(FP), F13
+	WORD $0x1e2021a8 // fcmp s13, #0
+	BEQ kernel_mr4_beta0
+	VLD1 (R4), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f8c9000 // fmul v0.4s, v0.4s, v12.s[0]
+	WORD $0x4f8c9021 // fmul v1.4s, v1.4s, v12.s[0]
+	WORD $0x4f8c9042 // fmul v2.4s, v2.4s, v12.s[0]
+	WORD $0x4f8d11c0 // fmla v0.4s, v14.4s, v13.s[0]
+	WORD $0x4f8d11e1 // fmla v1.4s, v15.4s, v13.s[0]
+	WORD $0x4f8d1202 // fmla v2.4s, v16.4s, v13.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f8c9063 // fmul v3.4s, v3.4s, v12.s[0]
+	WORD $0x4f8c9084 // fmul v4.4s, v4.4s, v12.s[0]
+	WORD $0x4f8c90a5 // fmul v5.4s, v5.4s, v12.s[0]
+	WORD $0x4f8d11c3 // fmla v3.4s, v14.4s, v13.s[0]
+	WORD $0x4f8d11e4 // fmla v4.4s, v15.4s, v13.s[0]
+	WORD $0x4f8d1205 // fmla v5.4s, v16.4s, v13.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f8c90c6 // fmul v6.4s, v6.4s, v12.s[0]
+	WORD $0x4f8c90e7 // fmul v7.4s, v7.4s, v12.s[0]
+	WORD $0x4f8c9108 // fmul v8.4s, v8.4s, v12.s[0]
+	WORD $0x4f8d11c6 // fmla v6.4s, v14.4s, v13.s[0]
+	WORD $0x4f8d11e7 // fmla v7.4s, v15.4s, v13.s[0]
+	WORD $0x4f8d1208 // fmla v8.4s, v16.4s, v13.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	VLD1 (R4), [V14.S4, V15.S4, V16.S4]
+	WORD $0x4f8c9129 // fmul v9.4s, v9.4s, v12.s[0]
+	WORD $0x4f8c914a // fmul v10.4s, v10.4s, v12.s[0]
+	WORD $0x4f8c916b // fmul v11.4s, v11.4s, v12.s[0]
+	WORD $0x4f8d11c9 // fmla v9.4s, v14.4s, v13.s[0]
+	WORD $0x4f8d11ea // fmla v10.4s, v15.4s, v13.s[0]
+	WORD $0x4f8d120b // fmla v11.4s, v16.4s, v13.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	RET
+kernel_mr4_beta0:
+	WORD $0x4f8c9000 // fmul v0.4s, v0.4s, v12.s[0]
+	WORD $0x4f8c9021 // fmul v1.4s, v1.4s, v12.s[0]
+	WORD $0x4f8c9042 // fmul v2.4s, v2.4s, v12.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f8c9063 // fmul v3.4s, v3.4s, v12.s[0]
+	WORD $0x4f8c9084 // fmul v4.4s, v4.4s, v12.s[0]
+	WORD $0x4f8c90a5 // fmul v5.4s, v5.4s, v12.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f8c90c6 // fmul v6.4s, v6.4s, v12.s[0]
+	WORD $0x4f8c90e7 // fmul v7.4s, v7.4s, v12.s[0]
+	WORD $0x4f8c9108 // fmul v8.4s, v8.4s, v12.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	WORD $0x4f8c9129 // fmul v9.4s, v9.4s, v12.s[0]
+	WORD $0x4f8c914a // fmul v10.4s, v10.4s, v12.s[0]
+	WORD $0x4f8c916b // fmul v11.4s, v11.4s, v12.s[0]
+	VST1.P [V9.S4, V10.S4, V11.S4], (R4)(R5)
+	RET
+kernel_mr3:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	WORD $0x6f00e406 // movi v6.2d, #0x0
+	WORD $0x6f00e407 // movi v7.2d, #0x0
+	WORD $0x6f00e408 // movi v8.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr3_tail
+kernel_mr3_loop:
+	VLD1.P 32(R2), [V9.S4, V10.S4]
+	VLD1.P 48(R3), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f49f160 // bfdot v0.4s, v11.8h, v9.2h[0]
+	WORD $0x4f49f181 // bfdot v1.4s, v12.8h, v9.2h[0]
+	WORD $0x4f49f1a2 // bfdot v2.4s, v13.8h, v9.2h[0]
+	WORD $0x4f69f163 // bfdot v3.4s, v11.8h, v9.2h[1]
+	WORD $0x4f69f184 // bfdot v4.4s, v12.8h, v9.2h[1]
+	WORD $0x4f69f1a5 // bfdot v5.4s, v13.8h, v9.2h[1]
+	WORD $0x4f49f966 // bfdot v6.4s, v11.8h, v9.2h[2]
+	WORD $0x4f49f987 // bfdot v7.4s, v12.8h, v9.2h[2]
+	WORD $0x4f49f9a8 // bfdot v8.4s, v13.8h, v9.2h[2]
+	VLD1.P 32(R2), [V9.S4, V10.S4]
+	VLD1.P 48(R3), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f49f160 // bfdot v0.4s, v11.8h, v9.2h[0]
+	WORD $0x4f49f181 // bfdot v1.4s, v12.8h, v9.2h[0]
+	WORD $0x4f49f1a2 // bfdot v2.4s, v13.8h, v9.2h[0]
+	WORD $0x4f69f163 // bfdot v3.4s, v11.8h, v9.2h[1]
+	WORD $0x4f69f184 // bfdot v4.4s, v12.8h, v9.2h[1]
+	WORD $0x4f69f1a5 // bfdot v5.4s, v13.8h, v9.2h[1]
+	WORD $0x4f49f966 // bfdot v6.4s, v11.8h, v9.2h[2]
+	WORD $0x4f49f987 // bfdot v7.4s, v12.8h, v9.2h[2]
+	WORD $0x4f49f9a8 // bfdot v8.4s, v13.8h, v9.2h[2]
+	VLD1.P 32(R2), [V9.S4, V10.S4]
+	VLD1.P 48(R3), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f49f160 // bfdot v0.4s, v11.8h, v9.2h[0]
+	WORD $0x4f49f181 // bfdot v1.4s, v12.8h, v9.2h[0]
+	WORD $0x4f49f1a2 // bfdot v2.4s, v13.8h, v9.2h[0]
+	WORD $0x4f69f163 // bfdot v3.4s, v11.8h, v9.2h[1]
+	WORD $0x4f69f184 // bfdot v4.4s, v12.8h, v9.2h[1]
+	WORD $0x4f69f1a5 // bfdot v5.4s, v13.8h, v9.2h[1]
+	WORD $0x4f49f966 // bfdot v6.4s, v11.8h, v9.2h[2]
+	WORD $0x4f49f987 // bfdot v7.4s, v12.8h, v9.2h[2]
+	WORD $0x4f49f9a8 // bfdot v8.4s, v13.8h, v9.2h[2]
+	VLD1.P 32(R2), [V9.S4, V10.S4]
+	VLD1.P 48(R3), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f49f160 // bfdot v0.4s, v11.8h, v9.2h[0]
+	WORD $0x4f49f181 // bfdot v1.4s, v12.8h, v9.2h[0]
+	WORD $0x4f49f1a2 // bfdot v2.4s, v13.8h, v9.2h[0]
+	WORD $0x4f69f163 // bfdot v3.4s, v11.8h, v9.2h[1]
+	WORD $0x4f69f184 // bfdot v4.4s, v12.8h, v9.2h[1]
+	WORD $0x4f69f1a5 // bfdot v5.4s, v13.8h, v9.2h[1]
+	WORD $0x4f49f966 // bfdot v6.4s, v11.8h, v9.2h[2]
+	WORD $0x4f49f987 // bfdot v7.4s, v12.8h, v9.2h[2]
+	WORD $0x4f49f9a8 // bfdot v8.4s, v13.8h, v9.2h[2]
+	SUBS $1, R6, R6
+	BNE kernel_mr3_loop
+kernel_mr3_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr3_store
+kernel_mr3_tailloop:
+	VLD1.P 32(R2), [V9.S4, V10.S4]
+	VLD1.P 48(R3), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f49f160 // bfdot v0.4s, v11.8h, v9.2h[0]
+	WORD $0x4f49f181 // bfdot v1.4s, v12.8h, v9.2h[0]
+	WORD $0x4f49f1a2 // bfdot v2.4s, v13.8h, v9.2h[0]
+	WORD $0x4f69f163 // bfdot v3.4s, v11.8h, v9.2h[1]
+	WORD $0x4f69f184 // bfdot v4.4s, v12.8h, v9.2h[1]
+	WORD $0x4f69f1a5 // bfdot v5.4s, v13.8h, v9.2h[1]
+	WORD $0x4f49f966 // bfdot v6.4s, v11.8h, v9.2h[2]
+	WORD $0x4f49f987 // bfdot v7.4s, v12.8h, v9.2h[2]
+	WORD $0x4f49f9a8 // bfdot v8.4s, v13.8h, v9.2h[2]
+	SUBS $1, R6, R6
+	BNE kernel_mr3_tailloop
+kernel_mr3_store:
+	FMOVS alpha+48(FP), F9
+	FMOVS beta+52(FP), F10
+	WORD $0x1e202148 // fcmp s10, #0
+	BEQ kernel_mr3_beta0
+	VLD1 (R4), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f899000 // fmul v0.4s, v0.4s, v9.s[0]
+	WORD $0x4f899021 // fmul v1.4s, v1.4s, v9.s[0]
+	WORD $0x4f899042 // fmul v2.4s, v2.4s, v9.s[0]
+	WORD $0x4f8a1160 // fmla v0.4s, v11.4s, v10.s[0]
+	WORD $0x4f8a1181 // fmla v1.4s, v12.4s, v10.s[0]
+	WORD $0x4f8a11a2 // fmla v2.4s, v13.4s, v10.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f899063 // fmul v3.4s, v3.4s, v9.s[0]
+	WORD $0x4f899084 // fmul v4.4s, v4.4s, v9.s[0]
+	WORD $0x4f8990a5 // fmul v5.4s, v5.4s, v9.s[0]
+	WORD $0x4f8a1163 // fmla v3.4s, v11.4s, v10.s[0]
+	WORD $0x4f8a1184 // fmla v4.4s, v12.4s, v10.s[0]
+	WORD $0x4f8a11a5 // fmla v5.4s, v13.4s, v10.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	VLD1 (R4), [V11.S4, V12.S4, V13.S4]
+	WORD $0x4f8990c6 // fmul v6.4s, v6.4s, v9.s[0]
+	WORD $0x4f8990e7 // fmul v7.4s, v7.4s, v9.s[0]
+	WORD $0x4f899108 // fmul v8.4s, v8.4s, v9.s[0]
+	WORD $0x4f8a1166 // fmla v6.4s, v11.4s, v10.s[0]
+	WORD $0x4f8a1187 // fmla v7.4s, v12.4s, v10.s[0]
+	WORD $0x4f8a11a8 // fmla v8.4s, v13.4s, v10.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	RET
+kernel_mr3_beta0:
+	WORD $0x4f899000 // fmul v0.4s, v0.4s, v9.s[0]
+	WORD $0x4f899021 // fmul v1.4s, v1.4s, v9.s[0]
+	WORD $0x4f899042 // fmul v2.4s, v2.4s, v9.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f899063 // fmul v3.4s, v3.4s, v9.s[0]
+	WORD $0x4f899084 // fmul v4.4s, v4.4s, v9.s[0]
+	WORD $0x4f8990a5 // fmul v5.4s, v5.4s, v9.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	WORD $0x4f8990c6 // fmul v6.4s, v6.4s, v9.s[0]
+	WORD $0x4f8990e7 // fmul v7.4s, v7.4s, v9.s[0]
+	WORD $0x4f899108 // fmul v8.4s, v8.4s, v9.s[0]
+	VST1.P [V6.S4, V7.S4, V8.S4], (R4)(R5)
+	RET
+kernel_mr2:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	WORD $0x6f00e403 // movi v3.2d, #0x0
+	WORD $0x6f00e404 // movi v4.2d, #0x0
+	WORD $0x6f00e405 // movi v5.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	ADD R5, R6, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr2_tail
+kernel_mr2_loop:
+	VLD1.P 32(R2), [V6.S4, V7.S4]
+	VLD1.P 48(R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f46f100 // bfdot v0.4s, v8.8h, v6.2h[0]
+	WORD $0x4f46f121 // bfdot v1.4s, v9.8h, v6.2h[0]
+	WORD $0x4f46f142 // bfdot v2.4s, v10.8h, v6.2h[0]
+	WORD $0x4f66f103 // bfdot v3.4s, v8.8h, v6.2h[1]
+	WORD $0x4f66f124 // bfdot v4.4s, v9.8h, v6.2h[1]
+	WORD $0x4f66f145 // bfdot v5.4s, v10.8h, v6.2h[1]
+	VLD1.P 32(R2), [V6.S4, V7.S4]
+	VLD1.P 48(R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f46f100 // bfdot v0.4s, v8.8h, v6.2h[0]
+	WORD $0x4f46f121 // bfdot v1.4s, v9.8h, v6.2h[0]
+	WORD $0x4f46f142 // bfdot v2.4s, v10.8h, v6.2h[0]
+	WORD $0x4f66f103 // bfdot v3.4s, v8.8h, v6.2h[1]
+	WORD $0x4f66f124 // bfdot v4.4s, v9.8h, v6.2h[1]
+	WORD $0x4f66f145 // bfdot v5.4s, v10.8h, v6.2h[1]
+	VLD1.P 32(R2), [V6.S4, V7.S4]
+	VLD1.P 48(R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f46f100 // bfdot v0.4s, v8.8h, v6.2h[0]
+	WORD $0x4f46f121 // bfdot v1.4s, v9.8h, v6.2h[0]
+	WORD $0x4f46f142 // bfdot v2.4s, v10.8h, v6.2h[0]
+	WORD $0x4f66f103 // bfdot v3.4s, v8.8h, v6.2h[1]
+	WORD $0x4f66f124 // bfdot v4.4s, v9.8h, v6.2h[1]
+	WORD $0x4f66f145 // bfdot v5.4s, v10.8h, v6.2h[1]
+	VLD1.P 32(R2), [V6.S4, V7.S4]
+	VLD1.P 48(R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f46f100 // bfdot v0.4s, v8.8h, v6.2h[0]
+	WORD $0x4f46f121 // bfdot v1.4s, v9.8h, v6.2h[0]
+	WORD $0x4f46f142 // bfdot v2.4s, v10.8h, v6.2h[0]
+	WORD $0x4f66f103 // bfdot v3.4s, v8.8h, v6.2h[1]
+	WORD $0x4f66f124 // bfdot v4.4s, v9.8h, v6.2h[1]
+	WORD $0x4f66f145 // bfdot v5.4s, v10.8h, v6.2h[1]
+	SUBS $1, R6, R6
+	BNE kernel_mr2_loop
+kernel_mr2_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr2_store
+kernel_mr2_tailloop:
+	VLD1.P 32(R2), [V6.S4, V7.S4]
+	VLD1.P 48(R3), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f46f100 // bfdot v0.4s, v8.8h, v6.2h[0]
+	WORD $0x4f46f121 // bfdot v1.4s, v9.8h, v6.2h[0]
+	WORD $0x4f46f142 // bfdot v2.4s, v10.8h, v6.2h[0]
+	WORD $0x4f66f103 // bfdot v3.4s, v8.8h, v6.2h[1]
+	WORD $0x4f66f124 // bfdot v4.4s, v9.8h, v6.2h[1]
+	WORD $0x4f66f145 // bfdot v5.4s, v10.8h, v6.2h[1]
+	SUBS $1, R6, R6
+	BNE kernel_mr2_tailloop
+kernel_mr2_store:
+	FMOVS alpha+48(FP), F6
+	FMOVS beta+52(FP), F7
+	WORD $0x1e2020e8 // fcmp s7, #0
+	BEQ kernel_mr2_beta0
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f869000 // fmul v0.4s, v0.4s, v6.s[0]
+	WORD $0x4f869021 // fmul v1.4s, v1.4s, v6.s[0]
+	WORD $0x4f869042 // fmul v2.4s, v2.4s, v6.s[0]
+	WORD $0x4f871100 // fmla v0.4s, v8.4s, v7.s[0]
+	WORD $0x4f871121 // fmla v1.4s, v9.4s, v7.s[0]
+	WORD $0x4f871142 // fmla v2.4s, v10.4s, v7.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	VLD1 (R4), [V8.S4, V9.S4, V10.S4]
+	WORD $0x4f869063 // fmul v3.4s, v3.4s, v6.s[0]
+	WORD $0x4f869084 // fmul v4.4s, v4.4s, v6.s[0]
+	WORD $0x4f8690a5 // fmul v5.4s, v5.4s, v6.s[0]
+	WORD $0x4f871103 // fmla v3.4s, v8.4s, v7.s[0]
+	WORD $0x4f871124 // fmla v4.4s, v9.4s, v7.s[0]
+	WORD $0x4f871145 // fmla v5.4s, v10.4s, v7.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	RET
+kernel_mr2_beta0:
+	WORD $0x4f869000 // fmul v0.4s, v0.4s, v6.s[0]
+	WORD $0x4f869021 // fmul v1.4s, v1.4s, v6.s[0]
+	WORD $0x4f869042 // fmul v2.4s, v2.4s, v6.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	WORD $0x4f869063 // fmul v3.4s, v3.4s, v6.s[0]
+	WORD $0x4f869084 // fmul v4.4s, v4.4s, v6.s[0]
+	WORD $0x4f8690a5 // fmul v5.4s, v5.4s, v6.s[0]
+	VST1.P [V3.S4, V4.S4, V5.S4], (R4)(R5)
+	RET
+kernel_mr1:
+	WORD $0x6f00e400 // movi v0.2d, #0x0
+	WORD $0x6f00e401 // movi v1.2d, #0x0
+	WORD $0x6f00e402 // movi v2.2d, #0x0
+	MOVD R4, R6
+	WORD $0xf88000d0 // prfum pstl1keep, [x6]
+	WORD $0xf882f0d0 // prfum pstl1keep, [x6,#47]
+	LSR $2, R1, R6
+	CBZ R6, kernel_mr1_tail
+kernel_mr1_loop:
+	VLD1.P 32(R2), [V3.S4, V4.S4]
+	VLD1.P 48(R3), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f43f0a0 // bfdot v0.4s, v5.8h, v3.2h[0]
+	WORD $0x4f43f0c1 // bfdot v1.4s, v6.8h, v3.2h[0]
+	WORD $0x4f43f0e2 // bfdot v2.4s, v7.8h, v3.2h[0]
+	VLD1.P 32(R2), [V3.S4, V4.S4]
+	VLD1.P 48(R3), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f43f0a0 // bfdot v0.4s, v5.8h, v3.2h[0]
+	WORD $0x4f43f0c1 // bfdot v1.4s, v6.8h, v3.2h[0]
+	WORD $0x4f43f0e2 // bfdot v2.4s, v7.8h, v3.2h[0]
+	VLD1.P 32(R2), [V3.S4, V4.S4]
+	VLD1.P 48(R3), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f43f0a0 // bfdot v0.4s, v5.8h, v3.2h[0]
+	WORD $0x4f43f0c1 // bfdot v1.4s, v6.8h, v3.2h[0]
+	WORD $0x4f43f0e2 // bfdot v2.4s, v7.8h, v3.2h[0]
+	VLD1.P 32(R2), [V3.S4, V4.S4]
+	VLD1.P 48(R3), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f43f0a0 // bfdot v0.4s, v5.8h, v3.2h[0]
+	WORD $0x4f43f0c1 // bfdot v1.4s, v6.8h, v3.2h[0]
+	WORD $0x4f43f0e2 // bfdot v2.4s, v7.8h, v3.2h[0]
+	SUBS $1, R6, R6
+	BNE kernel_mr1_loop
+kernel_mr1_tail:
+	AND $3, R1, R6
+	CBZ R6, kernel_mr1_store
+kernel_mr1_tailloop:
+	VLD1.P 32(R2), [V3.S4, V4.S4]
+	VLD1.P 48(R3), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f43f0a0 // bfdot v0.4s, v5.8h, v3.2h[0]
+	WORD $0x4f43f0c1 // bfdot v1.4s, v6.8h, v3.2h[0]
+	WORD $0x4f43f0e2 // bfdot v2.4s, v7.8h, v3.2h[0]
+	SUBS $1, R6, R6
+	BNE kernel_mr1_tailloop
+kernel_mr1_store:
+	FMOVS alpha+48(FP), F3
+	FMOVS beta+52(FP), F4
+	WORD $0x1e202088 // fcmp s4, #0
+	BEQ kernel_mr1_beta0
+	VLD1 (R4), [V5.S4, V6.S4, V7.S4]
+	WORD $0x4f839000 // fmul v0.4s, v0.4s, v3.s[0]
+	WORD $0x4f839021 // fmul v1.4s, v1.4s, v3.s[0]
+	WORD $0x4f839042 // fmul v2.4s, v2.4s, v3.s[0]
+	WORD $0x4f8410a0 // fmla v0.4s, v5.4s, v4.s[0]
+	WORD $0x4f8410c1 // fmla v1.4s, v6.4s, v4.s[0]
+	WORD $0x4f8410e2 // fmla v2.4s, v7.4s, v4.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	RET
+kernel_mr1_beta0:
+	WORD $0x4f839000 // fmul v0.4s, v0.4s, v3.s[0]
+	WORD $0x4f839021 // fmul v1.4s, v1.4s, v3.s[0]
+	WORD $0x4f839042 // fmul v2.4s, v2.4s, v3.s[0]
+	VST1.P [V0.S4, V1.S4, V2.S4], (R4)(R5)
+	RET
+
 // gemmMergeNEON computes C ← α·T + β·C for an mr×12 tile T (row stride 12) (1 ≤ mr ≤ 8).
 //
 // func gemmMergeNEON(mr int, t, c *float32, ldc int, alpha, beta float32)

@@ -70,6 +70,14 @@ type gemmArch struct {
 	// viaTile routes every tile through the L1 tile buffer and merge (the
 	// epilogue seam), for measuring what that path costs.
 	viaTile bool
+
+	// prec is how the driver treats its operands (gemm_bf16.go): exactly
+	// (gemmF32), rounded to bfloat16 in the packs for the float32 kernel
+	// (gemmBF16Round), or rounded and paired along k for a bf16 dot-product
+	// kernel (gemmBF16Pair, with pair its conversion).
+	prec  gemmPrec
+	pair  gemmPairFunc
+	round func(x []float32) // gemmBF16Round's in-place rounding of a pack
 }
 
 // newGemmArch checks g's shape and blocking and returns it with every
@@ -110,6 +118,12 @@ func newGemmArch(g gemmArch) *gemmArch {
 	}
 	if g.prefetch == nil {
 		g.prefetch = gemmPrefetchGeneric
+	}
+	if g.prec == gemmBF16Pair && g.pair == nil {
+		g.pair = gemmPairGeneric
+	}
+	if g.round == nil {
+		g.round = roundBF16Generic
 	}
 	return &g
 }
@@ -184,6 +198,7 @@ type gemmScratch struct {
 	a, b, tile []float32 // 64-byte aligned views
 	abuf, bbuf []float32
 	tbuf       []float32
+	cvt        []float32 // the bf16 pair packs' float32 staging (gemm_bf16.go)
 }
 
 // gemmScratchFree is a stack of idle scratch, shared by the levels (each
@@ -301,11 +316,12 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 			}
 			for ic := 0; ic < m; ic += mc {
 				mcur := min(mc, m-ic)
+				ks := g.steps(kcur) // the kernel's depth: kcur, or its pairs
 				ablk := s.a
 				if pa != nil {
-					ablk = pa[pc*roundUp(m, mr)+ic*kcur:]
+					ablk = pa[g.steps(pc)*roundUp(m, mr)+ic*ks:]
 				} else {
-					g.packA(op, s.a, a, lda, ic, mcur, pc, kcur)
+					g.packA(op, s.a, a, lda, ic, mcur, pc, kcur, &s.cvt)
 				}
 				packing := pb == nil && (single || ic == 0) // B̃ panels are packed in this row block
 				for jr := 0; jr < ncur; jr += nr {
@@ -313,15 +329,15 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 					var bp []float32
 					switch {
 					case pb != nil:
-						o := pc*roundUp(n, nr) + (jc+jr)*kcur
-						bp = pb[o : o+kcur*nr]
+						o := g.steps(pc)*roundUp(n, nr) + (jc+jr)*ks
+						bp = pb[o : o+ks*nr]
 					case single:
-						bp = s.b[:kcur*nr]
+						bp = s.b[:ks*nr]
 					default:
-						bp = s.b[jr*kc : jr*kc+kcur*nr]
+						bp = s.b[jr*kc : jr*kc+ks*nr]
 					}
 					if packing {
-						g.packB(op, bp, b, ldb, jc+jr, nrcur, pc, kcur)
+						g.packB(op, bp, b, ldb, jc+jr, nrcur, pc, kcur, &s.cvt)
 					}
 					// While the kernels run on this panel, stream the source
 					// of the next one toward L2, a slice per sliver.
@@ -339,13 +355,13 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 							}
 						}
 						mrcur := min(mr, mcur-ir)
-						ap := ablk[ir*kcur : ir*kcur+kcur*mr]
+						ap := ablk[ir*ks : ir*ks+ks*mr]
 						ci := (ic+ir)*ldc + jc + jr
 						if ep != nil && pc+kcur == k {
-							g.tileScale(mrcur, nrcur, kcur, ap, bp, s.tile, c[ci:], ldc, ep.rs[ic+ir:], ep.cs[jc+jr:], bet)
+							g.tileScale(mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, ep.rs[ic+ir:], ep.cs[jc+jr:], bet)
 							continue
 						}
-						g.tileStore(mrcur, nrcur, kcur, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
+						g.tileStore(mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
 					}
 				}
 			}
@@ -425,8 +441,15 @@ func (g *gemmArch) sourceB(op gemmOp, ldb, j0, w, p0, kc int) gemmRegion {
 // packA packs rows i0..i0+mcur of op(A), depth p0..p0+kc, into slivers of
 // MR rows: dst[s·kc·MR + p·MR + i] = op(A)[i0 + s·MR + i][p0 + p]. The last
 // sliver's unused rows are left as they are (the kernel never reads them).
-func (g *gemmArch) packA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int) {
+func (g *gemmArch) packA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int, cvt *[]float32) {
 	mr := g.mr
+	if g.prec == gemmBF16Pair {
+		g.packPairA(op, dst, a, lda, i0, mcur, p0, kc, cvt)
+		return
+	}
+	if g.prec == gemmBF16Round {
+		defer g.round(dst[:roundUp(mcur, mr)*kc])
+	}
 	for ir := 0; ir < mcur; ir += mr {
 		rows := min(mr, mcur-ir)
 		d := dst[ir*kc : ir*kc+kc*mr]
@@ -443,7 +466,14 @@ func (g *gemmArch) packA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int)
 // earlier pack left there (zeros in a fresh buffer, else finite or not
 // values of earlier operands): the kernel computes them in lanes of their
 // own, and only tiles' first w columns are ever stored.
-func (g *gemmArch) packB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int) {
+func (g *gemmArch) packB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int, cvt *[]float32) {
+	switch g.prec {
+	case gemmBF16Pair:
+		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
+		return
+	case gemmBF16Round:
+		defer g.round(dst[:kc*g.nr])
+	}
 	if op == gemmOpNT { // op(B)[p][j] = B[j][p]
 		g.packTrans(dst, g.nr, b[j0*ldb+p0:], ldb, w, kc)
 	} else {

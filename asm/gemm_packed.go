@@ -84,7 +84,7 @@ func GemmNTPacked(n int, alpha float32, pa *PackedA, b []float32, ldb int, beta 
 		panicf("GemmNTPacked: nil PackedA")
 	}
 	m, k := pa.m, pa.k
-	checkGemm("GemmNTPacked", m, n, k, "mk", pa.data, max(k, 1), "nk", b, ldb, c, ldc)
+	checkGemm("GemmNTPacked", m, n, k, "", nil, 0, "nk", b, ldb, c, ldc)
 	if pa.arch == nil {
 		gemmNTGeneric(m, n, k, alpha, pa.data, max(k, 1), b, ldb, beta, c, ldc)
 		return
@@ -107,7 +107,7 @@ func GemmNTPackedScaled(n int, pa *PackedA, b []float32, ldb int, rs, cs []float
 		panicf("GemmNTPackedScaled: nil PackedA")
 	}
 	m, k := pa.m, pa.k
-	checkGemm("GemmNTPackedScaled", m, n, k, "mk", pa.data, max(k, 1), "nk", b, ldb, c, ldc)
+	checkGemm("GemmNTPackedScaled", m, n, k, "", nil, 0, "nk", b, ldb, c, ldc)
 	if len(rs) < m {
 		panicf("GemmNTPackedScaled: len(rs) = %d, want ≥ m = %d", len(rs), m)
 	}
@@ -138,7 +138,7 @@ func GemmTNPacked(m int, alpha float32, a []float32, lda int, pb *PackedB, beta 
 		panicf("GemmTNPacked: nil PackedB")
 	}
 	k, n := pb.k, pb.n
-	checkGemm("GemmTNPacked", m, n, k, "km", a, lda, "kn", pb.data, max(n, 1), c, ldc)
+	checkGemm("GemmTNPacked", m, n, k, "km", a, lda, "", nil, 0, c, ldc)
 	if pb.arch == nil {
 		gemmTNGeneric(m, n, k, alpha, a, lda, pb.data, max(n, 1), beta, c, ldc)
 		return
@@ -151,15 +151,18 @@ func GemmTNPacked(m int, alpha float32, a []float32, lda int, pb *PackedB, beta 
 // rows in packA's layout (row block ic at ic·kcur within the pass).
 func (g *gemmArch) packAllA(buf *[]float32, op gemmOp, m, k int, a []float32, lda int) []float32 {
 	mp := roundUp(m, g.mr)
-	dst := aligned64(buf, mp*k)
+	dst := aligned64(buf, mp*g.steps(k))
 	if m == 0 || k == 0 {
 		return dst
 	}
+	s := getGemmScratch()
 	kc := g.passDepth(k)
 	for pc := 0; pc < k; pc += kc {
 		kcur := min(kc, k-pc)
-		g.packA(op, dst[pc*mp:pc*mp+mp*kcur], a, lda, 0, m, pc, kcur)
+		o, ks := g.steps(pc)*mp, g.steps(kcur)
+		g.packA(op, dst[o:o+mp*ks], a, lda, 0, m, pc, kcur, &s.cvt)
 	}
+	putGemmScratch(s)
 	return dst
 }
 
@@ -168,22 +171,25 @@ func (g *gemmArch) packAllA(buf *[]float32, op gemmOp, m, k int, a []float32, ld
 // j·NR·kcur within it. Columns past n in the last panel are zero.
 func (g *gemmArch) packAllB(buf *[]float32, op gemmOp, k, n int, b []float32, ldb int) []float32 {
 	np := roundUp(n, g.nr)
-	dst := aligned64(buf, np*k)
+	dst := aligned64(buf, np*g.steps(k))
 	if n == 0 || k == 0 {
 		return dst
 	}
+	s := getGemmScratch()
 	kc := g.passDepth(k)
 	for pc := 0; pc < k; pc += kc {
 		kcur := min(kc, k-pc)
+		ks := g.steps(kcur)
 		for j := 0; j < n; j += g.nr {
-			o := pc*np + j*kcur
+			o := g.steps(pc)*np + j*ks
 			w := min(g.nr, n-j)
 			if w < g.nr {
-				clear(dst[o : o+kcur*g.nr])
+				clear(dst[o : o+ks*g.nr])
 			}
-			g.packB(op, dst[o:o+kcur*g.nr], b, ldb, j, w, pc, kcur)
+			g.packB(op, dst[o:o+ks*g.nr], b, ldb, j, w, pc, kcur, &s.cvt)
 		}
 	}
+	putGemmScratch(s)
 	return dst
 }
 

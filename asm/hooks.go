@@ -24,4 +24,12 @@ func init() {
 	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the FMA
 	// peak probe.
 	simd.Register("FMAPeakLoop", fmaPeakLoop)
+	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the bf16
+	// dot-product (VDPBF16PS) peak probe; ok is false without one.
+	simd.Register("BF16PeakLoop", bf16PeakLoop)
+	// func(name string) (restore func(), ok bool): make the bf16 driver
+	// named name ("avx512-pair": VDPBF16PS on pair packs, "avx512-round":
+	// the float32 kernel on rounded packs) the AVX-512 level's until
+	// restore; ok is false where this CPU and build lack it.
+	simd.Register("BF16ForceDriver", bf16ForceDriver)
 }

@@ -25,3 +25,18 @@ func fmaPeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
 	p.run(iters)
 	return p.flopsPerIter, true
 }
+
+// bf16Peaks holds the bf16 dot-product peak loop of each level whose CPU
+// runs one (AVX512_BF16's VDPBF16PS), registered by the level's init.
+var bf16Peaks = map[simd.Level]fmaPeak{}
+
+// bf16PeakLoop is fmaPeakLoop for the bf16 dot-product peak (registered as
+// "BF16PeakLoop"); ok is false where the level has no bf16 instructions.
+func bf16PeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
+	p, ok := bf16Peaks[l]
+	if !ok || !simd.CPUSupports(l) {
+		return 0, false
+	}
+	p.run(iters)
+	return p.flopsPerIter, true
+}

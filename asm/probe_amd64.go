@@ -14,7 +14,17 @@ func fmaPeakAVX2(iters int)
 //go:noescape
 func fmaPeakAVX512(iters int)
 
+// bf16PeakAVX512 runs iters iterations of 12 independent VDPBF16PS
+// (AVX512_BF16), 12·16·2·2 flops each (a multiply-add of a pair counted as
+// two flops per product).
+//
+//go:noescape
+func bf16PeakAVX512(iters int)
+
 func init() {
+	if simd.HasBF16() {
+		bf16Peaks[simd.AVX512] = fmaPeak{run: bf16PeakAVX512, flopsPerIter: 12 * 16 * 2 * 2}
+	}
 	fmaPeaks[simd.AVX2] = fmaPeak{run: fmaPeakAVX2, flopsPerIter: 12 * 8 * 2}
 	fmaPeaks[simd.AVX512] = fmaPeak{run: fmaPeakAVX512, flopsPerIter: 12 * 16 * 2}
 }

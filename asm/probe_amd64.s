@@ -85,3 +85,44 @@ fmaPeakAVX512_loop:
 fmaPeakAVX512_done:
 	VZEROUPPER
 	RET
+
+// func bf16PeakAVX512(iters int)
+// Requires: AVX, AVX512F
+TEXT ·bf16PeakAVX512(SB), NOSPLIT, $0-8
+	MOVQ   iters+0(FP), AX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+
+bf16PeakAVX512_loop:
+	TESTQ AX, AX
+	JZ    bf16PeakAVX512_done
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xc5 // vdpbf16ps zmm0,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xcd // vdpbf16ps zmm1,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xd5 // vdpbf16ps zmm2,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xdd // vdpbf16ps zmm3,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xe5 // vdpbf16ps zmm4,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xed // vdpbf16ps zmm5,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xf5 // vdpbf16ps zmm6,zmm12,zmm13
+	BYTE $0x62; BYTE $0xd2; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xfd // vdpbf16ps zmm7,zmm12,zmm13
+	BYTE $0x62; BYTE $0x52; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xc5 // vdpbf16ps zmm8,zmm12,zmm13
+	BYTE $0x62; BYTE $0x52; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xcd // vdpbf16ps zmm9,zmm12,zmm13
+	BYTE $0x62; BYTE $0x52; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xd5 // vdpbf16ps zmm10,zmm12,zmm13
+	BYTE $0x62; BYTE $0x52; BYTE $0x1e; BYTE $0x48; BYTE $0x52; BYTE $0xdd // vdpbf16ps zmm11,zmm12,zmm13
+	DECQ  AX
+	JMP   bf16PeakAVX512_loop
+
+bf16PeakAVX512_done:
+	VZEROUPPER
+	RET

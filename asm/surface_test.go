@@ -41,6 +41,10 @@ var publicAPI = map[string]string{
 
 	"MarginArc": "const", "MarginArcEasy": "const", "MarginCos": "const",
 	"MarginCombined": "const", "MarginPsi": "const", "ClampEps": "const",
+
+	"GemmNTBF16": "func", "GemmNNBF16": "func", "GemmTNBF16": "func",
+	"PackedA.PackBF16": "method", "PackedB.PackBF16": "method",
+	"BF16Bits": "func", "RoundBF16": "func", "BF16Native": "func",
 }
 
 // TestSurface parses the package's non-test files (every build variant) and

@@ -93,6 +93,7 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 	machineRow("GOOS/GOARCH", func(r *Results) string { return r.Machine.GOOS + "/" + r.Machine.GOARCH })
 	machineRow("date", func(r *Results) string { return r.Machine.Date })
 	machineRow("FMA peak GFLOP/s", func(r *Results) string { return fmtNum(r.FMAPeakGFLOPS) })
+	machineRow("bf16 dot peak GFLOP/s", func(r *Results) string { return fmtNum(r.BF16PeakGFLOPS) })
 	machineRow("quick", func(r *Results) string { return fmt.Sprint(r.Quick) })
 	fmt.Fprintln(w)
 
@@ -235,6 +236,91 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 			}
 			fmt.Fprintln(w)
 		}
+		writeSpread(w, rs, labels, hkeys, hvals)
+	}
+}
+
+// writeSpread prints, when some program was run several times (files with
+// the same backend, Go or Python version and CPU: repeated, alternating runs
+// of one side), each head's range of ms over that side's runs, and the range
+// of the ratio to the first side taken run by run (the i-th run of each
+// side, which the alternation ran next to each other). One run of a side is
+// no fair figure; the fastest of several alternating runs is.
+func writeSpread(w io.Writer, rs []*Results, labels []string, hkeys []headRowKey, hvals map[headRowKey][]HeadRow) {
+	type side struct {
+		name  string
+		files []int
+	}
+	var sides []*side
+	byID := map[string]*side{}
+	for i, r := range rs {
+		id := r.Machine.Backend + " " + r.Machine.Go + " " + r.Machine.CPU
+		sd := byID[id]
+		if sd == nil {
+			sd = &side{name: labels[i]}
+			byID[id] = sd
+			sides = append(sides, sd)
+		}
+		sd.files = append(sd.files, i)
+	}
+	repeated := false
+	for _, sd := range sides {
+		repeated = repeated || len(sd.files) > 1
+	}
+	if !repeated {
+		return
+	}
+	fmt.Fprintf(w, "\n## Heads over repeated runs (ms: fastest–slowest run; ratio: %s's ms / the side's, run by run)\n\n", sides[0].name)
+	fmt.Fprintf(w, "| loss | N | D | C | threads |")
+	for i, sd := range sides {
+		fmt.Fprintf(w, " %s (%d runs) |", sd.name, len(sd.files))
+		if i > 0 {
+			fmt.Fprint(w, " ratio |")
+		}
+	}
+	fmt.Fprint(w, "\n|---|---|---|---|---|", strings.Repeat("---:|", 2*len(sides)-1), "\n")
+	for _, key := range hkeys {
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", key.loss, key.n, key.d, key.c, key.nthreads)
+		for si, sd := range sides {
+			lo, hi := 0.0, 0.0
+			for _, f := range sd.files {
+				if ms := hvals[key][f].Ms; ms > 0 {
+					if lo == 0 || ms < lo {
+						lo = ms
+					}
+					hi = max(hi, ms)
+				}
+			}
+			if lo == 0 {
+				fmt.Fprint(w, " — |")
+			} else {
+				fmt.Fprintf(w, " %s–%s |", fmtNum(lo), fmtNum(hi))
+			}
+			if si == 0 {
+				continue
+			}
+			rlo, rhi := 0.0, 0.0
+			for j, f := range sd.files {
+				if j >= len(sides[0].files) {
+					break
+				}
+				b, v := hvals[key][sides[0].files[j]].Ms, hvals[key][f].Ms
+				if b <= 0 || v <= 0 {
+					continue
+				}
+				r := b / v
+				if rlo == 0 || r < rlo {
+					rlo = r
+				}
+				rhi = max(rhi, r)
+			}
+			if rlo == 0 {
+				fmt.Fprint(w, " — |")
+			} else {
+				fmt.Fprintf(w, " %.2f–%.2f× |", rlo, rhi)
+			}
+		}
+		fmt.Fprintln(w)
 	}
 }
 

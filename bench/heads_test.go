@@ -27,7 +27,8 @@ var headKinds = []struct {
 	{"CurricularFace", func() *loss.MarginSoftmax { return loss.CurricularFace(64, 0.5, 0.01) }},
 }
 
-// BenchmarkHead is every margin head, forward and backward with dx and dw,
+// BenchmarkHead is every margin head (kind=…-bf16: at Precision =
+// BFloat16), forward and backward with dx and dw,
 // at N=256, D=512 and C classes, on procs goroutines (GOMAXPROCS), at each
 // level. The unit is the 6·N·D·C flops of the three GEMMs; at the assembly
 // levels it also reports the FMA peak of the level's vector width, measured
@@ -51,30 +52,37 @@ func BenchmarkHead(b *testing.B) {
 		}
 		dx, dw := randMatrix(r, n, d), randMatrix(r, c, d)
 		for _, k := range headKinds {
-			for _, procs := range []int{1, 2} {
-				head := k.make()
-				forEachLevel(b, fmt.Sprintf("kind=%s/C=%d/procs=%d", k.name, c, procs), func(b *testing.B) {
-					defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-					peak := peakMeter{l: simd.Active(), probe: probe}
-					if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil { // warm the scratch
-						b.Fatal(err)
+			for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
+				for _, procs := range []int{1, 2} {
+					head := k.make()
+					head.Precision = prec
+					name := k.name
+					if prec == loss.BFloat16 {
+						name += "-bf16"
 					}
-					b.ResetTimer()
-					for b.Loop() {
-						if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil {
+					forEachLevel(b, fmt.Sprintf("kind=%s/C=%d/procs=%d", name, c, procs), func(b *testing.B) {
+						defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+						peak := peakMeter{l: simd.Active(), probe: probe}
+						if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil { // warm the scratch
 							b.Fatal(err)
 						}
-						b.StopTimer()
-						peak.burst()
-						b.StartTimer()
-					}
-					g := 6 * float64(n*d*c) * float64(b.N) / b.Elapsed().Seconds() / 1e9
-					b.ReportMetric(g, "GFLOP/s")
-					if p := peak.GFLOPs(); p > 0 {
-						b.ReportMetric(p, "peak-GFLOP/s")
-						b.ReportMetric(g/(float64(procs)*p), "peak-frac")
-					}
-				})
+						b.ResetTimer()
+						for b.Loop() {
+							if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil {
+								b.Fatal(err)
+							}
+							b.StopTimer()
+							peak.burst()
+							b.StartTimer()
+						}
+						g := 6 * float64(n*d*c) * float64(b.N) / b.Elapsed().Seconds() / 1e9
+						b.ReportMetric(g, "GFLOP/s")
+						if p := peak.GFLOPs(); p > 0 {
+							b.ReportMetric(p, "peak-GFLOP/s")
+							b.ReportMetric(g/(float64(procs)*p), "peak-frac")
+						}
+					})
+				}
 			}
 		}
 	}

@@ -8,6 +8,7 @@
 //	go run ./bench -quick                # tiny sizes, a few seconds (tests, CI)
 //	go run ./bench -filter 'heads/ArcFace'
 //	go run ./bench -compare old.json new.json torch.json
+//	go run ./bench -compare t1.json t2.json t3.json g1.json g2.json g3.json  # + ranges over repeated runs
 //	go run ./bench -plot out.png old.json new.json
 //	go run ./bench -plot out.png         # run, then plot this run
 //	go run ./bench -plot out.png -linear a.json  # a linear throughput axis
@@ -42,7 +43,12 @@
 // over the generic (pure Go) body of the same kernel and size; frac_peak
 // (GEMM only) is the fraction of fma_peak_gflops, the single-core FMA peak
 // of the widest level, measured by asm's FMAPeakLoop probe (AVX2 and
-// AVX-512 on x86, NEON on arm64).
+// AVX-512 on x86, NEON on arm64). The gemm-bf16 rows time asm's bfloat16
+// GEMMs at the same shapes:
+// each level's own bf16 driver, and on AVX512_BF16 CPUs both AVX-512
+// drivers forced (avx512-pair: VDPBF16PS, its frac_peak against the
+// bf16 dot-product peak of BF16PeakLoop; avx512-round: the float32 kernel
+// on rounded packs).
 //
 // Heads run at the active level (the backend) with N = 256, D = 512 and
 // C ∈ {1k, 10k, 100k}, once with GOMAXPROCS = 1 and once with all cores.
@@ -84,21 +90,27 @@
 //	  },
 //	  "fma_peak_gflops": 123.4,          // 0 when no probe
 //	  "fma_peaks": {"avx2": 61.7, "avx512": 123.4}, // (opt) per level
+//	  "bf16_peak_gflops": 89.5,          // (opt) VDPBF16PS, 12 chains, AVX512_BF16 only
 //	  "kernels": [{
-//	    "family": "gemm",                // gemm, normalize, lse, exp, margin
+//	    "family": "gemm",                // gemm, gemm-bf16, normalize, lse, exp, margin
 //	    "name": "NT",                    // kernel (and variant)
-//	    "level": "avx512",               // generic, avx2, avx512, neon, openblas
+//	    "level": "avx512",               // generic, avx2, avx512, neon, openblas;
+//	                                     // gemm-bf16 also avx512-pair (VDPBF16PS) and
+//	                                     // avx512-round (float32 kernel, rounded packs)
 //	    "size": "m=256 n=128 k=512",     // or "n=4096"
 //	    "gflops": 98.1,                  // (opt) GEMM
 //	    "gbps": 40.2,                    // (opt) the others
 //	    "speedup_vs_generic": 12.5,      // (opt) absent without a generic row
-//	    "frac_peak": 0.79,               // (opt) gflops / fma_peak_gflops
+//	    "frac_peak": 0.79,               // (opt) gflops / fma_peak_gflops (avx512-pair:
+//	                                     // / bf16_peak_gflops)
 //	    "ns": 171234,                    // per call, the fastest batch
 //	    "ns_min": 171234, "ns_median": 172010, "ns_max": 180554 // (opt) over the repeated batches
 //	  }],
 //	  "heads": [{
 //	    "loss": "ArcFace(64,0.5)",       // CosFace(64,0.35), CombinedMargin(64,1,0.3,0.2),
-//	                                     // SphereFace(4,0), LargeMargin(4,0), Focal(2), Center(0.5)
+//	                                     // SphereFace(4,0), LargeMargin(4,0), Focal(2), Center(0.5);
+//	                                     // "… bf16": the margin head at Precision = BFloat16
+//	                                     // (PyTorch: under autocast to bfloat16)
 //	    "n": 256, "d": 512, "c": 10000,
 //	    "threads": 1,                    // GOMAXPROCS (torch threads)
 //	    "ms": 123.4,                     // fastest call, forward + backward

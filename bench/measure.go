@@ -105,6 +105,7 @@ func measure(cfg config, filter *regexp.Regexp, prog *progress) (*Results, error
 	var plan []item
 	plan = append(plan, peakItems(cfg)...)
 	plan = append(plan, kernelItems(cfg)...)
+	plan = append(plan, bf16GemmItems(cfg)...)
 	plan = append(plan, headPlanItems(cfg)...)
 	var run []item
 	for _, it := range plan {
@@ -141,7 +142,12 @@ func derive(r *Results) {
 		if g := generic[key{k.Family, k.Name, k.Size}]; g > 0 {
 			k.Speedup = v / g
 		}
-		if k.GFLOPS > 0 && r.FMAPeakGFLOPS > 0 {
+		switch {
+		case k.Family == "gemm-bf16" && k.Level == "avx512-pair":
+			if r.BF16PeakGFLOPS > 0 {
+				k.Frac = k.GFLOPS / r.BF16PeakGFLOPS
+			}
+		case k.GFLOPS > 0 && r.FMAPeakGFLOPS > 0:
 			k.Frac = k.GFLOPS / r.FMAPeakGFLOPS
 		}
 	}
@@ -222,6 +228,91 @@ func peakItems(cfg config) []item {
 			r.FMAPeakGFLOPS = max(r.FMAPeakGFLOPS, g)
 			return nil
 		}})
+	}
+	bf16, err := simd.Lookup[fmaPeakFunc]("BF16PeakLoop")
+	if err != nil {
+		return items
+	}
+	if _, ok := bf16(simd.AVX512, 1); ok {
+		items = append(items, item{"peak/avx512-bf16", func(r *Results) error {
+			const iters = 1 << 14
+			var flops int
+			ns := bestNs(cfg, func() { flops, _ = bf16(simd.AVX512, iters) })
+			r.BF16PeakGFLOPS = float64(flops) * iters / ns
+			return nil
+		}})
+	}
+	return items
+}
+
+// bf16GemmItems time the bfloat16 GEMMs (asm.GemmNTBF16, GemmNNBF16,
+// GemmTNBF16) at the head's per-tile shapes: at each usable level through
+// its own bf16 driver, and at avx512 with each of its two drivers forced
+// (BF16ForceDriver: "avx512-pair", VDPBF16PS on pair packs, and
+// "avx512-round", the float32 kernel on rounded packs).
+func bf16GemmItems(cfg config) []item {
+	force, err := simd.Lookup[func(string) (func(), bool)]("BF16ForceDriver")
+	if err != nil {
+		return nil
+	}
+	rng := newFiller(10)
+	n, d, ct := cfg.n, cfg.d, tileForBatch(cfg.n)
+	x, w, g := rng.slice(n*d, 1), rng.slice(ct*d, 1), rng.slice(n*ct, 1)
+	out := make([]float32, max(n*ct, n*d, ct*d))
+	type gemm = func(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
+	shapes := []struct {
+		name    string
+		f       gemm
+		m, n, k int
+		a       []float32
+		lda     int
+		b       []float32
+		ldb     int
+	}{
+		{"NT", asm.GemmNTBF16, n, ct, d, x, d, w, d},
+		{"NN", asm.GemmNNBF16, n, d, ct, g, ct, w, d},
+		{"TN", asm.GemmTNBF16, ct, d, n, g, ct, x, d},
+	}
+	var items []item
+	for _, s := range shapes {
+		size := fmt.Sprintf("m=%d n=%d k=%d", s.m, s.n, s.k)
+		flops := 2 * float64(s.m*s.n*s.k)
+		call := func() { s.f(s.m, s.n, s.k, 1, s.a, s.lda, s.b, s.ldb, 0, out, s.n) }
+		timeAt := func(level string, set func() (restore func(), ok bool)) item {
+			return item{fmt.Sprintf("kernels/gemm-bf16/%s/%s/%s", s.name, size, level), func(r *Results) error {
+				restore, ok := set()
+				if !ok {
+					return nil
+				}
+				defer restore()
+				ns := bestNs(cfg, call)
+				r.Kernels = append(r.Kernels, KernelRow{Family: "gemm-bf16", Name: s.name, Level: level, Size: size, Ns: ns, GFLOPS: flops / ns})
+				return nil
+			}}
+		}
+		for _, l := range simd.Usable() {
+			items = append(items, timeAt(l.String(), func() (func(), bool) {
+				restore, err := simd.Force(l)
+				return restore, err == nil
+			}))
+		}
+		for _, name := range []string{"avx512-pair", "avx512-round"} {
+			items = append(items, timeAt(name, func() (func(), bool) {
+				if !simd.CPUSupports(simd.AVX512) {
+					return nil, false
+				}
+				r1, err := simd.Force(simd.AVX512)
+				if err != nil {
+					return nil, false
+				}
+				r2, ok := force(name)
+				if !ok {
+					r1()
+					return nil, false
+				}
+				return func() { r2(); r1() }, true
+			}))
+		}
 	}
 	return items
 }
@@ -431,6 +522,13 @@ func cmdMarginHead(name string, mk func() *loss.MarginSoftmax) cmdHead {
 	}
 }
 
+// bf16Head is mk's head with Precision = BFloat16.
+func bf16Head(mk func() *loss.MarginSoftmax) func() *loss.MarginSoftmax {
+	return func() *loss.MarginSoftmax { h := mk(); h.Precision = loss.BFloat16; return h }
+}
+
+// cmdHeads are the losses of the report: every margin head at both
+// precisions ("… bf16": Precision = BFloat16), focal and center loss.
 var cmdHeads = []cmdHead{
 	cmdMarginHead("ArcFace(64,0.5)", func() *loss.MarginSoftmax { return loss.ArcFace(64, 0.5) }),
 	cmdMarginHead("CosFace(64,0.35)", func() *loss.MarginSoftmax { return loss.CosFace(64, 0.35) }),
@@ -442,6 +540,11 @@ var cmdHeads = []cmdHead{
 	cmdMarginHead("ElasticArcFace(64,0.5,0.05)", func() *loss.MarginSoftmax { return loss.ElasticArcFace(64, 0.5, 0.05) }),
 	cmdMarginHead("ElasticCosFace(64,0.35,0.05)", func() *loss.MarginSoftmax { return loss.ElasticCosFace(64, 0.35, 0.05) }),
 	cmdMarginHead("CurricularFace(64,0.5,0.01)", func() *loss.MarginSoftmax { return loss.CurricularFace(64, 0.5, 0.01) }),
+	cmdMarginHead("ArcFace(64,0.5) bf16", bf16Head(func() *loss.MarginSoftmax { return loss.ArcFace(64, 0.5) })),
+	cmdMarginHead("CosFace(64,0.35) bf16", bf16Head(func() *loss.MarginSoftmax { return loss.CosFace(64, 0.35) })),
+	cmdMarginHead("CombinedMargin(64,1,0.3,0.2) bf16", bf16Head(func() *loss.MarginSoftmax { return loss.CombinedMargin(64, 1, 0.3, 0.2) })),
+	cmdMarginHead("SphereFace(4,0) bf16", bf16Head(func() *loss.MarginSoftmax { return loss.SphereFace(4, 0) })),
+	cmdMarginHead("LargeMargin(4,0) bf16", bf16Head(func() *loss.MarginSoftmax { return loss.LargeMargin(4, 0) })),
 	{
 		name: "Focal(2)",
 		fresh: func(h *cmdHeadData) func() error {

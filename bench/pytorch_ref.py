@@ -326,12 +326,28 @@ def main():
 
         return loss_fn
 
-    heads = [
+    margins = [
         ("ArcFace(64,0.5)", margin_head("arc", m2=0.5)),
         ("CosFace(64,0.35)", margin_head("cos", m2=0.35)),
         ("CombinedMargin(64,1,0.3,0.2)", margin_head("combined", m1=1, m2=0.3, m3=0.2)),
         ("SphereFace(4,0)", margin_head("sphere", m=4, lam=0.0)),
         ("LargeMargin(4,0)", margin_head("large", m=4, lam=0.0)),
+    ]
+
+    # "… bf16": the same head under torch.autocast("cpu", dtype=torch.bfloat16)
+    # (PyTorch ≥ 1.10), the like-for-like row of the Go command's BFloat16
+    # heads: autocast runs F.linear in bfloat16 and keeps the softmax and the
+    # loss in float32.
+    def autocast(fn):
+        def loss_fn(x, w, labels):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fn(x, w, labels)
+        return loss_fn
+
+    has_autocast = hasattr(torch, "autocast")
+    if not has_autocast:
+        print(f"torch {torch.__version__} has no torch.autocast: no bf16 rows", file=sys.stderr)
+    heads = margins + [(name + " bf16", autocast(fn)) for name, fn in margins if has_autocast] + [
         ("Focal(2)", None),
         ("Center(0.5)", None),
     ]

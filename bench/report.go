@@ -23,8 +23,11 @@ type Results struct {
 	Machine       Machine            `json:"machine"`
 	FMAPeakGFLOPS float64            `json:"fma_peak_gflops"`
 	FMAPeaks      map[string]float64 `json:"fma_peaks,omitempty"`
-	Kernels       []KernelRow        `json:"kernels"`
-	Heads         []HeadRow          `json:"heads"`
+	// BF16PeakGFLOPS is the single-core VDPBF16PS peak (a pair's two
+	// multiply-adds counted as four flops), 0 without AVX512_BF16.
+	BF16PeakGFLOPS float64     `json:"bf16_peak_gflops,omitempty"`
+	Kernels        []KernelRow `json:"kernels"`
+	Heads          []HeadRow   `json:"heads"`
 }
 
 // Machine describes where a result file was measured.
@@ -160,7 +163,10 @@ func writeReport(w io.Writer, r *Results, took time.Duration) {
 		for _, l := range sortedKeys(r.FMAPeaks) {
 			fmt.Fprintf(w, "| %s | %.1f |\n", l, r.FMAPeaks[l])
 		}
-		fmt.Fprintf(w, "\nfrac_peak below is against %.1f GFLOP/s.\n\n", r.FMAPeakGFLOPS)
+		if r.BF16PeakGFLOPS > 0 {
+			fmt.Fprintf(w, "| bf16 dot (VDPBF16PS) | %.1f (%.2f× the FMA peak) |\n", r.BF16PeakGFLOPS, r.BF16PeakGFLOPS/r.FMAPeakGFLOPS)
+		}
+		fmt.Fprintf(w, "\nfrac_peak below is against %.1f GFLOP/s (gemm-bf16 rows at level avx512-pair: against the bf16 dot peak).\n\n", r.FMAPeakGFLOPS)
 	} else {
 		fmt.Fprintf(w, "No FMA peak probe on this architecture.\n\n")
 	}

@@ -224,3 +224,44 @@ func TestSpreadOf(t *testing.T) {
 		}
 	}
 }
+
+// TestCompareSpread: files of one side (same backend, Go and CPU) given
+// several times are grouped; each head gets its fastest–slowest ms per side
+// and the range of the run-by-run ratio to the first side; with one file per
+// side there is no such table.
+func TestCompareSpread(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i, s := range []struct {
+		backend string
+		scale   float64
+	}{{"pytorch 1.13", 1}, {"avx512", 2}, {"pytorch 1.13", 0.5}, {"avx512", 4}} {
+		f := filepath.Join(dir, []string{"t1", "g1", "t2", "g2"}[i]+".json")
+		if err := writeResults(f, sampleResults(s.backend, s.scale)); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	s := out.String()
+	for _, want := range []string{
+		"| loss | N | D | C | threads | t1 (2 runs) | g1 (2 runs) | ratio |",
+		// t: 0.5 and 1 ms; g: 0.25 and 0.125 ms; ratios run by run 2× and 8×
+		"| ArcFace(64,0.5) | 32 | 64 | 100 | 1 | 0.500–1.00 | 0.125–0.250 | 2.00–8.00× |",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("compare output lacks %q:\n%s", want, s)
+		}
+	}
+	a, b := writeSamples(t)
+	out.Reset()
+	if err := run([]string{"-compare", a, b}, &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "repeated runs") {
+		t.Errorf("a spread table for single runs:\n%s", out.String())
+	}
+}

@@ -8,8 +8,8 @@ import (
 	"github.com/marginloss/marginloss/loss"
 )
 
-// momentum stands for an optimiser state with unexported fields (as
-// optim.State has): it implements checkpoint.State.
+// momentum stands for a type of one's own with unexported state: it
+// implements checkpoint.State, as *optim.State does.
 type momentum struct {
 	v    []float32 // one velocity per parameter
 	step uint64

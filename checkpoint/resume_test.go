@@ -1,6 +1,7 @@
-package checkpoint
+package checkpoint_test
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -10,20 +11,26 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/marginloss/marginloss/checkpoint"
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // A small training loop: PartialFC (ArcFace, half the classes per step)
-// over class weights W updated by plain SGD, on batches that depend only on
-// the step index. Its whole state is W, the PartialFC counter and the step.
+// over class weights W, stepped by momentum SGD inside the head's backward
+// pass (the fused step: each sampled row lazily, with its own buffer and
+// step count), on batches that depend only on the step index. Its whole
+// state is W, W's optim.State, the PartialFC counter and the step.
 const (
 	resumeC, resumeD, resumeN = 64, 8, 16
 	resumeSteps               = 6 // k: the run is 2k steps
-	resumeLR                  = 0.5
 )
+
+var resumeOpt = optim.SGD{LR: 0.5, Momentum: 0.9, WeightDecay: 5e-4}
 
 type resumeRun struct {
 	w    loss.Matrix
+	st   optim.State
 	pfc  *loss.PartialFC
 	step uint64
 }
@@ -38,7 +45,7 @@ func newResumeRun() *resumeRun {
 }
 
 func (run *resumeRun) train(t *testing.T, steps int) {
-	dw := loss.Matrix{Rows: resumeC, Cols: resumeD, Data: make([]float32, resumeC*resumeD)}
+	run.pfc.Head.FusedStep = resumeOpt.Fused(&run.st)
 	for range steps {
 		r := rand.New(rand.NewPCG(run.step, 99))
 		x := loss.Matrix{Rows: resumeN, Cols: resumeD, Data: make([]float32, resumeN*resumeD)}
@@ -49,32 +56,32 @@ func (run *resumeRun) train(t *testing.T, steps int) {
 		for i := range labels {
 			labels[i] = int32(r.IntN(resumeC))
 		}
-		if _, err := run.pfc.Loss(x, run.w, labels, nil, &dw); err != nil {
+		if _, err := run.pfc.Loss(x, run.w, labels, nil, nil); err != nil {
 			t.Fatal(err)
-		}
-		for i, g := range dw.Data {
-			run.w.Data[i] -= resumeLR * g
 		}
 		run.step++
 	}
 }
 
 func (run *resumeRun) save(path string) error {
-	var f File
+	var f checkpoint.File
 	if err := f.PutMatrix("w", run.w); err != nil {
 		return err
 	}
 	if err := f.PutUint64("step", []uint64{run.step}); err != nil {
 		return err
 	}
-	if err := f.Save("partialfc.", PartialFC(run.pfc)); err != nil {
+	if err := f.Save("optim.w.", &run.st); err != nil {
+		return err
+	}
+	if err := f.Save("partialfc.", checkpoint.PartialFC(run.pfc)); err != nil {
 		return err
 	}
 	return f.WriteFile(path)
 }
 
 func (run *resumeRun) load(path string) error {
-	f, err := ReadFile(path)
+	f, err := checkpoint.ReadFile(path)
 	if err != nil {
 		return err
 	}
@@ -85,15 +92,33 @@ func (run *resumeRun) load(path string) error {
 	if err := f.Matrix("w", run.w); err != nil {
 		return err
 	}
-	if err := f.Load("partialfc.", PartialFC(run.pfc)); err != nil {
+	if err := f.Load("optim.w.", &run.st); err != nil {
+		return err
+	}
+	if err := f.Load("partialfc.", checkpoint.PartialFC(run.pfc)); err != nil {
 		return err
 	}
 	run.step = step[0]
 	return nil
 }
 
+// sameState reports whether two optim.States save the same bytes (kind,
+// sizes, buffers, step counts).
+func sameState(t *testing.T, a, b *optim.State) bool {
+	t.Helper()
+	var fa, fb checkpoint.File
+	var ba, bb bytes.Buffer
+	if err := errors.Join(fa.Save("s.", a), fb.Save("s.", b)); err != nil {
+		t.Fatal(err)
+	}
+	fa.WriteTo(&ba)
+	fb.WriteTo(&bb)
+	return bytes.Equal(ba.Bytes(), bb.Bytes())
+}
+
 // TestResumeBitwise: k steps, a checkpoint, k more steps in a fresh process
-// restored from it, equal 2k uninterrupted steps bit for bit. The child is
+// restored from it, equal 2k uninterrupted steps bit for bit: W and its
+// optimizer state. The child is
 // this test binary again (CHECKPOINT_RESUME_CHILD names the checkpoint).
 func TestResumeBitwise(t *testing.T) {
 	if path := os.Getenv("CHECKPOINT_RESUME_CHILD"); path != "" {
@@ -137,6 +162,12 @@ func TestResumeBitwise(t *testing.T) {
 		if math.Float32bits(ref.w.Data[i]) != math.Float32bits(resumed.w.Data[i]) {
 			t.Fatalf("W[%d] = %v after the resume, %v uninterrupted", i, resumed.w.Data[i], ref.w.Data[i])
 		}
+	}
+	if !sameState(t, &resumed.st, &ref.st) {
+		t.Fatal("W's optimizer state after the resume differs from the uninterrupted one")
+	}
+	if sameState(t, &half.st, &ref.st) {
+		t.Fatal("k and 2k steps leave the same optimizer state")
 	}
 	// The half-way state really differs (the test would pass trivially if
 	// the steps did nothing).

@@ -39,6 +39,35 @@
 //   - SphereFace and L-Softmax evaluate cos(mθ) as the Chebyshev polynomial
 //     T_m(cos θ), so ψ and its derivative need no acos.
 //
+// # Precision
+//
+// MarginSoftmax.Precision selects the arithmetic of the head's three GEMMs.
+// Float32, the zero value, is exact float32. BFloat16 is defined as:
+//
+//   - the operands of each GEMM are rounded to bfloat16, round to nearest
+//     even (subnormals to signed zero, NaN kept), as they are packed: x̂
+//     and the rows W_j for the logits (the 1/‖W_j‖ and s scales are applied
+//     in float32 to the product), the cosine-space gradient tile
+//     G_ij/‖W_j‖ and W_j for dX̂, and G_ij and x̂_i for dŴ;
+//   - their products (exact in float32) are summed in float32;
+//   - everything else stays float32 exactly as with Float32: the norms,
+//     the target cosines and margins (the target logit is float32), the
+//     log-sum-exp, the softmax, the loss, the normalisation backward.
+//
+// No bf16 copy of W outlives one packed panel. Where BFloat16Native
+// reports true, the products run on bf16 dot-product instructions
+// (AVX512_BF16's VDPBF16PS); elsewhere the same rounded operands go
+// through the float32 kernels, with the same numerics up to the order of
+// the float32 sums. Measured against float64 references (the tests in
+// precision_test.go, at every level and both tile paths, with sub-centers,
+// label smoothing, PartialFC and ShardedHead): on random and trained-like
+// inputs with D = 64 and 128 the loss is within 7.6e-5·max(1, |L|) and the
+// gradients within 5.2e-3 norm-wise (‖Δ‖/‖g‖), inside the tested bounds of
+// 1e-3·max(1, |L|) and 5e-2; on the PyTorch goldens with D ≥ 8, 1.1e-2
+// norm-wise. At tiny D a cosine's rounding does not average out: the loss
+// then obeys the worst case 2·s·2⁻⁸ per row (2·‖x_i‖·max‖W_j‖·2⁻⁸ for
+// SphereFace and L-Softmax). Every contract below holds in BFloat16 too.
+//
 // # Contract of every call
 //
 //   - Bad input returns an error wrapping one of the sentinel errors

@@ -53,8 +53,7 @@ type shardState struct {
 	arg    []int32   // the arg-max sub-center of each class in cls
 	radial []float32 // Σ_j G_ij·z_ij over this shard's classes (SphereFace, LargeMargin)
 	dxhat  []float32 // N×D partial ∂L/∂x̂
-	z, g   []float32 // N×ct tiles: logits (recomputed), and their gradients
-	out    []float32 // N×ct: Gc/‖W‖ of a kept tile, for the dX̂ product
+	z, g   []float32 // N×ct tiles: logits, then gradients
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
 	acc    []float32 // Accumulate: a block of dW rows before they are added
 	mod    []float32 // one row's modulated logits (AdaFace, CurricularFace)
@@ -67,6 +66,7 @@ type headWorkspace struct {
 	kind   headKind
 	desc   *kindDesc
 	g      asm.Margin
+	prec   Precision // of the three GEMMs (precision.go)
 	detach bool
 	accum  bool    // add the gradients to dx and dw
 	s      float32 // scale of ArcFace, CosFace, CombinedMargin
@@ -98,6 +98,11 @@ type headWorkspace struct {
 	// reads them instead of recomputing them (TileBudget).
 	keep bool
 	kept []float32
+	// keptFresh: kept holds the last forward pass's tiles (a backward pass
+	// overwrites them); useKept: this backward pass reads them. A second
+	// backward pass after one forward recomputes its tiles instead, which
+	// gives bitwise the same results.
+	keptFresh, useKept bool
 
 	xnorm, xinv, xhat, rowA []float32
 	// px is x̂ packed once per call as the left operand of every logit
@@ -137,6 +142,7 @@ type classSpan struct{ offset, total int }
 // backward pass follows.
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
+	h.prec = l.Precision
 	h.desc = l.kind.desc()
 	h.detach = l.DetachMargin && h.desc.detach
 	h.ada.on, h.ada.kind, h.magReg = false, l.kind, span.offset == 0
@@ -191,8 +197,6 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		if !h.keep {
 			st.z = grow(st.z, n*h.ct)
-		} else {
-			st.out = grow(st.out, n*h.ct)
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
@@ -305,7 +309,7 @@ func (h *headWorkspace) norms() error {
 	par.Do(par.Chunks(h.c, classChunk), h)
 	h.phase = phaseNormX
 	par.Do(par.Chunks(h.n, rowChunk), h)
-	h.px.Pack(h.n, h.d, h.xhat, h.d)
+	h.packX()
 	for i, v := range h.xnorm[:h.n] {
 		if !isFinite(v) {
 			return fmt.Errorf("%w: x row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, i, v)
@@ -348,6 +352,7 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 func (h *headWorkspace) forward() {
 	h.phase = phaseForward
 	par.Do(h.shards, h)
+	h.keptFresh = h.keep
 }
 
 // rowStats merges row i's online log-sum-exp over the class shards, in
@@ -402,13 +407,19 @@ func (h *headWorkspace) reduced(total float64) (float32, error) {
 // backward runs the backward pass into dx and dw (either may be nil).
 func (h *headWorkspace) backward(dx, dw *Matrix) {
 	h.dx, h.dw = dx, dw
+	h.useKept, h.keptFresh = h.keep && h.keptFresh, false
+	if !h.useKept {
+		for k := range h.sh {
+			h.sh[k].z = grow(h.sh[k].z, h.n*h.ct)
+		}
+	}
 	if dx != nil {
 		for k := range h.sh {
 			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
 		}
 	}
 	if dw != nil || h.step != nil {
-		h.pxT.Pack(h.n, h.d, h.xhat, h.d)
+		h.packXT()
 	}
 	h.phase = phaseBackward
 	par.Do(h.shards, h)
@@ -551,8 +562,8 @@ func (h *headWorkspace) logits(z []float32, j0, j1 int) {
 
 // tile is where the logits of classes j0..j1 live: their block of kept, or
 // the shard's scratch tile when the backward pass recomputes.
-func (h *headWorkspace) tile(st *shardState, j0, j1 int) []float32 {
-	if h.keep {
+func (h *headWorkspace) tile(st *shardState, j0, j1 int, kept bool) []float32 {
+	if kept {
 		return h.kept[j0*h.n : j1*h.n]
 	}
 	return st.z[:h.n*(j1-j0)]
@@ -585,7 +596,7 @@ func (h *headWorkspace) forwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z := h.tile(st, j0, j1)
+		z := h.tile(st, j0, j1, h.keep)
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
@@ -653,10 +664,8 @@ func (h *headWorkspace) classLogits(st *shardState, row []float32, i, j0 int) ([
 // accumulates dX̂ += (Gc·diag(1/‖W‖))·W and writes dW for its classes. With
 // sub-centers, each class's gradient goes to its arg-max row only.
 //
-// The tile's logits are only read: Gc·diag(1/‖W‖) goes to the shard's own
-// scratch when the tiles are kept (so a kept tile is the forward one for
-// every later backward pass of the same forward), and over the recomputed
-// tile otherwise.
+// Gc·diag(1/‖W‖) overwrites the tile's logits, so a kept tile serves one
+// backward pass; a further one recomputes (see keptFresh).
 func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
@@ -669,16 +678,13 @@ func (h *headWorkspace) backwardShard(k int) {
 	for tile := t0; tile < t1; tile++ {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
-		z, g := h.tile(st, j0, j1), st.g[:n*cw]
-		out := z
+		z, g := h.tile(st, j0, j1, h.useKept), st.g[:n*cw]
+		out := z // Gc/‖W‖, the dX̂ product's operand, over the logits
 		switch {
-		case !h.keep:
+		case !h.useKept:
 			h.logits(z, j0, j1)
 		case h.k == 1:
 			h.restoreTargets(z, j0, j1)
-		}
-		if h.keep {
-			out = st.out[:n*cw]
 		}
 		colRad := st.colRad[:cw]
 		clear(colRad)
@@ -768,7 +774,7 @@ func (h *headWorkspace) backwardShard(k int) {
 			if first {
 				beta = 0
 			}
-			asm.GemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
+			h.gemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
 			first = false
 		}
 		if h.dw != nil || h.step != nil {

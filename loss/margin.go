@@ -118,6 +118,12 @@ type MarginSoftmax struct {
 	// are the same as without it. PartialFC steps only the rows of S.
 	// An empty batch does not step; ShardedHead ignores FusedStep.
 	FusedStep WeightStepper
+	// Precision is the arithmetic of the head's GEMMs: Float32 (the zero
+	// value, exact) or BFloat16 (operands rounded to bfloat16, float32
+	// sums; see the package doc). Other values give an error wrapping
+	// ErrParam. PartialFC and ShardedHead honour their Head's; Precision
+	// does not apply to LossFromCosines, which has no GEMM.
+	Precision Precision
 
 	kind   headKind
 	s      float32 // scale (ArcFace, CosFace, Combined)
@@ -280,7 +286,7 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	return g, nil
 }
 
-// checkOptions validates SubCenters and LabelSmoothing (a head not built by
+// checkOptions validates SubCenters, LabelSmoothing and Precision (a head not built by
 // a constructor is left to marginFunc's own error).
 func (l *MarginSoftmax) checkOptions() error {
 	d := l.kind.desc()
@@ -294,7 +300,7 @@ func (l *MarginSoftmax) checkOptions() error {
 	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
 		return fmt.Errorf("%w: %s LabelSmoothing ε = %g, want 0 ≤ ε < 1", ErrParam, name, l.LabelSmoothing)
 	}
-	return nil
+	return l.Precision.check(name)
 }
 
 // headConfig is everything of a MarginSoftmax that a call reads: the
@@ -310,12 +316,13 @@ type headConfig struct {
 	easy, detach, accum    bool
 	tileBudget, subCenters int
 	smoothing              float32
+	precision              Precision
 }
 
 func (l *MarginSoftmax) config() headConfig {
 	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM, ad: l.ad, plus: l.ElasticPlus,
 		reduction: l.Reduction, easy: l.EasyMargin, detach: l.DetachMargin, accum: l.Accumulate,
-		tileBudget: l.TileBudget, subCenters: l.SubCenters, smoothing: l.LabelSmoothing}
+		tileBudget: l.TileBudget, subCenters: l.SubCenters, smoothing: l.LabelSmoothing, precision: l.Precision}
 }
 
 // changed names the first part of the configuration that differs between
@@ -342,6 +349,8 @@ func (c headConfig) changed(d headConfig) string {
 		return "LabelSmoothing"
 	case c.plus != d.plus:
 		return "ElasticPlus"
+	case c.precision != d.precision:
+		return "Precision"
 	}
 	return ""
 }

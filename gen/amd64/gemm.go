@@ -19,6 +19,18 @@ type gemmISA struct {
 	mr     int // rows of the C tile (broadcast operand)
 	nv     int // vectors per C tile row; NR = nv·lanes
 	unroll int // k steps per loop iteration
+	// bf16: the steps are k-pairs of bf16 values (one 32-bit word per row
+	// and column) multiplied by VDPBF16PS (gemm_bf16.go); the name gains
+	// "BF16" before the suffix.
+	bf16 bool
+}
+
+// name is the body's name for kind ("gemmKernel", …).
+func (g gemmISA) name(kind string) string {
+	if g.bf16 {
+		return kind + "BF16" + g.suffix
+	}
+	return kind + g.suffix
 }
 
 func (g gemmISA) nr() int { return g.nv * g.lanes }
@@ -29,6 +41,8 @@ func (g gemmISA) nr() int { return g.nv * g.lanes }
 var (
 	gemmAVX2   = gemmISA{isa: avx2, mr: 6, nv: 2, unroll: 4}
 	gemmAVX512 = gemmISA{isa: avx512, mr: 12, nv: 2, unroll: 4}
+	// gemmBF16AVX512 is the AVX512_BF16 kernel on the AVX-512 tile.
+	gemmBF16AVX512 = gemmISA{isa: avx512, mr: 12, nv: 2, unroll: 4, bf16: true}
 )
 
 // gemm emits, for each level, the micro-kernel and the tile merge, then the
@@ -46,6 +60,9 @@ func gemm() {
 		gemmPackC(w)
 	}
 	gemmPrefetch()
+	gemmBF16AVX512.kernel()
+	gemmPairBF16()
+	gemmRoundBF16()
 }
 
 // gemmPrefetch emits gemmPrefetch(p, ld, rows, width): PREFETCHT1 of every
@@ -115,9 +132,13 @@ func (g gemmISA) jumpMR(name string, mr reg.Register) {
 // stride ldc floats). β = 0 (either sign) never reads C. One body per mr is
 // emitted; mr outside 1..MR does nothing.
 func (g gemmISA) kernel() {
-	name := "gemmKernel" + g.suffix
-	implement(name, fmt.Sprintf("%s computes an mr×%d tile of C ← α·A·B + β·C from a packed %d-row sliver of A and %d-column panel of B (1 ≤ mr ≤ %d).",
-		name, g.nr(), g.mr, g.nr(), g.mr))
+	name := g.name("gemmKernel")
+	what := "packed"
+	if g.bf16 {
+		what = "bf16 pair-packed"
+	}
+	implement(name, fmt.Sprintf("%s computes an mr×%d tile of C ← α·A·B + β·C from a %s %d-row sliver of A and %d-column panel of B (1 ≤ mr ≤ %d).",
+		name, g.nr(), what, g.mr, g.nr(), g.mr))
 	mr := Load(Param("mr"), GP64())
 	kc := Load(Param("kc"), GP64())
 	a := Load(Param("a"), GP64())
@@ -160,6 +181,10 @@ func (g gemmISA) body(name string, r int, kc, a, b, c, ldc reg.Register) {
 			t := g.tvec(i)
 			VBROADCASTSS(Mem{Base: a, Disp: 4 * (u*g.mr + i)}, t)
 			for v := 0; v < g.nv; v++ {
+				if g.bf16 {
+					emitVDPBF16PS(t, g.bvec(v), g.acc(i, v))
+					continue
+				}
 				VFMADD231PS(g.bvec(v), t, g.acc(i, v))
 			}
 		}

@@ -33,6 +33,7 @@ const (
 // wants measuring on hardware first.
 func gemm(f *File) {
 	gemmKernel(f)
+	gemmKernelBF16(f)
 	gemmMerge(f)
 	gemmScale(f)
 	for _, w := range []int{8, 4, 2} {
@@ -86,15 +87,36 @@ func gemmKernel(f *File) {
 	a, b, c, ldc := e.LoadArg("a"), e.LoadArg("b"), e.LoadArg("c"), e.LoadArg("ldc")
 	e.Op("LSL $2, %v, %v", ldc, ldc) // bytes
 	gemmJumpMR(e, "kernel", mr)
+	fmla := func(d, n, m VReg, i int) Word { return fmlaElem(d, n, m, S4, i) }
 	for r := gemmMR; r >= 1; r-- {
 		e.Label(fmt.Sprintf("kernel_mr%d", r))
-		gemmKernelBody(e, r, kc, a, b, c, ldc)
+		gemmKernelBody(e, r, kc, a, b, c, ldc, fmla)
 	}
 }
 
-// gemmKernelBody is the kernel for mr = r; it ends in RET, so it updates
-// kc, a, b and c in place.
-func gemmKernelBody(e *Func, r int, kc, a, b, c, ldc Reg) {
+// gemmKernelBF16 emits gemmKernelBF16NEON: the same tile on bf16 pair
+// packs (one 32-bit word per row or column and k-pair, asm's gemmBF16Pair
+// layout), each FMLA by element replaced by a BFDOT by element (FEAT_BF16:
+// a lane adds the products of its two bf16 pairs), so the k loop runs over
+// pairs.
+func gemmKernelBF16(f *File) {
+	const name = "gemmKernelBF16NEON"
+	e := f.Implement(name, fmt.Sprintf("%s computes an mr×%d tile of C ← α·A·B + β·C from a bf16 pair-packed %d-row sliver of A and %d-column panel of B (1 ≤ mr ≤ %d), by BFDOT.",
+		name, gemmNR, gemmMR, gemmNR, gemmMR))
+	mr, kc := e.LoadArg("mr"), e.LoadArg("kc")
+	a, b, c, ldc := e.LoadArg("a"), e.LoadArg("b"), e.LoadArg("c"), e.LoadArg("ldc")
+	e.Op("LSL $2, %v, %v", ldc, ldc) // bytes
+	gemmJumpMR(e, "kernel", mr)
+	for r := gemmMR; r >= 1; r-- {
+		e.Label(fmt.Sprintf("kernel_mr%d", r))
+		gemmKernelBody(e, r, kc, a, b, c, ldc, bfdotElem)
+	}
+}
+
+// gemmKernelBody is the kernel for mr = r, mac(acc, b, a, i) the
+// multiply-add by element i of a; it ends in RET, so it updates kc, a, b
+// and c in place.
+func gemmKernelBody(e *Func, r int, kc, a, b, c, ldc Reg, mac func(d, n, m VReg, i int) Word) {
 	lbl := func(s string) string { return fmt.Sprintf("kernel_mr%d_%s", r, s) }
 	acc := make([][]VReg, r)
 	for i := range acc {
@@ -123,7 +145,7 @@ func gemmKernelBody(e *Func, r int, kc, a, b, c, ldc Reg) {
 		e.Ld1(b, true, S4, bv...)
 		for i := 0; i < r; i++ {
 			for j, v := range acc[i] {
-				e.I(fmlaElem(v, bv[j], av[i/lanes], S4, i%lanes))
+				e.I(mac(v, bv[j], av[i/lanes], i%lanes))
 			}
 		}
 	}

@@ -19,3 +19,10 @@ func detect() []Level {
 	}
 	return ls
 }
+
+// detectBF16 reports AVX512_BF16 (VDPBF16PS, VCVTNE2PS2BF16) on top of the
+// AVX-512 level.
+func detectBF16() bool {
+	x := cpu.X86
+	return x.HasAVX512BF16 && x.HasAVX512F && x.HasAVX512VL && x.HasAVX512DQ && x.HasAVX512BW
+}

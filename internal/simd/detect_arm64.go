@@ -12,3 +12,8 @@ func detect() []Level {
 	}
 	return nil
 }
+
+// detectBF16 reports FEAT_BF16 (BFDOT, BFMMLA), which x/sys/cpu has no
+// flag for: from the auxiliary vector's AT_HWCAP2 on Linux, the
+// hw.optional.arm.FEAT_BF16 sysctl on darwin (hasBF16OS), false elsewhere.
+func detectBF16() bool { return cpu.ARM64.HasASIMD && hasBF16OS() }

@@ -4,3 +4,6 @@ package simd
 
 // detect reports no assembly level: this build has only the generic kernels.
 func detect() []Level { return nil }
+
+// detectBF16 reports no bf16 instructions: this build has no assembly.
+func detectBF16() bool { return false }

@@ -152,3 +152,12 @@ func validFor(goarch string) []string {
 	}
 	return v
 }
+
+// bf16 is whether the CPU, in this build, runs the bf16 dot-product
+// instructions of its top vector level (detectBF16).
+var bf16 = detectBF16()
+
+// HasBF16 reports whether the CPU, in this build, has bf16 dot-product
+// instructions on top of its widest level: AVX512_BF16 with AVX-512 on
+// x86. Kernels that use them register for that level and check this.
+func HasBF16() bool { return bf16 }

@@ -190,3 +190,20 @@ func TestOverrideWarnsOnce(t *testing.T) {
 	}
 	require.Equal(t, 1, strings.Count(stderr.String(), "marginloss: ignoring MARGINLOSS_SIMD=\"bogus\""), stderr.String())
 }
+
+// TestHasBF16 logs what HasBF16 detected and, when MARGINLOSS_EXPECT_BF16
+// is 1 or 0 (CI under qemu-aarch64 -cpu max and -cpu neoverse-n1), requires
+// it.
+func TestHasBF16(t *testing.T) {
+	t.Logf("HasBF16 = %v", HasBF16())
+	switch os.Getenv("MARGINLOSS_EXPECT_BF16") {
+	case "1":
+		if !HasBF16() {
+			t.Fatal("HasBF16 = false, MARGINLOSS_EXPECT_BF16 = 1")
+		}
+	case "0":
+		if HasBF16() {
+			t.Fatal("HasBF16 = true, MARGINLOSS_EXPECT_BF16 = 0")
+		}
+	}
+}

@@ -2,7 +2,7 @@
 // examples/mnist trainer and the examples/distributed sharded trainer: the
 // MNIST loader (the GoMNIST module's files in the Go module cache), a
 // small multilayer perceptron with hand-written Forward and Backward over
-// the asm GEMMs, its parameters, the SGD step, gradient-norm helpers and a
+// the asm GEMMs, its parameters, gradient-norm helpers and a
 // deterministic parallel loop. It is an example's support code, not a
 // general-purpose library: its API is what the two programs need.
 package mnistmlp
@@ -50,35 +50,17 @@ func ParallelFor(n, chunk int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// Param is a trainable tensor with its gradient and momentum buffer.
+// Param is a trainable tensor with its gradient; its optimizer state (an
+// optim.State) lives with the training loop.
 type Param struct {
-	W, Grad, Vel []float32
-	Decay        bool // apply weight decay
+	W, Grad []float32
+	Decay   bool // apply weight decay
 }
 
-// NewParam returns a zero tensor of n values (with zero gradient and
-// momentum); decay says whether SGDStep applies weight decay to it.
+// NewParam returns a zero tensor of n values (with zero gradient); decay
+// says whether the training loop applies weight decay to it.
 func NewParam(n int, decay bool) *Param {
-	return &Param{W: make([]float32, n), Grad: make([]float32, n), Vel: make([]float32, n), Decay: decay}
-}
-
-// SGDStep applies SGD with momentum and coupled weight decay (the PyTorch
-// form): v ← μ·v + g + λ·w, w ← w − lr·v.
-func SGDStep(ps []*Param, lr, momentum, decay float32) {
-	for _, p := range ps {
-		wd := decay
-		if !p.Decay {
-			wd = 0
-		}
-		ParallelFor(len(p.W), 1<<14, func(lo, hi int) {
-			w, g, vel := p.W[lo:hi], p.Grad[lo:hi], p.Vel[lo:hi]
-			for i := range w {
-				v := momentum*vel[i] + g[i] + wd*w[i]
-				vel[i] = v
-				w[i] -= lr * v
-			}
-		})
-	}
+	return &Param{W: make([]float32, n), Grad: make([]float32, n), Decay: decay}
 }
 
 // ClipGrad scales all gradients down so that their global L2 norm is at
