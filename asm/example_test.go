@@ -304,3 +304,35 @@ func ExampleAdamWStep() {
 	fmt.Printf("%.4f %.4f\n", p[0], p[1])
 	// Output: 0.9900 -0.9900
 }
+
+// ClampGrad clamps AdaFace's logits z = s·c to ±s·(1−ε) (s = 64, ε = 1e-3)
+// and marks where the gradient stops.
+func ExampleClampGrad() {
+	z := []float32{-64, -20, 0.5, 63.99}
+	dz := make([]float32, len(z))
+	asm.ClampGrad(z, dz, -63.936, 63.936)
+	fmt.Println(z, dz)
+	// Output: [-63.936 -20 0.5 63.936] [0 1 1 0]
+}
+
+// HardNegatives maps CurricularFace's hard negatives (logits above the
+// row's s·cos(θ_y+m)) to s·c·(T + c), here with s = 2, T = 0.5.
+func ExampleHardNegatives() {
+	z := []float32{1, -1, 0.5}
+	dz := make([]float32, len(z))
+	asm.HardNegatives(z, dz, 0, 0.5, 0.5) // threshold 0, T, 1/s
+	fmt.Println(z, dz)
+	// Output: [1 -1 0.375] [1.5 1 1]
+}
+
+// MarginForwardRows applies a margin per row: ElasticFace's draws, MagFace's
+// norm-dependent margins.
+func ExampleMarginForwardRows() {
+	t := []float32{0.8, 0.8, -0.95}
+	var rows asm.MarginRows
+	rows.Set(asm.MarginArc, []float32{0.3, 0.6, 0.5}) // ArcFace with m = 0.3, 0.6, 0.5
+	phi, dphi := make([]float32, 3), make([]float32, 3)
+	asm.MarginForwardRows(phi, dphi, t, &rows)
+	fmt.Printf("%.4f %.4f\n", phi, dphi)
+	// Output: [0.5870 0.3215 -1.1897] [1.3494 1.5782 1.0000]
+}

@@ -10,9 +10,11 @@ package asm
 //go:generate go run -C ../gen ./amd64 -family normalize -out ../asm/normalize_amd64.s
 //go:generate go run -C ../gen ./amd64 -family lse -out ../asm/lse_amd64.s
 //go:generate go run -C ../gen ./amd64 -family optim -out ../asm/optim_amd64.s
+//go:generate go run -C ../gen ./amd64 -family modulate -out ../asm/modulate_amd64.s
 //go:generate go run -C ../gen ./arm64 -family probe -out ../asm/probe_arm64.s
 //go:generate go run -C ../gen ./arm64 -family normalize -out ../asm/normalize_arm64.s
 //go:generate go run -C ../gen ./arm64 -family lse -out ../asm/lse_arm64.s
 //go:generate go run -C ../gen ./arm64 -family margin -out ../asm/margin_arm64.s
 //go:generate go run -C ../gen ./arm64 -family gemm -out ../asm/gemm_arm64.s
 //go:generate go run -C ../gen ./arm64 -family optim -out ../asm/optim_arm64.s
+//go:generate go run -C ../gen ./arm64 -family modulate -out ../asm/modulate_arm64.s

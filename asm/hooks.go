@@ -9,7 +9,8 @@ import "github.com/marginloss/marginloss/internal/simd"
 //   - each kernel table, by the name NewTable gave it (simd.TableOf):
 //     "GemmNT", "GemmNN", "GemmTN", "SumSquares", "Scale", "Mul",
 //     "NormalizeBackward", "Exp", "MaxSumExp", "SoftmaxScaled",
-//     "MarginForward", "SGDStep", "AdamWStep";
+//     "MarginForward", "MarginForwardRows", "ClampGrad", "HardNegatives",
+//     "SGDStep", "AdamWStep";
 //   - the test hooks below (simd.Lookup), each with the type it is
 //     registered as.
 func init() {

@@ -39,14 +39,20 @@ func TestRegistry(t *testing.T) {
 
 	mu, err := simd.TableOf[func(dst, x, y []float32)]("Mul")
 	same("Mul", mulImpl, mu, err)
+	cg, err := simd.TableOf[func(z, dz []float32, lo, hi float32)]("ClampGrad")
+	same("ClampGrad", clampGradImpl, cg, err)
+	hn, err := simd.TableOf[func(z, dz []float32, thr, t, inv float32)]("HardNegatives")
+	same("HardNegatives", hardNegativesImpl, hn, err)
 
+	mr, err := simd.TableOf[func(phi, dphi, t []float32, r *MarginRows)]("MarginForwardRows")
+	same("MarginForwardRows", marginRowsImpl, mr, err)
 	sg, err := simd.TableOf[func(p, g, buf []float32, c SGDCoef)]("SGDStep")
 	same("SGDStep", sgdStepImpl, sg, err)
 	aw, err := simd.TableOf[func(p, g, m, v []float32, c AdamWCoef)]("AdamWStep")
 	same("AdamWStep", adamWStepImpl, aw, err)
 
-	require.Equal(t, []string{"AdamWStep", "Exp", "GemmNN", "GemmNT", "GemmTN", "MarginForward", "MaxSumExp",
-		"Mul", "NormalizeBackward", "SGDStep", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
+	require.Equal(t, []string{"AdamWStep", "ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward",
+		"MarginForwardRows", "MaxSumExp", "Mul", "NormalizeBackward", "SGDStep", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")
 	require.NoError(t, err)

@@ -234,8 +234,8 @@ func chebyshev(m int, t float64) (tm, um1 float64) {
 	return t1, u1
 }
 
-// The bodies of the vector levels. The arc body also serves ArcEasy, Cos and
-// unknown kinds (see marginParams).
+// The bodies of the vector levels. The arc body also serves ArcEasy and Cos
+// (see marginParams); an unknown kind gets none.
 // The numbers come from internal/kconst, which the generators read too.
 const (
 	marginBodyNone     = kconst.MarginBodyNone // no vector body: the level falls back to the generic twin
@@ -256,8 +256,9 @@ const (
 //	φ′ = cosM + t̃·sinM/sin θ̃        if t > th, else 1
 //
 // (t̃, θ̃ clamped as in eval), which is ArcFace (th = cos(π−m) rounded down,
-// sub = m·sin m), ArcEasy (th = 0, sub = 0), CosFace (th = +Inf, sub = m)
-// and the identity of unknown kinds (th = +Inf, sub = 0).
+// sub = m·sin m), ArcEasy (th = 0, sub = 0) and CosFace (th = +Inf,
+// sub = m). An unknown kind has no body (marginBodyNone): every level runs
+// the generic twin.
 //
 // The field layout is read by the generated assembly by name; go vet's
 // asmdecl checks every offset against this declaration.
@@ -342,9 +343,11 @@ func newMarginParams(g *Margin) marginParams {
 			}
 		}
 		finite = []float32{p.a, p.b, p.bm}
-	default: // eval's identity
-		p.body = marginBodyArc
-		p.th = inf
+	default:
+		// A kind no body knows (not one of the constants above) fails
+		// closed: every level runs the generic twin, never another kind's
+		// body.
+		return marginParams{}
 	}
 	for _, v := range finite {
 		// finite and zero or normal: a subnormal constant would carry more

@@ -14,7 +14,15 @@ func marginForwardAVX2(phi, dphi, t []float32, p marginParams)
 //go:noescape
 func marginForwardAVX512(phi, dphi, t []float32, p marginParams)
 
+//go:noescape
+func marginRowsAVX2(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+
+//go:noescape
+func marginRowsAVX512(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+
 func init() {
 	marginImpl.Add(simd.AVX2, marginVector(marginForwardAVX2))
 	marginImpl.Add(simd.AVX512, marginVector(marginForwardAVX512))
+	marginRowsImpl.Add(simd.AVX2, marginRowsVector(marginRowsAVX2))
+	marginRowsImpl.Add(simd.AVX512, marginRowsVector(marginRowsAVX512))
 }

@@ -839,6 +839,215 @@ marginForwardAVX2_psi_done:
 	VZEROUPPER
 	RET
 
+// func marginRowsAVX2(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, th []float32, sub []float32, clampTh float32, clampT float32, clampSin float32)
+// Requires: AVX, FMA3
+TEXT ·marginRowsAVX2(SB), NOSPLIT, $32-180
+	MOVQ t_base+48(FP), AX
+	MOVQ t_len+56(FP), CX
+	MOVQ phi_base+0(FP), DX
+	MOVQ dphi_base+24(FP), BX
+	MOVQ cosM_base+72(FP), SI
+	MOVQ sinM_base+96(FP), DI
+	MOVQ th_base+120(FP), R8
+	MOVQ sub_base+144(FP), R9
+	XORQ R10, R10
+
+marginRowsAVX2_rows_loop:
+	MOVQ    CX, R11
+	SUBQ    R10, R11
+	JLE     marginRowsAVX2_rows_done
+	CMPQ    R11, $0x08
+	JL      marginRowsAVX2_rows_tailload
+	VMOVUPS (AX)(R10*4), Y0
+	JMP     marginRowsAVX2_rows_compute
+
+marginRowsAVX2_rows_tailload:
+	VXORPS  Y0, Y0, Y0
+	VMOVUPS Y0, (SP)
+	LEAQ    (AX)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy1:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy1
+	VMOVUPS (SP), Y0
+
+marginRowsAVX2_rows_compute:
+	VMOVUPS marginConst<>+64(SB), Y1
+	VMAXPS  Y0, Y1, Y1
+	VMOVUPS marginConst<>+0(SB), Y0
+	VMINPS  Y1, Y0, Y0
+	CMPQ    R11, $0x08
+	JL      marginRowsAVX2_rows_sinMtail
+	VMOVUPS (DI)(R10*4), Y1
+	JMP     marginRowsAVX2_rows_sinMloaded
+
+marginRowsAVX2_rows_sinMtail:
+	VXORPS  Y1, Y1, Y1
+	VMOVUPS Y1, (SP)
+	LEAQ    (DI)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy2:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy2
+	VMOVUPS (SP), Y1
+
+marginRowsAVX2_rows_sinMloaded:
+	VMOVUPS      marginConst<>+0(SB), Y2
+	VFNMADD231PS Y0, Y0, Y2
+	VSQRTPS      Y2, Y2
+	VMULPS       Y1, Y2, Y3
+	CMPQ         R11, $0x08
+	JL           marginRowsAVX2_rows_cosMtail
+	VMOVUPS      (SI)(R10*4), Y4
+	JMP          marginRowsAVX2_rows_cosMloaded
+
+marginRowsAVX2_rows_cosMtail:
+	VXORPS  Y4, Y4, Y4
+	VMOVUPS Y4, (SP)
+	LEAQ    (SI)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy3:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy3
+	VMOVUPS (SP), Y4
+
+marginRowsAVX2_rows_cosMloaded:
+	VFMSUB213PS Y3, Y0, Y4
+	CMPQ        R11, $0x08
+	JL          marginRowsAVX2_rows_subtail
+	VMOVUPS     (R9)(R10*4), Y3
+	JMP         marginRowsAVX2_rows_subloaded
+
+marginRowsAVX2_rows_subtail:
+	VXORPS  Y3, Y3, Y3
+	VMOVUPS Y3, (SP)
+	LEAQ    (R9)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy4:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy4
+	VMOVUPS (SP), Y3
+
+marginRowsAVX2_rows_subloaded:
+	VSUBPS  Y3, Y0, Y3
+	CMPQ    R11, $0x08
+	JL      marginRowsAVX2_rows_thtail
+	VMOVUPS (R8)(R10*4), Y5
+	JMP     marginRowsAVX2_rows_thloaded
+
+marginRowsAVX2_rows_thtail:
+	VXORPS  Y5, Y5, Y5
+	VMOVUPS Y5, (SP)
+	LEAQ    (R8)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy5:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy5
+	VMOVUPS (SP), Y5
+
+marginRowsAVX2_rows_thloaded:
+	VCMPPS    $0x1e, Y5, Y0, Y5
+	VBLENDVPS Y5, Y4, Y3, Y3
+	CMPQ      R11, $0x08
+	JL        marginRowsAVX2_rows_phitail
+	VMOVUPS   Y3, (DX)(R10*4)
+	JMP       marginRowsAVX2_rows_phistored
+
+marginRowsAVX2_rows_phitail:
+	VMOVUPS Y3, (SP)
+	LEAQ    (DX)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy6:
+	MOVL (SP)(R13*4), R14
+	MOVL R14, (R12)(R13*4)
+	INCQ R13
+	CMPQ R13, R11
+	JL   marginRowsAVX2_copy6
+
+marginRowsAVX2_rows_phistored:
+	TESTQ        BX, BX
+	JZ           marginRowsAVX2_rows_next
+	VANDPS       marginConst<>+320(SB), Y0, Y3
+	VBROADCASTSS clampTh+168(FP), Y4
+	VCMPPS       $0x1e, Y4, Y3, Y3
+	VANDPS       marginConst<>+256(SB), Y0, Y4
+	VBROADCASTSS clampT+172(FP), Y6
+	VORPS        Y6, Y4, Y4
+	VBLENDVPS    Y3, Y4, Y0, Y0
+	VBROADCASTSS clampSin+176(FP), Y4
+	VBLENDVPS    Y3, Y4, Y2, Y2
+	VMULPS       Y1, Y0, Y0
+	VDIVPS       Y2, Y0, Y0
+	CMPQ         R11, $0x08
+	JL           marginRowsAVX2_rows_cosM2tail
+	VMOVUPS      (SI)(R10*4), Y1
+	JMP          marginRowsAVX2_rows_cosM2loaded
+
+marginRowsAVX2_rows_cosM2tail:
+	VXORPS  Y1, Y1, Y1
+	VMOVUPS Y1, (SP)
+	LEAQ    (SI)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy7:
+	MOVL    (R12)(R13*4), R14
+	MOVL    R14, (SP)(R13*4)
+	INCQ    R13
+	CMPQ    R13, R11
+	JL      marginRowsAVX2_copy7
+	VMOVUPS (SP), Y1
+
+marginRowsAVX2_rows_cosM2loaded:
+	VADDPS    Y1, Y0, Y0
+	VMOVUPS   marginConst<>+0(SB), Y1
+	VBLENDVPS Y5, Y0, Y1, Y0
+	CMPQ      R11, $0x08
+	JL        marginRowsAVX2_rows_dphitail
+	VMOVUPS   Y0, (BX)(R10*4)
+	JMP       marginRowsAVX2_rows_dphistored
+
+marginRowsAVX2_rows_dphitail:
+	VMOVUPS Y0, (SP)
+	LEAQ    (BX)(R10*4), R12
+	XORQ    R13, R13
+
+marginRowsAVX2_copy8:
+	MOVL (SP)(R13*4), R14
+	MOVL R14, (R12)(R13*4)
+	INCQ R13
+	CMPQ R13, R11
+	JL   marginRowsAVX2_copy8
+
+marginRowsAVX2_rows_dphistored:
+marginRowsAVX2_rows_next:
+	ADDQ $0x08, R10
+	JMP  marginRowsAVX2_rows_loop
+
+marginRowsAVX2_rows_done:
+	VZEROUPPER
+	RET
+
 // func marginForwardAVX512(phi []float32, dphi []float32, t []float32, p marginParams)
 // Requires: AVX, AVX512DQ, AVX512F
 TEXT ·marginForwardAVX512(SB), NOSPLIT, $0-172
@@ -1162,5 +1371,78 @@ marginForwardAVX512_psi_next:
 	JMP  marginForwardAVX512_psi_loop
 
 marginForwardAVX512_psi_done:
+	VZEROUPPER
+	RET
+
+// func marginRowsAVX512(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, th []float32, sub []float32, clampTh float32, clampT float32, clampSin float32)
+// Requires: AVX, AVX512DQ, AVX512F
+TEXT ·marginRowsAVX512(SB), NOSPLIT, $0-180
+	MOVQ t_base+48(FP), AX
+	MOVQ t_len+56(FP), CX
+	MOVQ phi_base+0(FP), DX
+	MOVQ dphi_base+24(FP), BX
+	MOVQ cosM_base+72(FP), SI
+	MOVQ sinM_base+96(FP), DI
+	MOVQ th_base+120(FP), R8
+	MOVQ sub_base+144(FP), R9
+	XORQ R10, R10
+
+marginRowsAVX512_rows_loop:
+	MOVQ  CX, R11
+	SUBQ  R10, R11
+	JLE   marginRowsAVX512_rows_done
+	CMPQ  R11, $0x10
+	JL    marginRowsAVX512_rows_tailload
+	MOVL  $0x0000ffff, R11
+	KMOVW R11, K1
+	JMP   marginRowsAVX512_rows_load
+
+marginRowsAVX512_rows_tailload:
+	VPBROADCASTD R11, Z0
+	VPCMPGTD     marginConst<>+1472(SB), Z0, K1
+
+marginRowsAVX512_rows_load:
+	VMOVUPS.Z    (AX)(R10*4), K1, Z0
+	VMOVUPS      marginConst<>+64(SB), Z1
+	VMAXPS       Z0, Z1, Z1
+	VMOVUPS      marginConst<>+0(SB), Z0
+	VMINPS       Z1, Z0, Z0
+	VMOVUPS.Z    (DI)(R10*4), K1, Z1
+	VMOVUPS      marginConst<>+0(SB), Z5
+	VFNMADD231PS Z0, Z0, Z5
+	VSQRTPS      Z5, Z5
+	VMULPS       Z1, Z5, Z6
+	VMOVUPS.Z    (SI)(R10*4), K1, Z7
+	VFMSUB213PS  Z6, Z0, Z7
+	VMOVUPS.Z    (R9)(R10*4), K1, Z6
+	VSUBPS       Z6, Z0, Z6
+	VMOVUPS.Z    (R8)(R10*4), K1, Z8
+	VCMPPS       $0x1e, Z8, Z0, K2
+	VBLENDMPS    Z7, Z6, K2, Z2
+	VMOVUPS      Z2, K1, (DX)(R10*4)
+	TESTQ        BX, BX
+	JZ           marginRowsAVX512_rows_next
+	VANDPS       marginConst<>+320(SB), Z0, Z6
+	VBROADCASTSS clampTh+168(FP), Z7
+	VCMPPS       $0x1e, Z7, Z6, K3
+	VANDPS       marginConst<>+256(SB), Z0, Z6
+	VBROADCASTSS clampT+172(FP), Z7
+	VORPS        Z7, Z6, Z6
+	VBLENDMPS    Z6, Z0, K3, Z3
+	VBROADCASTSS clampSin+176(FP), Z0
+	VBLENDMPS    Z0, Z5, K3, Z5
+	VMULPS       Z1, Z3, Z0
+	VDIVPS       Z5, Z0, Z0
+	VMOVUPS.Z    (SI)(R10*4), K1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMOVUPS      marginConst<>+0(SB), Z1
+	VBLENDMPS    Z0, Z1, K2, Z4
+	VMOVUPS      Z4, K1, (BX)(R10*4)
+
+marginRowsAVX512_rows_next:
+	ADDQ $0x10, R10
+	JMP  marginRowsAVX512_rows_loop
+
+marginRowsAVX512_rows_done:
 	VZEROUPPER
 	RET

@@ -12,6 +12,10 @@ import "github.com/marginloss/marginloss/internal/simd"
 //go:noescape
 func marginForwardNEON(phi, dphi, t []float32, p marginParams)
 
+//go:noescape
+func marginRowsNEON(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+
 func init() {
 	marginImpl.Add(simd.NEON, marginVector(marginForwardNEON))
+	marginRowsImpl.Add(simd.NEON, marginRowsVector(marginRowsNEON))
 }

@@ -1016,3 +1016,85 @@ psi8_next:
 	B psi8_loop
 psi8_done:
 	RET
+
+// marginRowsNEON is the NEON body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of
+// each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).
+//
+// func marginRowsNEON(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+TEXT ·marginRowsNEON(SB), NOSPLIT, $0-180
+	MOVD $marginConst<>+0(SB), R0
+	VLD1 (R0), [V29.S4, V30.S4, V31.S4]
+	FMOVS clampTh+168(FP), F0
+	WORD $0x4e040400 // dup v0.4s, v0.s[0]
+	FMOVS clampT+172(FP), F1
+	WORD $0x4e040421 // dup v1.4s, v1.s[0]
+	FMOVS clampSin+176(FP), F2
+	WORD $0x4e040442 // dup v2.4s, v2.s[0]
+	MOVD t_base+48(FP), R0
+	MOVD t_len+56(FP), R1
+	MOVD phi_base+0(FP), R2
+	MOVD dphi_base+24(FP), R3
+	MOVD cosM_base+72(FP), R4
+	MOVD sinM_base+96(FP), R5
+	MOVD th_base+120(FP), R6
+	MOVD sub_base+144(FP), R7
+rows_loop:
+	CBZ R1, rows_done
+	CMP $4, R1
+	BLT rows_load1
+	VLD1.P 16(R0), [V3.S4]
+	VLD1.P 16(R4), [V4.S4]
+	VLD1.P 16(R5), [V5.S4]
+	VLD1.P 16(R6), [V6.S4]
+	VLD1.P 16(R7), [V7.S4]
+	MOVD $4, R8
+	B rows_clamp
+rows_load1:
+	FMOVS.P 4(R0), F3
+	FMOVS.P 4(R4), F4
+	FMOVS.P 4(R5), F5
+	FMOVS.P 4(R6), F6
+	FMOVS.P 4(R7), F7
+	MOVD $1, R8
+rows_clamp:
+	WORD $0x4e3ef463 // fmax v3.4s, v3.4s, v30.4s
+	WORD $0x4ebdf463 // fmin v3.4s, v3.4s, v29.4s
+	WORD $0x4ebd1fa8 // mov v8.16b, v29.16b
+	WORD $0x4ea3cc68 // fmls v8.4s, v3.4s, v3.4s
+	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
+	WORD $0x6e25dd09 // fmul v9.4s, v8.4s, v5.4s
+	WORD $0x4ea4cc69 // fmls v9.4s, v3.4s, v4.4s
+	WORD $0x6ea0f929 // fneg v9.4s, v9.4s
+	WORD $0x4ea7d46a // fsub v10.4s, v3.4s, v7.4s
+	WORD $0x6ea6e46b // fcmgt v11.4s, v3.4s, v6.4s
+	WORD $0x6eeb1d49 // bif v9.16b, v10.16b, v11.16b
+	CMP $4, R1
+	BLT rows_phi1
+	VST1.P [V9.S4], 16(R2)
+	B rows_phi_stored
+rows_phi1:
+	FMOVS.P F9, 4(R2)
+rows_phi_stored:
+	CBZ R3, rows_next
+	WORD $0x4ea0f869 // fabs v9.4s, v3.4s
+	WORD $0x6ea0e529 // fcmgt v9.4s, v9.4s, v0.4s
+	WORD $0x4ea11c2a // mov v10.16b, v1.16b
+	WORD $0x6ebf1c6a // bit v10.16b, v3.16b, v31.16b
+	WORD $0x6ee91c6a // bif v10.16b, v3.16b, v9.16b
+	WORD $0x6ea91c48 // bit v8.16b, v2.16b, v9.16b
+	WORD $0x6e25dd4a // fmul v10.4s, v10.4s, v5.4s
+	WORD $0x6e28fd4a // fdiv v10.4s, v10.4s, v8.4s
+	WORD $0x4e24d54a // fadd v10.4s, v10.4s, v4.4s
+	WORD $0x6eeb1faa // bif v10.16b, v29.16b, v11.16b
+	CMP $4, R1
+	BLT rows_dphi1
+	VST1.P [V10.S4], 16(R3)
+	B rows_dphi_stored
+rows_dphi1:
+	FMOVS.P F10, 4(R3)
+rows_dphi_stored:
+rows_next:
+	SUB R8, R1, R1
+	B rows_loop
+rows_done:
+	RET

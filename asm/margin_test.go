@@ -129,7 +129,8 @@ func TestChebyshev(t *testing.T) {
 // large m (large m puts much of [−1, 1] on the fallback branch), ArcEasy,
 // Cos, Combined (m1 up to 8 as loss allows, and far beyond to exercise the
 // reduction; m2 = 0, negative and beyond 2π), Psi for every
-// m with several λ, and an unknown kind (eval's identity).
+// m with several λ, and an unknown kind (eval's identity, on the generic
+// twin at every level).
 func levelMargins() []Margin {
 	var ms []Margin
 	for _, m := range []float64{0.05, 0.5, 1, 1.5, 2, 3} {
@@ -323,6 +324,9 @@ func TestMarginGenericFallback(t *testing.T) {
 		NewMargin(MarginCos, 1, 1e39, 0, 0, 0),
 		NewMargin(MarginArc, 1, math.NaN(), 0, 0, 0),
 		{kind: MarginCos, m2: 0.35},
+		// an unknown kind fails closed: no body (not the arc body)
+		NewMargin(MarginKind(99), 1, 0.5, 0, 0, 0),
+		NewMargin(MarginKind(-1), 1, 0.5, 0, 0, 0),
 	} {
 		require.Equal(t, int32(marginBodyNone), g.vec.body, "%+v", g)
 		ts := marginInputs(&g)

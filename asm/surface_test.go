@@ -24,11 +24,13 @@ var publicAPI = map[string]string{
 	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
 	"L2Norm": "func", "Scale": "func", "Mul": "func", "NormalizeBackward": "func",
 	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func",
+	"ClampGrad": "func", "HardNegatives": "func",
 	"MarginForward": "func", "NewMargin": "func",
 
 	"Margin": "type", "MarginKind": "type",
 	"Margin.Kind": "method", "Margin.Params": "method", "Margin.String": "method",
 	"MarginKind.String": "method",
+	"MarginForwardRows": "func", "MarginRows": "type", "MarginRows.Set": "method", "MarginRows.Len": "method",
 
 	"SGDStep": "func", "AdamWStep": "func", "SGDFlags": "type", "SGDCoef": "type", "AdamWCoef": "type",
 	"SGDWeightDecay": "const", "SGDMomentum": "const", "SGDFirst": "const", "SGDNesterov": "const",

@@ -20,6 +20,11 @@ var headKinds = []struct {
 	{"CombinedMargin", func() *loss.MarginSoftmax { return loss.CombinedMargin(64, 1, 0.3, 0.2) }},
 	{"SphereFace", func() *loss.MarginSoftmax { return loss.SphereFace(4, 0) }},
 	{"LargeMargin", func() *loss.MarginSoftmax { return loss.LargeMargin(4, 0) }},
+	{"AdaFace", func() *loss.MarginSoftmax { return loss.AdaFace(64, 0.4, 0.333, 0.01) }},
+	{"MagFace", func() *loss.MarginSoftmax { return loss.MagFace(64, 10, 110, 0.45, 0.8, 35) }},
+	{"ElasticArcFace", func() *loss.MarginSoftmax { return loss.ElasticArcFace(64, 0.5, 0.05) }},
+	{"ElasticCosFace", func() *loss.MarginSoftmax { return loss.ElasticCosFace(64, 0.35, 0.05) }},
+	{"CurricularFace", func() *loss.MarginSoftmax { return loss.CurricularFace(64, 0.5, 0.01) }},
 }
 
 // BenchmarkHead is every margin head (kind=…-bf16: at Precision =

@@ -111,3 +111,73 @@ func FuzzMarginForward(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMarginForwardRows is FuzzMarginForward with a margin per row
+// (asm.MarginForwardRows): the kind (an unknown one and Combined included,
+// which fall back to the generic twin), each row's margin and its t as
+// float32 bit patterns. Each element must be within the error bound of its
+// row's Margin, with NaN exactly where the generic has NaN.
+func FuzzMarginForwardRows(f *testing.F) {
+	f.Add(marginSeed(asm.MarginArc, 1, 0.5, 0, 0, 0, 40, 3))
+	f.Add(marginSeed(asm.MarginCos, 1, 0.35, 0, 0, 0, 129, 15))
+	f.Add(marginSeed(asm.MarginArcEasy, 1, 0.3, 0, 0, 0, 9, 1, 0, -0, 1e-40, -1e-40))
+	tab := table[func(phi, dphi, t []float32, r *asm.MarginRows)](f, "MarginForwardRows")
+	errorBound := hook[marginErrorBound](f, "Margin.ErrorBound")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &reader{byteReader{b: data}}
+		kind := asm.MarginKind(r.u8() % 6)
+		base := r.float()
+		n, off := int(r.u8())%(2*16*4+2), int(r.u8()%16)
+		buf, ms := make([]float32, off+n), make([]float32, n)
+		for i := range buf {
+			if len(r.b) >= 4 {
+				buf[i] = r.float()
+			} else {
+				buf[i] = marginSpecials[i%len(marginSpecials)]
+			}
+		}
+		for i := range ms {
+			ms[i] = base
+			if len(r.b) >= 4 {
+				ms[i] = r.float()
+			} else if i%3 == 1 {
+				ms[i] = base * float32(i) / 7
+			}
+		}
+		ts := buf[off:]
+		var rows asm.MarginRows
+		rows.Set(kind, ms)
+		gen, _ := tab.At(simd.Generic)
+		wantP, wantD := make([]float32, n), make([]float32, n)
+		gen(wantP, wantD, ts, &rows)
+		for _, l := range tab.Levels() {
+			if l == simd.Generic {
+				continue
+			}
+			body, _ := tab.At(l)
+			p, d := make([]float32, n+1), make([]float32, n+1)
+			p[n], d[n] = 42, 42
+			body(p[:n], d[:n], ts, &rows)
+			if p[n] != 42 || d[n] != 42 {
+				t.Fatalf("%v %v: wrote past the outputs", l, kind)
+			}
+			for i, tv := range ts {
+				g := asm.NewMargin(kind, 1, float64(ms[i]), 0, 0, 0)
+				bp, bd := errorBound(&g, tv)
+				check := func(what string, got, want float32, bound float64) {
+					if (got != got) != (want != want) {
+						t.Fatalf("%v %v m=%v t=%v %s: got %v, generic %v", l, kind, ms[i], tv, what, got, want)
+					}
+					if got == want || got != got {
+						return
+					}
+					if e := math.Abs(float64(got) - float64(want)); !(e <= bound) {
+						t.Fatalf("%v %v m=%v t=%v %s: got %v, generic %v: error %.3g exceeds the bound %.3g", l, kind, ms[i], tv, what, got, want, e, bound)
+					}
+				}
+				check("φ", p[i], wantP[i], bp)
+				check("φ′", d[i], wantD[i], bd)
+			}
+		}
+	})
+}

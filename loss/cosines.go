@@ -25,6 +25,8 @@ const (
 const (
 	cosPhaseForward = iota
 	cosPhaseBackward
+	cosPhaseTargets // adaptive kinds: validate and read the targets only
+	cosPhaseRows    // adaptive kinds: the rows, after the margins
 )
 
 // cosineWorkspace holds one LossFromCosines call's inputs and its scratch;
@@ -55,6 +57,12 @@ type cosineWorkspace struct {
 	rowLoss []float64
 	z       []float32 // chunks×blk: a block of logits, then of gradients
 	arg     []int     // chunks×blk: the arg-max column of each class (K > 1)
+
+	ada    adaCall   // the adaptive margin (AdaFace, MagFace, ElasticFace, CurricularFace)
+	dz     []float32 // chunks×blk: ∂z′/∂z of a block (AdaFace, CurricularFace)
+	gz     []float32 // per row: ∂L/∂z_y (MagFace's dnorms)
+	norms  []float32 // the caller's norms (LossFromCosinesNorms), or nil
+	dnorms []float32
 }
 
 // LossFromCosines returns the reduced margin loss for cosines the caller
@@ -96,14 +104,54 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.kind.needsNorms() {
+		if _, err := l.margin(); err != nil {
+			return 0, err
+		}
+		return 0, fmt.Errorf("%w: %s needs the norms: use LossFromCosinesNorms", ErrParam, l.kind.desc().name)
+	}
+	return l.lossFromCosines(cos, nil, labels, dcos, nil)
+}
+
+// LossFromCosinesNorms is LossFromCosines for heads whose margin reads the
+// feature norm (AdaFace, MagFace; the others accept it and ignore norms,
+// which they also take nil): norms[i] = ‖x_i‖ ≥ 0, finite. Where dnorms (N values) is non-nil it
+// receives ∂L/∂‖x_i‖: 0 for AdaFace (its norms are detached), MagFace's
+// margin and regulariser terms (0 outside [la, ua]), 0 for the others
+// (added with Accumulate). A caller chaining MagFace's gradient adds
+// dnorms_i·x̂_i to its dx.
+func (l *MarginSoftmax) LossFromCosinesNorms(cos Matrix, norms []float32, labels []int32, dcos *Matrix, dnorms []float32) (float32, error) {
+	if l == nil {
+		return 0, errNilHead
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if norms == nil && !l.kind.needsNorms() {
+		norms = []float32{} // the kind ignores them
+	} else if len(norms) != cos.Rows {
+		return 0, fmt.Errorf("%w: %d norms for %d rows of cos", ErrShape, len(norms), cos.Rows)
+	}
+	if dnorms != nil && len(dnorms) != cos.Rows {
+		return 0, fmt.Errorf("%w: dnorms has %d values for %d rows of cos", ErrShape, len(dnorms), cos.Rows)
+	}
+	for i, v := range norms {
+		if !isFinite(v) || v < 0 {
+			if !isFinite(v) {
+				return 0, fmt.Errorf("%w: norms[%d] = %v", ErrNonFinite, i, v)
+			}
+			return 0, fmt.Errorf("%w: norms[%d] = %g, want ‖x_i‖ ≥ 0", ErrParam, i, v)
+		}
+	}
+	return l.lossFromCosines(cos, norms, labels, dcos, dnorms)
+}
+
+func (l *MarginSoftmax) lossFromCosines(cos Matrix, norms []float32, labels []int32, dcos *Matrix, dnorms []float32) (float32, error) {
 	g, err := l.margin()
 	if err != nil {
 		return 0, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined:
-	default:
-		return 0, fmt.Errorf("%w: LossFromCosines supports ArcFace, CosFace and CombinedMargin, not %s (its logits need the norms of x and W; use Loss)", ErrParam, kindNames[l.kind])
+	if d := l.kind.desc(); !d.scaled {
+		return 0, fmt.Errorf("%w: LossFromCosines supports ArcFace, CosFace and CombinedMargin, not %s (its logits need the norms of x and W; use Loss)", ErrParam, l.kind.desc().name)
 	}
 	if err := checkMatrix("cos", cos); err != nil {
 		return 0, err
@@ -122,10 +170,18 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 	if err := checkGrad("dcos", dcos, n, cos.Cols); err != nil {
 		return 0, err
 	}
-	outs := [...]span{gradSpan("dcos", dcos, "cos")}
-	ins := [...]span{spanOf("cos", cos.Data), spanOf("labels", labels)}
+	outs := [...]span{gradSpan("dcos", dcos, "cos"), spanOf("dnorms", dnorms)}
+	ins := [...]span{spanOf("cos", cos.Data), spanOf("labels", labels), spanOf("norms", norms)}
 	if err := checkOverlap(outs[:], ins[:]); err != nil {
 		return 0, err
+	}
+	if err := l.checkCall(n); err != nil {
+		return 0, err
+	}
+	if dnorms != nil && l.Accumulate {
+		if i := indexNonFinite(dnorms); i >= 0 {
+			return 0, fmt.Errorf("%w: dnorms holds %v at %d (Accumulate adds to it)", ErrNonFinite, dnorms[i], i)
+		}
 	}
 	scale := l.Reduction.scale(n)
 	if dcos != nil {
@@ -144,27 +200,39 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 	if n == 0 {
 		if !l.Accumulate {
 			zero(dcos)
+			clear(dnorms)
 		}
 		return 0, nil
 	}
 	h := &l.cws
 	h.setup(l, g, cos, labels, k, scale)
+	h.norms, h.dnorms = norms, dnorms
 	defer h.release()
 	h.phase = cosPhaseForward
+	if l.kind.adaptive() {
+		h.phase = cosPhaseTargets
+	}
 	par.Do(h.chunks, h)
-	for i, b := range h.bad[:n] {
-		if b < 0 {
-			continue
+	if err := h.firstBad(); err != nil {
+		return 0, err
+	}
+	if l.kind.adaptive() {
+		all := func(int) bool { return true }
+		if err := h.ada.eval(l, l.state, h.t[:n], norms, all, h.phi[:n], h.dphi[:n]); err != nil {
+			return 0, err
 		}
-		v := cos.Data[i*cos.Cols+b]
-		if !isFinite(v) {
-			return 0, fmt.Errorf("%w: cos row %d column %d is %v", ErrNonFinite, i, b, v)
+		if phiMax, _ := l.phiBounds(); float64(l.s)*math.Max(phiMax, h.ada.phiMax) > MaxLogit {
+			return 0, fmt.Errorf("%w: %s margins give s·max|φ| beyond MaxLogit", ErrNonFinite, l.kind.desc().name)
 		}
-		return 0, fmt.Errorf("%w: cos row %d column %d is %g, outside [−1, 1] (a cosine; clamp rounding overshoot before the call)", ErrParam, i, b, v)
+		h.phase = cosPhaseRows
+		par.Do(h.chunks, h)
 	}
 	var total float64
 	for _, v := range h.rowLoss[:n] {
 		total += v
+	}
+	if l.kind.desc().normGrad {
+		total += h.ada.regLoss
 	}
 	total *= scale
 	if !(math.Abs(total) <= maxOut) {
@@ -175,7 +243,37 @@ func (l *MarginSoftmax) LossFromCosines(cos Matrix, labels []int32, dcos *Matrix
 		h.phase = cosPhaseBackward
 		par.Do(h.chunks, h)
 	}
+	if dnorms != nil {
+		for i := range dnorms {
+			var v float32
+			if l.kind.desc().normGrad {
+				v = h.ada.radial(i, h.gz[i], true, true, float32(scale))
+			}
+			if l.Accumulate {
+				dnorms[i] += v
+			} else {
+				dnorms[i] = v
+			}
+		}
+	}
+	h.ada.commit(l, &l.state, n)
 	return float32(total), nil
+}
+
+// firstBad reports the first entry of cos outside [−1, 1] (rows in order).
+func (h *cosineWorkspace) firstBad() error {
+	cos := h.cos
+	for i, b := range h.bad[:h.n] {
+		if b < 0 {
+			continue
+		}
+		v := cos.Data[i*cos.Cols+b]
+		if !isFinite(v) {
+			return fmt.Errorf("%w: cos row %d column %d is %v", ErrNonFinite, i, b, v)
+		}
+		return fmt.Errorf("%w: cos row %d column %d is %g, outside [−1, 1] (a cosine; clamp rounding overshoot before the call)", ErrParam, i, b, v)
+	}
+	return nil
 }
 
 // setup records the call and sizes the scratch.
@@ -187,6 +285,9 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 	h.sc = float32(scale * float64(l.s))
 	h.off = float32(scale * float64(l.s) * h.eps / float64(h.c))
 	h.detach, h.accum = l.DetachMargin, l.Accumulate
+	h.detach = l.DetachMargin && l.kind.desc().detach
+	h.ada.on, h.ada.kind, h.ada.mod = false, l.kind, nil
+	h.gz = grow(h.gz, n)
 	h.rows = max(par.Chunks(cosChunkElems, cos.Cols), par.Chunks(n, cosMaxChunks))
 	h.chunks = par.Chunks(n, h.rows)
 	h.blk = min(h.c, cosBlock)
@@ -199,12 +300,16 @@ func (h *cosineWorkspace) setup(l *MarginSoftmax, g asm.Margin, cos Matrix, labe
 	if k > 1 {
 		h.arg = grow(h.arg, h.chunks*h.blk)
 	}
+	if l.kind.desc().mod != nil {
+		h.dz = grow(h.dz, h.chunks*h.blk)
+	}
 }
 
 // release drops every reference to the caller's memory, whatever the
 // outcome of the call: the workspace outlives it.
 func (h *cosineWorkspace) release() {
 	h.cos, h.labels, h.dcos = Matrix{}, nil, nil
+	h.norms, h.dnorms = nil, nil
 }
 
 // RunChunk implements par.Job for both phases.
@@ -218,9 +323,23 @@ func (h *cosineWorkspace) RunChunk(ck int) {
 	switch h.phase {
 	case cosPhaseForward:
 		h.forward(lo, hi, z)
-	case cosPhaseBackward:
+	case cosPhaseTargets:
+		h.targets(lo, hi)
+	case cosPhaseRows:
+		var dz []float32
+		if h.ada.mod != nil {
+			dz = h.dz[ck*h.blk : (ck+1)*h.blk]
+		}
 		for i := lo; i < hi; i++ {
-			h.backwardRow(i, z, arg)
+			h.forwardRow(i, z, dz)
+		}
+	case cosPhaseBackward:
+		var dz []float32
+		if h.ada.mod != nil {
+			dz = h.dz[ck*h.blk : (ck+1)*h.blk]
+		}
+		for i := lo; i < hi; i++ {
+			h.backwardRow(i, z, arg, dz)
 		}
 	}
 }
@@ -268,6 +387,18 @@ func (h *cosineWorkspace) classLogits(z []float32, arg []int, row []float32, j0,
 // computes each valid row's loss, log-sum-exp and target gradient. It writes
 // only the workspace.
 func (h *cosineWorkspace) forward(lo, hi int, z []float32) {
+	h.targets(lo, hi)
+	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
+	for i := lo; i < hi; i++ {
+		if h.bad[i] < 0 {
+			h.forwardRow(i, z, nil)
+		}
+	}
+}
+
+// targets validates rows lo..hi and reads their target cosines (the target
+// class's largest).
+func (h *cosineWorkspace) targets(lo, hi int) {
 	k := h.k
 	for i := lo; i < hi; i++ {
 		row := h.cos.Row(i)
@@ -282,12 +413,6 @@ func (h *cosineWorkspace) forward(lo, hi int, z []float32) {
 		}
 		h.t[i] = best
 	}
-	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
-	for i := lo; i < hi; i++ {
-		if h.bad[i] < 0 {
-			h.forwardRow(i, z)
-		}
-	}
 }
 
 // forwardRow folds the row's non-target logits into an online log-sum-exp
@@ -298,8 +423,9 @@ func (h *cosineWorkspace) forward(lo, hi int, z []float32) {
 //
 //	(ε/C)·Σ_j (z_y − z_j)  to the loss,  ε − ε/C  to ∂L/∂z_y,  −ε/C  to the others,
 //
-// which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total.
-func (h *cosineWorkspace) forwardRow(i int, z []float32) {
+// which is lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j in total (rowCE, shared with
+// Loss and Focal).
+func (h *cosineWorkspace) forwardRow(i int, z, dz []float32) {
 	row := h.cos.Row(i)
 	y := int(h.labels[i])
 	zt := h.s * h.phi[i]
@@ -308,6 +434,9 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 	for j0 := 0; j0 < h.c; j0 += h.blk {
 		j1 := min(j0+h.blk, h.c)
 		zb := h.classLogits(z, nil, row, j0, j1)
+		if h.ada.mod != nil {
+			h.ada.modRow(zb, dz[:len(zb)], i)
+		}
 		if yb := y - j0; yb >= 0 && yb < len(zb) {
 			m, sum = asm.MaxSumExp(zb[:yb], m, sum)
 			m, sum = asm.MaxSumExp(zb[yb+1:], m, sum)
@@ -323,21 +452,16 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 			}
 		}
 	}
-	lr := logRatio(float64(sum), float64(m), float64(zt))
-	sp := softplus(lr)
-	loss := sp
-	gy := -sigmoid(lr)
-	if h.eps != 0 {
-		c := float64(h.c)
-		loss += h.eps / c * ((c-1)*float64(zt) - others)
-		gy += h.eps - h.eps/c
-	}
+	r := newRowCE(float64(m), float64(sum), float64(zt))
+	loss := r.loss(h.eps, float64(zt), others+float64(zt), h.c)
+	gy := r.target(h.eps) - h.eps/float64(h.c)
 	dphi := h.dphi[i]
 	if h.detach {
 		dphi = 1
 	}
 	h.rowLoss[i] = loss
-	h.shift[i], h.inv[i] = softmaxNorm(float64(m), float64(sum), float64(zt))
+	h.gz[i] = float32(gy * h.scale)
+	h.shift[i], h.inv[i] = r.shift, r.inv
 	h.gt[i] = float32(gy * h.scale * float64(h.s) * float64(dphi))
 }
 
@@ -345,13 +469,18 @@ func (h *cosineWorkspace) forwardRow(i int, z []float32) {
 // non-target classes, gt at the target, each at its class's arg-max column
 // (the other sub-center columns get 0). Each block of cos is read into the
 // scratch before its block of dcos is written, so dcos may be cos.
-func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int) {
+func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int, dz []float32) {
 	row, out := h.cos.Row(i), h.dcos.Row(i)
 	y := int(h.labels[i])
 	k := h.k
 	for j0 := 0; j0 < h.c; j0 += h.blk {
 		j1 := min(j0+h.blk, h.c)
 		zb := h.classLogits(z, arg, row, j0, j1)
+		var dzb []float32
+		if dz != nil {
+			dzb = dz[:len(zb)]
+			h.ada.modRow(zb, dzb, i)
+		}
 		yb := y - j0
 		hasY := yb >= 0 && yb < len(zb)
 		if hasY {
@@ -366,6 +495,9 @@ func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int) {
 			for j := range dst {
 				dst[j] -= h.off
 			}
+		}
+		if dzb != nil {
+			asm.Mul(dst, dst, dzb)
 		}
 		if hasY {
 			dst[yb] = h.gt[i]

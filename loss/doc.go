@@ -1,6 +1,7 @@
 // Package loss implements margin-based softmax losses (ArcFace, CosFace,
-// the combined margin, SphereFace and L-Softmax), focal losses and center
-// loss, forward and backward, for training embeddings on CPUs; with
+// the combined margin, SphereFace and L-Softmax, and the adaptive margins
+// AdaFace, MagFace, ElasticFace and CurricularFace as their authors' code
+// computes them), focal losses and center loss, forward and backward, for training embeddings on CPUs; with
 // sub-centers, label smoothing, a cosine-level entry (LossFromCosines),
 // Partial FC sampling (PartialFC) and a class-sharded, model-parallel head
 // (ShardedHead) for very many classes. MarginSoftmax.FusedStep applies an

@@ -319,9 +319,10 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 	m, s := asm.MaxSumExp(z[:y], float32(math.Inf(-1)), 0)
 	m, s = asm.MaxSumExp(z[y+1:], m, s)
 	zy := float64(z[y])
-	lr := logRatio(float64(s), float64(m), zy) // log r, finite or −Inf
-	logp := -softplus(lr)
-	py, q := sigmoid(-lr), sigmoid(lr)
+	r := newRowCE(float64(m), float64(s), zy)
+	lr := r.lr // log r, finite or −Inf
+	logp := r.logPy()
+	py, q := r.py(), r.q()
 	g := fw.gamma
 	mod := 1.0
 	if g != 0 {
@@ -335,7 +336,7 @@ func (fw *focalWork) softmaxRow(i int) float64 {
 		}
 		F *= fw.scale
 		dz := fw.grad.Row(i)
-		shift, inv := softmaxNorm(float64(m), float64(s), zy)
+		shift, inv := r.shift, r.inv
 		pf := float32(F * inv)
 		if !fw.accumulate {
 			asm.SoftmaxScaled(dz, z, shift, pf)

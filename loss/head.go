@@ -56,12 +56,15 @@ type shardState struct {
 	z, g   []float32 // N×ct tiles: logits, then gradients
 	colRad []float32 // ct: Σ_i G_ij·z_ij for LargeMargin's ∂L/∂‖W_j‖
 	acc    []float32 // Accumulate: a block of dW rows before they are added
+	mod    []float32 // one row's modulated logits (AdaFace, CurricularFace)
+	dmod   []float32 // their ∂z′/∂z
 }
 
 // headWorkspace holds one call's inputs and every scratch buffer; buffers
 // only grow, so steady-state calls do not allocate.
 type headWorkspace struct {
 	kind   headKind
+	desc   *kindDesc
 	g      asm.Margin
 	prec   Precision // of the three GEMMs (precision.go)
 	detach bool
@@ -114,6 +117,12 @@ type headWorkspace struct {
 	gTarget               []float32 // ∂L/∂z at the target column
 	wnorm, winv, colScale []float32
 	sh                    []shardState
+
+	// ada is the adaptive margin of the call (AdaFace, MagFace,
+	// ElasticFace, CurricularFace); magReg: MagFace's regulariser term of dx
+	// is added here (the whole head, or the shard with Offset 0).
+	ada    adaCall
+	magReg bool
 }
 
 // grow returns b resized to n, reallocating only when it is too small: the
@@ -134,7 +143,9 @@ type classSpan struct{ offset, total int }
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
 	h.prec = l.Precision
-	h.detach = l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined)
+	h.desc = l.kind.desc()
+	h.detach = l.DetachMargin && h.desc.detach
+	h.ada.on, h.ada.kind, h.magReg = false, l.kind, span.offset == 0
 	h.x, h.w, h.labels = x, w, labels
 	h.n, h.c, h.d = x.Rows, w.Rows, w.Cols
 	h.scale = float32(l.Reduction.scale(h.n))
@@ -189,6 +200,9 @@ func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, label
 		}
 		st.g = grow(st.g, n*h.ct)
 		st.colRad = grow(st.colRad, h.ct)
+		if h.desc.mod != nil {
+			st.mod, st.dmod = grow(st.mod, h.ct), grow(st.dmod, h.ct)
+		}
 	}
 }
 
@@ -215,7 +229,7 @@ func (h *headWorkspace) release() {
 // plus, with Accumulate, the largest magnitude already in dx or dw (which
 // must be finite).
 func (h *headWorkspace) bounds(phiMax, dphiMax float64, dx, dw *Matrix) error {
-	large, radial := h.kind == kindLarge, h.rowScaleIsNorm()
+	large, radial := h.desc.colNorm, h.rowScaleIsNorm()
 	scale := float64(h.scale)
 	var maxA, rowFactor float64
 	for i := 0; i < h.n; i++ {
@@ -319,6 +333,7 @@ func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 		mx, sum, zs := h.rowStats(i)
 		total += h.finishRow(i, mx, sum, float64(h.zt[i]), zs+float64(h.zt[i]))
 	}
+	total += h.regLoss()
 	loss, err := h.reduced(total)
 	if err != nil || dx == nil && dw == nil && h.step == nil {
 		return loss, err
@@ -373,14 +388,10 @@ func (h *headWorkspace) rowStats(i int) (mx, sum, zs float64) {
 // ε·(z_y − mean_j z_j) to the loss and ε to the target's ∂L/∂z; the
 // backward pass subtracts ε/C from every class.
 func (h *headWorkspace) finishRow(i int, mx, sum, zt, zs float64) float64 {
-	lr := logRatio(sum, mx, zt)
-	rowLoss := softplus(lr)
-	h.shift[i], h.rowInv[i] = softmaxNorm(mx, sum, zt)
-	h.gTarget[i] = float32((h.eps - sigmoid(lr)) * float64(h.scale))
-	if h.eps != 0 {
-		rowLoss += h.eps * (zt - zs/float64(h.classes))
-	}
-	return rowLoss
+	r := newRowCE(mx, sum, zt)
+	h.shift[i], h.rowInv[i] = r.shift, r.inv
+	h.gTarget[i] = float32(r.target(h.eps) * float64(h.scale))
+	return r.loss(h.eps, zt, zs, h.classes)
 }
 
 // reduced applies the reduction to the summed row losses, and fails when
@@ -435,14 +446,14 @@ func (h *headWorkspace) RunChunk(c int) {
 }
 
 // rowScale reports whether logits scale with ‖x‖ (A_i = ‖x_i‖).
-func (h *headWorkspace) rowScaleIsNorm() bool { return h.kind == kindSphere || h.kind == kindLarge }
+func (h *headWorkspace) rowScaleIsNorm() bool { return h.desc.rowNorm }
 
 func (h *headWorkspace) normW(lo, hi int) {
 	for j := lo; j < hi; j++ {
 		nr := asm.L2Norm(h.w.Row(j))
 		inv := invNorm(nr)
 		h.wnorm[j], h.winv[j] = nr, inv
-		if h.kind == kindLarge {
+		if h.desc.colNorm {
 			h.colScale[j] = nr * inv // B_j·(1/‖W_j‖): 1, or 0 for a zero row
 		} else {
 			h.colScale[j] = inv
@@ -456,7 +467,7 @@ func (h *headWorkspace) normW(lo, hi int) {
 // keeps its exact logits and their exact gradient Σ_j G_ij·W_j; with m = 1
 // its target logit W_y·x_i is linear too, while for m ≥ 2 the target's
 // cosine is taken as 0 with no gradient (the zero-row convention).
-func (h *headWorkspace) linearZeroRow(i int) bool { return h.kind == kindLarge && h.xinv[i] == 0 }
+func (h *headWorkspace) linearZeroRow(i int) bool { return h.desc.colNorm && h.xinv[i] == 0 }
 
 func (h *headWorkspace) normX(lo, hi int) {
 	d := h.d
@@ -498,7 +509,10 @@ func (h *headWorkspace) normX(lo, hi int) {
 			h.t[i], h.targ[i] = tk[best], int32(best)
 		}
 	}
-	linearTarget := h.kind == kindLarge && h.intM == 1
+	if h.desc.eval != nil {
+		return // the margin needs every row (adaptiveMargins)
+	}
+	linearTarget := h.desc.colNorm && h.intM == 1
 	for i := lo; i < hi; i++ {
 		if h.linearZeroRow(i) && !linearTarget {
 			h.t[i] = 0 // t holds ‖x‖·cos θ here; m ≥ 2 takes cos θ = 0
@@ -507,7 +521,7 @@ func (h *headWorkspace) normX(lo, hi int) {
 	asm.MarginForward(h.phi[lo:hi], h.dphi[lo:hi], h.t[lo:hi], &h.g)
 	for i := lo; i < hi; i++ {
 		b := float32(1)
-		if y := h.lab[i]; h.kind == kindLarge && y >= 0 {
+		if y := h.lab[i]; h.desc.colNorm && y >= 0 {
 			b = h.wnorm[y]
 		}
 		a := h.rowA[i]
@@ -586,6 +600,12 @@ func (h *headWorkspace) forwardShard(k int) {
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)
+			if h.ada.mod != nil {
+				mv := st.mod[:len(vals)]
+				copy(mv, vals)
+				h.ada.modRow(mv, st.dmod[:len(vals)], i)
+				vals = mv
+			}
 			if y >= 0 {
 				// The target is handled exactly in finishRow; leave it out.
 				if len(vals) == 1 {
@@ -650,7 +670,7 @@ func (h *headWorkspace) backwardShard(k int) {
 	st := &h.sh[k]
 	n, d := h.n, h.d
 	radial := h.rowScaleIsNorm()
-	large := h.kind == kindLarge
+	large := h.desc.colNorm
 	epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
 	clear(st.radial)
 	first := true
@@ -682,12 +702,25 @@ func (h *headWorkspace) backwardShard(k int) {
 				// folded into the softmax's scale, φ′ at the target, and
 				// Gc/‖W_j‖ for the dX̂ product.
 				a := h.rowA[i]
-				asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
+				var dm []float32
+				if h.ada.mod != nil {
+					// AdaFace, CurricularFace: the softmax of the
+					// modulated logits, times their ∂z′/∂z.
+					dm = st.dmod[:cw]
+					copy(gr, zr)
+					h.ada.modRow(gr, dm, i)
+					asm.SoftmaxScaled(gr, gr, h.shift[i], h.softmaxScale(i, a))
+				} else {
+					asm.SoftmaxScaled(gr, zr, h.shift[i], h.softmaxScale(i, a))
+				}
 				if epsC != 0 {
 					sub := epsC * a
 					for j := range gr {
 						gr[j] -= sub
 					}
+				}
+				if dm != nil {
+					asm.Mul(gr, gr, dm)
 				}
 				if hasY {
 					gr[y] = (h.gTarget[i] - epsC) * a * h.dphi[i]
@@ -764,7 +797,15 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 	k := h.k
 	cls, y := h.classLogits(st, zr, i, j0)
 	gcls := st.gcls[:len(cls)]
-	asm.SoftmaxScaled(gcls, cls, h.shift[i], h.softmaxScale(i, 1))
+	var dm []float32
+	if h.ada.mod != nil {
+		dm = st.dmod[:len(cls)]
+		copy(gcls, cls)
+		h.ada.modRow(gcls, dm, i)
+		asm.SoftmaxScaled(gcls, gcls, h.shift[i], h.softmaxScale(i, 1))
+	} else {
+		asm.SoftmaxScaled(gcls, cls, h.shift[i], h.softmaxScale(i, 1))
+	}
 	if y >= 0 {
 		gcls[y] = h.gTarget[i]
 	}
@@ -775,6 +816,8 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 		gc := (gv - epsC) * a
 		if c == y {
 			gc *= h.dphi[i]
+		} else if dm != nil {
+			gc *= dm[c]
 		}
 		r := c*k + int(st.arg[c])
 		gr[r] = gc
@@ -816,7 +859,7 @@ func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
 // Σ_i G_ij·z_ij (L-Softmax's radial term).
 func (h *headWorkspace) normBackwardW(row []float32, colRad float32, j int) {
 	winv := h.winv[j]
-	if h.kind == kindLarge {
+	if h.desc.colNorm {
 		if winv == 0 {
 			return // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
 		}
@@ -844,6 +887,10 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		var rad float32
 		if radial {
 			rad = r * h.xinv[i]
+		}
+		if h.desc.normGrad {
+			epsC := float32(h.eps / float64(h.classes) * float64(h.scale))
+			rad = h.ada.radial(i, h.gTarget[i]-epsC, h.lab[i] >= 0, h.magReg, h.scale)
 		}
 		if h.linearZeroRow(i) { // not normalised: dX̂_i is ∂L/∂x_i
 			out := h.dx.Row(i)

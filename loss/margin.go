@@ -2,7 +2,6 @@ package loss
 
 import (
 	"fmt"
-	"math"
 	"sync"
 
 	"github.com/marginloss/marginloss/asm"
@@ -10,8 +9,10 @@ import (
 
 // MarginSoftmax is a softmax cross-entropy over margin-adjusted logits:
 // ArcFace, CosFace, the combined margin, SphereFace (A-Softmax) and
-// L-Softmax. Build it with one of the constructors; the exported fields are
-// options that may be changed between calls.
+// L-Softmax, and the adaptive margins AdaFace, MagFace, ElasticArcFace,
+// ElasticCosFace and CurricularFace (see their constructors; their
+// per-call state is AdaptiveState). Build it with one of the constructors;
+// the exported fields are options that may be changed between calls.
 //
 // For x (N×D embeddings), W (C×D class weights) and labels y, with
 // t = cos θ_y the target cosine, the logits are
@@ -84,6 +85,28 @@ type MarginSoftmax struct {
 	// lse(z) − (1−ε)·z_y − (ε/C)·Σ_j z_j and ∂L/∂z_j = p_j − (1−ε)·[j = y] − ε/C
 	// (times 1/N under Mean). 0 is plain cross-entropy.
 	LabelSmoothing float32
+	// ElasticPlus (ElasticArcFace, ElasticCosFace): ElasticFace+ as the
+	// authors' code assigns the draws: with the draws sorted ascending,
+	// m_(0) ≤ … ≤ m_(N−1), and π(i) the row holding the i-th largest target
+	// cosine (ties to the lower row), row i gets m_(π(i)) —
+	// margin_sorted[argsort_desc(cos)], indexed by row, not its inverse. It
+	// reads every row's target cosine, hence ShardedHead.Prepare.
+	ElasticPlus bool
+	// Seed (ElasticArcFace, ElasticCosFace) selects the margin draws: the
+	// k-th drawing call (k = State().Calls) uses PartialFC's SplitMix64
+	// stream of (Seed, k); row i takes the uniforms 2i and 2i+1 of it,
+	// u1 = (v>>11 + 1)·2⁻⁵³, u2 = (v>>11)·2⁻⁵³, and
+	// m_i = float32(m + std·sqrt(−2 ln u1)·cos(2π u2)) (Box–Muller, float64).
+	// Row i's draw thus depends on (Seed, k, i) only: every shard of a
+	// ShardedHead and every GOMAXPROCS draws the same margins.
+	Seed uint64
+	// Margins (ElasticArcFace, ElasticCosFace), when non-nil, holds the N
+	// per-row draws of the next calls in place of the seeded ones (before
+	// ElasticPlus's assignment): for tests, and for replaying draws made
+	// elsewhere. len(Margins) must equal N (ErrShape), entries finite
+	// (ErrNonFinite). A call that uses it draws nothing and leaves
+	// State().Calls as it is. The slice is read during the call only.
+	Margins []float32
 	// FusedStep, when non-nil, steps W inside Loss's backward pass: each
 	// tile of W's rows is stepped as soon as its gradient is complete, so
 	// dw may be nil and the C×D gradient of W is never stored. With dw
@@ -108,6 +131,10 @@ type MarginSoftmax struct {
 	m3     float32
 	intM   int     // SphereFace, LargeMargin
 	lambda float32 // SphereFace, LargeMargin
+	ad     adaptiveParams
+
+	state       AdaptiveState // AdaFace, CurricularFace, ElasticFace
+	lastMargins []float32     // AppendMargins
 
 	mu  sync.Mutex
 	ws  headWorkspace
@@ -123,10 +150,13 @@ const (
 	kindCombined
 	kindSphere
 	kindLarge
+	kindAda
+	kindMag
+	kindElasticArc
+	kindElasticCos
+	kindCurricular
+	kindCount // the number of kinds (kinds' length)
 )
-
-var kindNames = [...]string{kindNone: "MarginSoftmax", kindArc: "ArcFace", kindCos: "CosFace",
-	kindCombined: "CombinedMargin", kindSphere: "SphereFace", kindLarge: "LargeMargin"}
 
 // ArcFace returns the additive angular margin loss with scale s and margin
 // m: target logit s·cos(θ+m), with insightface's fallback t − m·sin m when
@@ -206,16 +236,10 @@ func (l *MarginSoftmax) String() string {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	name := kindNames[l.kind]
-	switch l.kind {
-	case kindArc, kindCos:
-		return fmt.Sprintf("%s(s=%g, m=%g)", name, l.s, l.m2)
-	case kindCombined:
-		return fmt.Sprintf("%s(s=%g, m1=%g, m2=%g, m3=%g)", name, l.s, l.m1, l.m2, l.m3)
-	case kindSphere, kindLarge:
-		return fmt.Sprintf("%s(m=%d, λ=%g)", name, l.intM, l.lambda)
+	if d := l.kind.desc(); d.describe != nil {
+		return d.describe(l)
 	}
-	return name
+	return kinds[kindNone].name
 }
 
 // Validate reports whether the configuration is usable (the parameters of
@@ -237,21 +261,12 @@ func (l *MarginSoftmax) Validate() error {
 // validated configuration (φ′ with the documented pole clamp, or 1 under
 // DetachMargin).
 func (l *MarginSoftmax) phiBounds() (phiMax, dphiMax float64) {
-	// 1/sin θ̃ at the clamp |t| = 1 − ClampEps
-	invSin := 1 / math.Sqrt(asm.ClampEps*(2-asm.ClampEps))
-	m := float64(l.m2)
-	switch l.kind {
-	case kindArc:
-		phiMax, dphiMax = 1+m*math.Sin(m), 1+math.Sin(m)*invSin
-	case kindCos:
-		phiMax, dphiMax = 1+m, 1
-	case kindCombined:
-		phiMax, dphiMax = 1+math.Abs(float64(l.m3)), math.Max(1, float64(l.m1)*invSin)
-	default: // ψ ∈ [1−2m, 1], |ψ′| = m·|U_{m−1}| ≤ m²
-		mi := float64(l.intM)
-		phiMax, dphiMax = 2*mi-1, math.Max(1, mi*mi)
+	d := l.kind.desc()
+	if d.bounds == nil {
+		return 1, 1
 	}
-	if l.DetachMargin && (l.kind == kindArc || l.kind == kindCos || l.kind == kindCombined) {
+	phiMax, dphiMax = d.bounds(l)
+	if l.DetachMargin && d.detach {
 		dphiMax = 1
 	}
 	return phiMax, dphiMax
@@ -263,10 +278,9 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 	if err != nil {
 		return g, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined:
+	if d := l.kind.desc(); d.scaled {
 		if phiMax, _ := l.phiBounds(); float64(l.s)*phiMax > MaxLogit {
-			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, kindNames[l.kind], l.s, phiMax, MaxLogit)
+			return asm.Margin{}, fmt.Errorf("%w: %s s·max|φ| = %g·%g exceeds MaxLogit = %g", ErrParam, d.name, l.s, phiMax, MaxLogit)
 		}
 	}
 	return g, nil
@@ -275,12 +289,13 @@ func (l *MarginSoftmax) margin() (asm.Margin, error) {
 // checkOptions validates SubCenters, LabelSmoothing and Precision (a head not built by
 // a constructor is left to marginFunc's own error).
 func (l *MarginSoftmax) checkOptions() error {
-	name := kindNames[l.kind]
+	d := l.kind.desc()
+	name := d.name
 	if l.SubCenters < 0 {
 		return fmt.Errorf("%w: %s SubCenters = %d, want K ≥ 0 (0 or 1: no sub-centers)", ErrParam, name, l.SubCenters)
 	}
-	if l.SubCenters > 1 && (l.kind == kindSphere || l.kind == kindLarge) {
-		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace and CombinedMargin do)", ErrParam, name, l.SubCenters)
+	if l.SubCenters > 1 && !d.subCenters {
+		return fmt.Errorf("%w: %s does not support SubCenters = %d (only ArcFace, CosFace, CombinedMargin and the adaptive margins do)", ErrParam, name, l.SubCenters)
 	}
 	if !(l.LabelSmoothing >= 0 && l.LabelSmoothing < 1) {
 		return fmt.Errorf("%w: %s LabelSmoothing ε = %g, want 0 ≤ ε < 1", ErrParam, name, l.LabelSmoothing)
@@ -294,6 +309,8 @@ func (l *MarginSoftmax) checkOptions() error {
 type headConfig struct {
 	kind                   headKind
 	s, m1, m2, m3, lambda  float32
+	ad                     adaptiveParams
+	plus                   bool
 	intM                   int
 	reduction              Reduction
 	easy, detach, accum    bool
@@ -303,7 +320,7 @@ type headConfig struct {
 }
 
 func (l *MarginSoftmax) config() headConfig {
-	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM,
+	return headConfig{kind: l.kind, s: l.s, m1: l.m1, m2: l.m2, m3: l.m3, lambda: l.lambda, intM: l.intM, ad: l.ad, plus: l.ElasticPlus,
 		reduction: l.Reduction, easy: l.EasyMargin, detach: l.DetachMargin, accum: l.Accumulate,
 		tileBudget: l.TileBudget, subCenters: l.SubCenters, smoothing: l.LabelSmoothing, precision: l.Precision}
 }
@@ -312,7 +329,7 @@ func (l *MarginSoftmax) config() headConfig {
 // c and d, or returns "" when they are the same.
 func (c headConfig) changed(d headConfig) string {
 	switch {
-	case c.kind != d.kind || c.s != d.s || c.m1 != d.m1 || c.m2 != d.m2 || c.m3 != d.m3 || c.intM != d.intM:
+	case c.kind != d.kind || c.s != d.s || c.m1 != d.m1 || c.m2 != d.m2 || c.m3 != d.m3 || c.intM != d.intM || c.ad != d.ad:
 		return "the margin parameters"
 	case c.lambda != d.lambda:
 		return "λ"
@@ -330,6 +347,8 @@ func (c headConfig) changed(d headConfig) string {
 		return "SubCenters"
 	case c.smoothing != d.smoothing:
 		return "LabelSmoothing"
+	case c.plus != d.plus:
+		return "ElasticPlus"
 	case c.precision != d.precision:
 		return "Precision"
 	}
@@ -340,50 +359,20 @@ func (c headConfig) changed(d headConfig) string {
 func (l *MarginSoftmax) subCenters() int { return max(l.SubCenters, 1) }
 
 func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
-	name := kindNames[l.kind]
-	fin := func(v float32) bool { return isFinite(v) }
+	d := l.kind.desc()
 	if err := l.Reduction.check(); err != nil {
 		return asm.Margin{}, err
 	}
 	if err := l.checkOptions(); err != nil {
 		return asm.Margin{}, err
 	}
-	switch l.kind {
-	case kindArc, kindCos, kindCombined:
-		if !(l.s > 0) || !fin(l.s) {
-			return asm.Margin{}, fmt.Errorf("%w: %s scale s = %g, want finite s > 0", ErrParam, name, l.s)
-		}
+	if d.params == nil {
+		return asm.Margin{}, fmt.Errorf("%w: MarginSoftmax not built by a constructor (use ArcFace, CosFace, …)", ErrParam)
 	}
-	switch l.kind {
-	case kindArc:
-		if !(l.m2 >= 0 && float64(l.m2) < math.Pi/2) {
-			return asm.Margin{}, fmt.Errorf("%w: ArcFace margin m = %g, want 0 ≤ m < π/2", ErrParam, l.m2)
-		}
-		kind := asm.MarginArc
-		if l.EasyMargin {
-			kind = asm.MarginArcEasy
-		}
-		return asm.NewMargin(kind, 1, float64(l.m2), 0, 0, 0), nil
-	case kindCos:
-		if !(l.m2 >= 0) || !fin(l.m2) {
-			return asm.Margin{}, fmt.Errorf("%w: CosFace margin m = %g, want finite m ≥ 0", ErrParam, l.m2)
-		}
-		return asm.NewMargin(asm.MarginCos, 1, float64(l.m2), 0, 0, 0), nil
-	case kindCombined:
-		if !(l.m1 > 0 && l.m1 <= 8) || !fin(l.m2) || !fin(l.m3) {
-			return asm.Margin{}, fmt.Errorf("%w: CombinedMargin (m1, m2, m3) = (%g, %g, %g), want 0 < m1 ≤ 8 and finite m2, m3", ErrParam, l.m1, l.m2, l.m3)
-		}
-		return asm.NewMargin(asm.MarginCombined, float64(l.m1), float64(l.m2), float64(l.m3), 0, 0), nil
-	case kindSphere, kindLarge:
-		if l.intM < 1 || l.intM > 8 {
-			return asm.Margin{}, fmt.Errorf("%w: %s margin m = %d, want an integer in 1..8", ErrParam, name, l.intM)
-		}
-		if !(l.lambda >= 0) || !fin(l.lambda) {
-			return asm.Margin{}, fmt.Errorf("%w: %s λ = %g, want finite λ ≥ 0", ErrParam, name, l.lambda)
-		}
-		return asm.NewMargin(asm.MarginPsi, 0, 0, 0, l.intM, float64(l.lambda)), nil
+	if d.scaled && (!(l.s > 0) || !isFinite(l.s)) {
+		return asm.Margin{}, fmt.Errorf("%w: %s scale s = %g, want finite s > 0", ErrParam, d.name, l.s)
 	}
-	return asm.Margin{}, fmt.Errorf("%w: MarginSoftmax not built by a constructor (use ArcFace, CosFace, …)", ErrParam)
+	return d.params(l)
 }
 
 // Loss returns the reduced loss for embeddings x (N×D), class weights w
@@ -436,6 +425,9 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 	if k := l.subCenters(); c%k != 0 {
 		return 0, fmt.Errorf("%w: w has %d rows, not a multiple of SubCenters = %d", ErrShape, c, k)
 	}
+	if err := l.checkCall(n); err != nil {
+		return 0, err
+	}
 	if err := checkLabels(labels, n, c/l.subCenters()); err != nil {
 		return 0, err
 	}
@@ -471,14 +463,23 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 	if err := h.norms(); err != nil {
 		return 0, err
 	}
+	if l.kind.adaptive() {
+		if err := h.adaptiveMargins(l, l.state, nil); err != nil {
+			return 0, err
+		}
+	}
 	phiMax, dphiMax := l.phiBounds()
 	dwb := dw
 	if dwb == nil && step != nil {
 		dwb = &Matrix{} // the fused step's gradient must be finite too
 	}
-	if err := h.bounds(phiMax, dphiMax, dx, dwb); err != nil {
+	if err := h.bounds(h.adaptivePhiMax(phiMax), dphiMax, dx, dwb); err != nil {
 		return 0, err
 	}
 	h.step = step
-	return h.run(dx, dw)
+	loss, err := h.run(dx, dw)
+	if err == nil {
+		h.ada.commit(l, &l.state, n)
+	}
+	return loss, err
 }

@@ -87,6 +87,118 @@ type ShardedHead struct {
 	wS    []float32    // the rows of S
 	dwS   []float32    // their gradient
 	dwSM  Matrix       // dwS as the head's dw
+
+	// the adaptive state (AdaFace, CurricularFace, ElasticFace), taken
+	// from Head.State() at the first Forward (or SetState)
+	state    AdaptiveState
+	stateSet bool
+	prep     headWorkspace // Prepare's own scratch (Forward's is kept for Backward)
+}
+
+// State returns the ShardedHead's own copy of the adaptive state: Head's
+// until the first Forward (or SetState), then updated by every successful
+// Forward. A ShardedHead keeps its own copy so that Head stays read-only
+// and in-process shards can share one Head.
+func (h *ShardedHead) State() AdaptiveState {
+	if h == nil || h.Head == nil {
+		return AdaptiveState{}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.stateSet {
+		return h.Head.State()
+	}
+	return h.state
+}
+
+// SetState replaces the ShardedHead's copy of the adaptive state (ErrParam
+// as MarginSoftmax.SetState).
+func (h *ShardedHead) SetState(st AdaptiveState) error {
+	if h == nil {
+		return errNilShard
+	}
+	if err := checkState(st); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.state, h.stateSet = st, true
+	return nil
+}
+
+// Prepare fills this shard's st.Targets (or sets it to nil when the head
+// does not need it, NeedsTargets): per row the target cosine where the
+// label is on this shard, 0 elsewhere. All-reduce st.Targets with SUM
+// before Forward. x, w and labels are those of the Forward that follows.
+// On error st is left as it was.
+func (h *ShardedHead) Prepare(x, w Matrix, labels []int32, st *ShardStats) error {
+	if st == nil {
+		return fmt.Errorf("%w: nil *ShardStats", ErrShape)
+	}
+	if h == nil || h.Head == nil {
+		return errNilShard
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.Head
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	g, err := l.margin()
+	if err != nil {
+		return err
+	}
+	if _, err := h.check(x, w, labels); err != nil {
+		return err
+	}
+	if !l.needsTargets() {
+		st.Targets = nil
+		return nil
+	}
+	n := x.Rows
+	outs := [...]span{statSpan("st.Targets", st.Targets, n)}
+	ins := [...]span{spanOf("x", x.Data), spanOf("w", w.Data), spanOf("labels", labels)}
+	if err := checkOverlap(outs[:], ins[:]); err != nil {
+		return err
+	}
+	if n == 0 {
+		st.Targets = grow(st.Targets, 0)
+		return nil
+	}
+	ws := &h.prep
+	ws.setup(l, g, x, w, labels, false, classSpan{h.Offset, h.Classes})
+	defer ws.release()
+	if err := ws.norms(); err != nil {
+		return err
+	}
+	st.Targets = grow(st.Targets, n)
+	for i := 0; i < n; i++ {
+		st.Targets[i] = 0
+		if ws.lab[i] >= 0 {
+			st.Targets[i] = ws.t[i]
+		}
+	}
+	return nil
+}
+
+// checkTargets checks the reduced Targets of a NeedsTargets head against
+// this shard's own rows (their values must be bit for bit this shard's).
+func (h *ShardedHead) checkTargets(st *ShardStats, ws *headWorkspace) error {
+	n := ws.n
+	if len(st.Targets) != n {
+		return fmt.Errorf("%w: %s needs every row's target cosine: call Prepare and all-reduce ShardStats.Targets (SUM) before Forward (Targets has %d values for %d rows)", ErrParam, h.Head.kind.desc().name, len(st.Targets), n)
+	}
+	for i, v := range st.Targets {
+		if !isFinite(v) {
+			return fmt.Errorf("%w: ShardStats.Targets[%d] = %v", ErrNonFinite, i, v)
+		}
+		if !(v >= -1 && v <= 1) {
+			return fmt.Errorf("%w: ShardStats.Targets[%d] = %g, outside [−1, 1]", ErrParam, i, v)
+		}
+		if ws.lab[i] >= 0 && v != ws.t[i] {
+			return fmt.Errorf("%w: ShardStats.Targets[%d] = %g, but this shard holds the label and computed %g (Targets of another batch, or not Prepare's)", ErrParam, i, v, ws.t[i])
+		}
+	}
+	return nil
 }
 
 // sampling reports whether Forward samples this shard's classes.
@@ -132,6 +244,13 @@ type ShardStats struct {
 	// logit (N values, 0 on every shard but the label's), then Σ z over all
 	// classes (N values; with LabelSmoothing only, else 0).
 	Sums []float32
+	// Targets holds, per row, the raw target cosine t_i (the class cosine,
+	// max over K) on the shard that holds class y_i and 0 elsewhere:
+	// all-reduce it with SUM after Prepare and before Forward. Only for
+	// heads with NeedsTargets; nil otherwise. (Adding zeros is exact, so
+	// every shard then holds the owner's float32 value bit for bit, and
+	// masks, sorts and T agree across shards.)
+	Targets []float32
 
 	local []float32 // this shard's Max, kept for Rescale
 }
@@ -348,13 +467,33 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		labIn, span = h.labS, classSpan{0, h.Classes}
 	}
 	if n > 0 {
+		if err := l.checkCall(n); err != nil {
+			return err
+		}
 		ws.setup(l, g, x, wIn, labIn, true, span)
+		ws.magReg = h.Offset == 0
 		defer ws.release()
 		if err := ws.norms(); err != nil {
 			return err
 		}
+		if l.kind.adaptive() {
+			var targets []float32
+			if l.needsTargets() {
+				if err := h.checkTargets(st, ws); err != nil {
+					return err
+				}
+				targets = st.Targets
+			}
+			cur := h.state
+			if !h.stateSet {
+				cur = l.state
+			}
+			if err := ws.adaptiveMargins(l, cur, targets); err != nil {
+				return err
+			}
+		}
 		phiMax, _ := l.phiBounds()
-		if err := ws.bounds(phiMax, 0, nil, nil); err != nil {
+		if err := ws.bounds(ws.adaptivePhiMax(phiMax), 0, nil, nil); err != nil {
 			return err
 		}
 		ws.forward()
@@ -379,6 +518,9 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		}
 		st.Sums[i], st.Sums[n+i], st.Sums[2*n+i] = float32(sum), float32(zt), float32(zs)
 		h.ownMax[i], h.ownSum[i], h.ownZt[i] = st.Max[i], st.Sums[i], st.Sums[n+i]
+	}
+	if n > 0 && ws.ada.on {
+		h.state, h.stateSet = ws.ada.state, true
 	}
 	h.fwd, h.ready = keyOf(x, w, labels, h.Offset, h.Classes), true
 	h.cfg, h.rate = l.config(), h.SampleRate
@@ -520,13 +662,14 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 	}
 	// The bound of what is added to dw is taken over the caller's dw (the
 	// sampled rows' gradient is scattered into it), not the zeroed scratch.
-	if err := ws.bounds(phiMax, dphiMax, dx, dw); err != nil {
+	if err := ws.bounds(ws.adaptivePhiMax(phiMax), dphiMax, dx, dw); err != nil {
 		return 0, err
 	}
 	var total float64
 	for i := 0; i < n; i++ {
 		total += ws.finishRow(i, float64(st.Max[i]), float64(st.Sums[i]), float64(st.Sums[n+i]), float64(st.Sums[2*n+i]))
 	}
+	total += ws.regLoss()
 	loss, err := ws.reduced(total)
 	if err != nil || dx == nil && dw == nil {
 		return loss, err

@@ -13,7 +13,8 @@ import (
 )
 
 // lossNames are the values -loss accepts.
-var lossNames = []string{"arcface", "cosface", "sphereface", "lsoftmax", "combined", "softmax", "focal"}
+var lossNames = []string{"arcface", "cosface", "sphereface", "lsoftmax", "combined", "softmax", "focal",
+	"adaface", "magface", "elasticarc", "elasticcos", "curricular"}
 
 // headConfig holds the loss hyper-parameters from the flags. Negative
 // values mean "the default for the chosen loss".
@@ -125,6 +126,32 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 			h.margin = loss.LargeMargin(m, h.lambda)
 			h.Desc = "L-Softmax " + desc
 		}
+	case "adaface", "magface", "elasticarc", "elasticcos", "curricular":
+		// The papers' settings (../shared/ADAPTIVE.md): s = 64 and their
+		// margins; -s and -m override s and m.
+		sp := pick(cfg.S, 64, 10)
+		switch name {
+		case "adaface":
+			m := pick(cfg.M, 0.4, 0.2)
+			h.margin = loss.AdaFace(sp, m, 0.333, 0.01)
+			h.Desc = fmt.Sprintf("AdaFace s=%g m=%g h=0.333 t_alpha=0.01", sp, m)
+		case "magface":
+			h.margin = loss.MagFace(sp, 10, 110, 0.45, 0.8, 35)
+			h.Desc = fmt.Sprintf("MagFace s=%g l_a=10 u_a=110 l_m=0.45 u_m=0.8 λ_g=35", sp)
+		case "elasticarc":
+			m := pick(cfg.M, 0.5, 0.3)
+			h.margin = loss.ElasticArcFace(sp, m, 0.05)
+			h.Desc = fmt.Sprintf("ElasticArcFace s=%g m=%g std=0.05", sp, m)
+		case "elasticcos":
+			m := pick(cfg.M, 0.35, 0.2)
+			h.margin = loss.ElasticCosFace(sp, m, 0.05)
+			h.Desc = fmt.Sprintf("ElasticCosFace s=%g m=%g std=0.05", sp, m)
+		case "curricular":
+			m := pick(cfg.M, 0.5, 0.3)
+			h.margin = loss.CurricularFace(sp, m, 0.01)
+			h.Desc = fmt.Sprintf("CurricularFace s=%g m=%g α=0.01", sp, m)
+		}
+		h.margin.Seed = rng.Uint64()
 	case "softmax":
 		// ψ(θ) = cos θ with no normalisation: logits are exactly W_j·x.
 		h.margin = loss.LargeMargin(1, 0)
@@ -135,7 +162,7 @@ func newHead(name string, cfg headConfig, C, D, itersPerEpoch int, rng *rand.Ran
 	default:
 		return nil, fmt.Errorf("unknown loss %q (want one of %s)", name, strings.Join(lossNames, ", "))
 	}
-	if h.margin != nil {
+	if h.margin != nil && name != "magface" { // MagFace's constructor sets EasyMargin, as its authors train
 		h.margin.EasyMargin = cfg.Easy
 	}
 	switch name {

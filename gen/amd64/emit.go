@@ -311,6 +311,7 @@ type mask struct {
 
 // VCMPPS predicates (ordered, quiet: false when either operand is NaN).
 const (
+	cmpLTOQ = 0x11
 	cmpLEOQ = 0x12
 	cmpGTOQ = 0x1e
 )
@@ -616,4 +617,24 @@ func (it *iter) store(v reg.VecVirtual, p reg.Register, tag string) {
 	Label(L("tail"))
 	e.store(v, it.at(p), &mask{rem: it.rem})
 	Label(L("stored"))
+}
+
+// load reads the iteration's vector of the slice based at p; in the tail
+// only its first rem lanes (the others 0). tag names its labels.
+func (it *iter) load(p reg.Register, tag string) reg.VecVirtual {
+	e := it.e
+	v := e.vec()
+	if e.z {
+		e.loadInto(v, it.at(p), it.m)
+		return v
+	}
+	L := func(s string) string { return e.label(it.tag + "_" + tag + s) }
+	CMPQ(it.rem, Imm(uint64(e.lanes)))
+	JL(LabelRef(L("tail")))
+	e.loadInto(v, it.at(p), nil)
+	JMP(LabelRef(L("loaded")))
+	Label(L("tail"))
+	e.loadInto(v, it.at(p), &mask{rem: it.rem})
+	Label(L("loaded"))
+	return v
 }

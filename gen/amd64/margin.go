@@ -19,6 +19,7 @@ func margin() {
 	tab := newConstTable("marginConst", marginConsts()...)
 	for _, s := range isas {
 		marginBody(newEmitter("marginForward", s, tab))
+		marginRowsBody(newEmitter("marginRows", s, tab))
 	}
 }
 
@@ -289,6 +290,53 @@ func (e *emitter) marginLoop(kind string, f kindFunc) {
 		TESTQ(dp, dp)
 		JZ(LabelRef(it.next))
 		it.store(deriv(), dp, "dphi")
+	})
+	ret()
+}
+
+// ---------------------------------------------------------------------------
+// MarginForwardRows: the arc kind with its constants per row.
+
+// marginRowsBody is the arc kind of marginBody with cosM, sinM, th and sub
+// read per row from slices (asm.MarginRows) instead of broadcast from p,
+// and the clamp constants from scalar arguments.
+func marginRowsBody(e *emitter) {
+	e.implement("is the %s body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of",
+		"each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).")
+	tp := Load(Param("t").Base(), GP64())
+	n := Load(Param("t").Len(), GP64())
+	pp := Load(Param("phi").Base(), GP64())
+	dp := Load(Param("dphi").Base(), GP64())
+	cp := Load(Param("cosM").Base(), GP64())
+	sp := Load(Param("sinM").Base(), GP64())
+	hp := Load(Param("th").Base(), GP64())
+	bp := Load(Param("sub").Base(), GP64())
+	e.loop("rows", n, tp, func(t reg.VecVirtual, it *iter) {
+		lo := e.constReg("negone")
+		VMAXPS(t, lo, lo)
+		tc := e.constReg("one")
+		VMINPS(lo, tc, tc)
+
+		sinM := it.load(sp, "sinM")
+		st := e.sinTheta(tc)
+		q := e.mul(st, sinM)
+		arc := it.load(cp, "cosM")
+		VFMSUB213PS(q, tc, arc) // t·cosM − sinθ·sinM
+		fb := e.sub(tc, it.load(bp, "sub"))
+		hit := e.cmp(cmpGTOQ, tc, it.load(hp, "th"))
+		phi := e.blend(hit, fb, arc)
+		it.store(phi, pp, "phi")
+		TESTQ(dp, dp)
+		JZ(LabelRef(it.next))
+		cl := e.cmp(cmpGTOQ, e.and(tc, e.c("abs")), e.broadcast(Param("clampTh")))
+		sg := e.and(tc, e.c("sign"))
+		VORPS(e.broadcast(Param("clampT")), sg, sg) // ±(1 − ClampEps)
+		td := e.blend(cl, tc, sg)
+		e.blendInto(cl, st, e.broadcast(Param("clampSin")))
+		d := e.mul(td, sinM)
+		VDIVPS(st, d, d)
+		VADDPS(it.load(cp, "cosM2"), d, d)
+		it.store(e.blend(hit, e.constReg("one"), d), dp, "dphi")
 	})
 	ret()
 }

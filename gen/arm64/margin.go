@@ -26,6 +26,7 @@ func margin(f *File) {
 	t := f.Consts("marginConst")
 	marginConsts(t)
 	marginBody(f, t)
+	marginRowsBody(f, t)
 }
 
 // marginConsts adds the body's constants: splats for the vector operands,
@@ -422,4 +423,62 @@ func (g *marginGen) chebyshev(tt, older, newer VReg, steps int) (VReg, int) {
 	}
 	g.e.FreeV(older)
 	return newer, sn
+}
+
+// marginRowsBody is MarginForwardRows: the arc kind with cosM, sinM, th and
+// sub read per row from slices (asm.MarginRows), as the amd64 bodies do,
+// and the clamp constants from scalar arguments.
+func marginRowsBody(f *File, t *ConstTable) {
+	e := f.Implement("marginRowsNEON",
+		"marginRowsNEON is the NEON body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of\n"+
+			"each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).")
+	g := &marginGen{e: e, t: t}
+	g.c = e.loadConsts(t, "one", "negone", "sign")
+	g.p = map[string]VReg{}
+	for _, name := range []string{"clampTh", "clampT", "clampSin"} {
+		g.p[name] = e.loadArgSplat(name)
+	}
+	tp, n := e.LoadArg("t_base"), e.LoadArg("t_len")
+	pp, dp := e.LoadArg("phi_base"), e.LoadArg("dphi_base")
+	rows := map[string]Reg{}
+	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+		rows[name] = e.LoadArg(name + "_base")
+	}
+	step := e.GP()
+	L := func(s string) string { return "rows_" + s }
+
+	e.Label(L("loop"))
+	e.Op("CBZ %v, %s", n, L("done"))
+	inner := e.vUsed
+	tv := e.V()
+	e.Op("CMP $%d, %v", lanes, n)
+	e.Op("BLT %s", L("load1"))
+	e.Ld1(tp, true, S4, tv)
+	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+		g.p[name] = e.V()
+		e.Ld1(rows[name], true, S4, g.p[name])
+	}
+	e.Op("MOVD $%d, %v", lanes, step)
+	e.Op("B %s", L("clamp"))
+	e.Label(L("load1"))
+	e.LdrSPost(tv, tp)
+	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+		e.LdrSPost(g.p[name], rows[name])
+	}
+	e.Op("MOVD $1, %v", step)
+	e.Label(L("clamp"))
+	e.I(fmax(tv, tv, g.c.V("negone"), S4), fmin(tv, tv, g.c.V("one"), S4))
+
+	phi, deriv := g.arc(tv)
+	g.store(L("phi"), n, pp, phi)
+	e.FreeV(phi)
+	e.Op("CBZ %v, %s", dp, L("next"))
+	g.store(L("dphi"), n, dp, deriv())
+	e.Label(L("next"))
+	e.vUsed = inner
+	e.Op("SUB %v, %v, %v", step, n, n)
+	e.Op("B %s", L("loop"))
+
+	e.Label(L("done"))
+	e.RET()
 }
