@@ -128,17 +128,17 @@ func TestGemmBF16(t *testing.T) {
 	}
 	shapes = append(shapes, [3]int{256, 96, 512}, [3]int{64, 512, 100}, [3]int{100, 512, 256}, [3]int{30, 50, 1100})
 	o := newGemmOperands(t, 300*1200, 600*1200, 300*600)
-	for _, v := range bf16Variants(t) {
-		for si, s := range shapes {
-			for _, op := range []gemmOp{gemmOpNT, gemmOpNN, gemmOpTN} {
-				ab := gemmAlphaBeta[(si+int(op))%len(gemmAlphaBeta)]
-				tc := gemmCase{op: op, m: s[0], n: s[1], k: s[2], alpha: ab[0], beta: ab[1]}
-				ar, ac, br, bc := tc.dims()
-				_, _ = ar, br
-				tc.lda, tc.ldb, tc.ldc = ac+si%3, bc+(si/3)%2, tc.n+si%4
-				head := si%2 == 1
-				o.fill(r, tc, head)
-				o.want, o.bound = bf16Reference(tc, o.a, o.b, o.c0)
+	vs := bf16Variants(t)
+	for si, s := range shapes {
+		for _, op := range []gemmOp{gemmOpNT, gemmOpNN, gemmOpTN} {
+			ab := gemmAlphaBeta[(si+int(op))%len(gemmAlphaBeta)]
+			tc := gemmCase{op: op, m: s[0], n: s[1], k: s[2], alpha: ab[0], beta: ab[1]}
+			_, ac, _, bc := tc.dims()
+			tc.lda, tc.ldb, tc.ldc = ac+si%3, bc+(si/3)%2, tc.n+si%4
+			head := si%2 == 1
+			o.fill(r, tc, head)
+			o.want, o.bound = bf16Reference(tc, o.a, o.b, o.c0)
+			for _, v := range vs {
 				o.run(t, v.name, func(m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 					v.g.gemm(tc.op, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 				}, tc, head)

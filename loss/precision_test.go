@@ -250,9 +250,10 @@ func bf16Specs() []marginSpec {
 
 // TestBFloat16Reference: random and trained-like inputs, over several
 // class tiles and shards, against the float64 reference (refMargin), for
-// the Head, a ShardedHead split three ways and a PartialFC sampling every
-// class, at every level and on both tile paths; and BFloat16 really
-// changes the result (it differs bitwise from Float32).
+// the Head (and, on the smaller shape, a ShardedHead split three ways and a
+// PartialFC sampling every class), at every level and on both tile paths;
+// and BFloat16 really changes the result (it differs bitwise from
+// Float32).
 func TestBFloat16Reference(t *testing.T) {
 	forEachLevelAndPath(t, forEachBF16Driver(testBFloat16Reference))
 }
@@ -312,6 +313,9 @@ func testBFloat16Reference(t *testing.T) {
 			t.Fatalf("%s: BFloat16 gives Float32's bits", at)
 		}
 
+		if n != 9 {
+			continue // the composed entries on the smaller shape only (emulated CI runs are slow)
+		}
 		sl, sdx, sdw := runShards(t, bf16(sp.api()), xm, wm, labels, []int{0, c / 3, c/3 + 1, c}, false)
 		checkBF16(t, &st, at+" sharded", sl, sdx, sdw, ref.loss, ref.dx, ref.dw, 0)
 
@@ -371,10 +375,12 @@ func TestBFloat16NoAllocsDeterministic(t *testing.T) {
 
 func testBFloat16NoAllocsDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(16, 3))
-	n, c, d := 70, 2100, 33
+	n, c, d := 70, 1100, 33 // 70 rows: two row chunks; 1100 classes: three tiles, three shards
 	x, w := matOf(n, d, to32(randNorm(r, n*d))), matOf(c, d, to32(randNorm(r, c*d)))
 	labels := drawLabels(r, n, c)
-	for name, mk := range allHeads() {
+	heads := allHeads()
+	for _, name := range []string{"arcface", "combined", "sphere", "large"} { // every row/column-scale path
+		mk := heads[name]
 		h := bf16(mk())
 		dx, dw := filled(n, d, 0), filled(c, d, 0)
 		_, err := h.Loss(x, w, labels, &dx, &dw)
