@@ -421,6 +421,46 @@ func (s centerState) LoadState(r Reader, prefix string) error {
 	return nil
 }
 
+// Adaptive returns the adaptive-margin state of a head (AdaFace's norm
+// statistics, CurricularFace's T, ElasticFace's drawing-call count; see
+// loss.AdaptiveState) as a State: prefix+"adaptive" (F32 [3]: BatchMean,
+// BatchStd, T) and prefix+"adaptive.calls" (U64 scalar). Loading goes
+// through SetState, so a state it refuses leaves the head untouched. For a
+// ShardedHead, which keeps its own copy, use AdaptiveShard.
+func Adaptive(l *loss.MarginSoftmax) State { return adaptiveState{get: l.State, set: l.SetState} }
+
+// AdaptiveShard is Adaptive for a ShardedHead's own copy of the state.
+func AdaptiveShard(h *loss.ShardedHead) State {
+	return adaptiveState{get: h.State, set: h.SetState}
+}
+
+type adaptiveState struct {
+	get func() loss.AdaptiveState
+	set func(loss.AdaptiveState) error
+}
+
+// SaveState writes the state.
+func (s adaptiveState) SaveState(w Writer, prefix string) error {
+	st := s.get()
+	if err := w.PutFloat32(prefix+"adaptive", []float32{st.BatchMean, st.BatchStd, st.T}, 3); err != nil {
+		return err
+	}
+	return w.PutUint64(prefix+"adaptive.calls", []uint64{st.Calls})
+}
+
+// LoadState reads the state and sets it (untouched on error).
+func (s adaptiveState) LoadState(r Reader, prefix string) error {
+	var v [3]float32
+	var c [1]uint64
+	if err := r.Float32(prefix+"adaptive", v[:], 3); err != nil {
+		return err
+	}
+	if err := r.Uint64(prefix+"adaptive.calls", c[:]); err != nil {
+		return err
+	}
+	return s.set(loss.AdaptiveState{BatchMean: v[0], BatchStd: v[1], T: v[2], Calls: c[0]})
+}
+
 // header entry, its keys in sorted order so that the bytes are canonical.
 type entry struct {
 	DataOffsets [2]int `json:"data_offsets"`

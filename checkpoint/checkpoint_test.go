@@ -321,3 +321,77 @@ func TestCenterState(t *testing.T) {
 		t.Fatalf("a 2×3 load: %v, %v", err, e.Centers.Data)
 	}
 }
+
+// TestAdaptiveState: an adaptive head's state survives a save and a load,
+// so that the next call of the restored head equals the next call of the
+// original bit for bit (AdaFace's statistics, CurricularFace's T,
+// ElasticFace's draws); a state SetState refuses leaves the head alone.
+func TestAdaptiveState(t *testing.T) {
+	x := loss.Matrix{Rows: 3, Cols: 2, Data: []float32{1, 0.5, -2, 1, 0.3, 3}}
+	w := loss.Matrix{Rows: 4, Cols: 2, Data: []float32{1, 0, 0, 1, -1, 0.5, 0.2, -1}}
+	labels := []int32{0, 2, 3}
+	for name, mk := range map[string]func() *loss.MarginSoftmax{
+		"adaface":    func() *loss.MarginSoftmax { return loss.AdaFace(64, 0.4, 0.333, 0.01) },
+		"curricular": func() *loss.MarginSoftmax { return loss.CurricularFace(64, 0.5, 0.1) },
+		"elasticarc": func() *loss.MarginSoftmax { h := loss.ElasticArcFace(64, 0.5, 0.05); h.Seed = 3; return h },
+	} {
+		p := mk()
+		for range 4 {
+			if _, err := p.Loss(x, w, labels, nil, nil); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		var f File
+		if err := f.Save("head.", Adaptive(p)); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		f.WriteTo(&buf)
+		g, err := Read(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := mk()
+		if err := g.Load("head.", Adaptive(q)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if p.State() != q.State() {
+			t.Fatalf("%s: restored %+v, saved %+v", name, q.State(), p.State())
+		}
+		dp, dq := loss.Matrix{Rows: 3, Cols: 2, Data: make([]float32, 6)}, loss.Matrix{Rows: 3, Cols: 2, Data: make([]float32, 6)}
+		lp, errP := p.Loss(x, w, labels, &dp, nil)
+		lq, errQ := q.Loss(x, w, labels, &dq, nil)
+		if errP != nil || errQ != nil || math.Float32bits(lp) != math.Float32bits(lq) || !slices.Equal(dp.Data, dq.Data) {
+			t.Fatalf("%s: next call differs after the restore: %v %v vs %v %v (%v, %v)", name, lp, dp.Data, lq, dq.Data, errP, errQ)
+		}
+	}
+	// A state SetState refuses (BatchStd < 0) is an error, the head untouched.
+	var f File
+	if err := f.PutFloat32("bad.adaptive", []float32{20, -1, 0}, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.PutUint64("bad.adaptive.calls", []uint64{0}); err != nil {
+		t.Fatal(err)
+	}
+	h := loss.AdaFace(64, 0.4, 0.333, 0.01)
+	before := h.State()
+	if err := f.Load("bad.", Adaptive(h)); !errors.Is(err, loss.ErrParam) {
+		t.Fatalf("refused state: %v", err)
+	}
+	if h.State() != before {
+		t.Fatalf("state changed on error: %+v", h.State())
+	}
+	// A ShardedHead's own copy.
+	sh := &loss.ShardedHead{Head: loss.CurricularFace(64, 0.5, 0.1), Classes: 4}
+	if err := sh.SetState(loss.AdaptiveState{T: 0.25}); err != nil {
+		t.Fatal(err)
+	}
+	var fs File
+	if err := fs.Save("shard.", AdaptiveShard(sh)); err != nil {
+		t.Fatal(err)
+	}
+	sh2 := &loss.ShardedHead{Head: loss.CurricularFace(64, 0.5, 0.1), Classes: 4}
+	if err := fs.Load("shard.", AdaptiveShard(sh2)); err != nil || sh2.State().T != 0.25 {
+		t.Fatalf("sharded state: %+v, %v", sh2.State(), err)
+	}
+}
