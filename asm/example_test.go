@@ -325,14 +325,14 @@ func ExampleHardNegatives() {
 	// Output: [1 -1 0.375] [1.5 1 1]
 }
 
-// MarginForwardRows applies a margin per row: ElasticFace's draws, MagFace's
-// norm-dependent margins.
-func ExampleMarginForwardRows() {
+// A per-row margin gives every sample its own parameters: ElasticFace's
+// draws, MagFace's norm-dependent margins, AdaFace's clipped form.
+func ExampleMargin_SetRows() {
 	t := []float32{0.8, 0.8, -0.95}
-	var rows asm.MarginRows
-	rows.Set(asm.MarginArc, []float32{0.3, 0.6, 0.5}) // ArcFace with m = 0.3, 0.6, 0.5
+	var g asm.Margin
+	g.SetRows(asm.MarginArc, 1, []float32{0.3, 0.6, 0.5}, nil) // ArcFace with m = 0.3, 0.6, 0.5
 	phi, dphi := make([]float32, 3), make([]float32, 3)
-	asm.MarginForwardRows(phi, dphi, t, &rows)
+	asm.MarginForward(phi, dphi, t, &g)
 	fmt.Printf("%.4f %.4f\n", phi, dphi)
 	// Output: [0.5870 0.3215 -1.1897] [1.3494 1.5782 1.0000]
 }

@@ -21,6 +21,9 @@ func init() {
 	// func(g *Margin, t float32) (phi, dphi float64): the bound every
 	// vector level of MarginForward meets at t.
 	simd.Register("Margin.ErrorBound", (*Margin).errorBound)
+	// func(g *Margin, i int, t float32) (phi, dphi float64): the bound every
+	// vector level of MarginForward meets at t in row i of a per-row g.
+	simd.Register("Margin.RowErrorBound", (*Margin).rowErrorBound)
 	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the FMA
 	// peak probe.
 	simd.Register("FMAPeakLoop", fmaPeakLoop)

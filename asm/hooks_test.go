@@ -44,7 +44,7 @@ func TestRegistry(t *testing.T) {
 	hn, err := simd.TableOf[func(z, dz []float32, thr, t, inv float32)]("HardNegatives")
 	same("HardNegatives", hardNegativesImpl, hn, err)
 
-	mr, err := simd.TableOf[func(phi, dphi, t []float32, r *MarginRows)]("MarginForwardRows")
+	mr, err := simd.TableOf[func(phi, dphi, t []float32, g *Margin)]("MarginForwardRows")
 	same("MarginForwardRows", marginRowsImpl, mr, err)
 	sg, err := simd.TableOf[func(p, g, buf []float32, c SGDCoef)]("SGDStep")
 	same("SGDStep", sgdStepImpl, sg, err)

@@ -26,6 +26,12 @@ const (
 	// k = ⌊mθ/π⌋ and integer m (SphereFace, L-Softmax). cos(mθ) is the
 	// Chebyshev polynomial T_m(t), so neither φ nor φ′ needs acos.
 	MarginPsi
+	// MarginArcClip: φ = cos(clip(acos c + m2, ε, π−ε)) − m3 with
+	// c = clamp(t, −1+ε, 1−ε) and ε = m1 (AdaFace's margin, whose m2 and m3
+	// are per row: −m·ŝ and m + m·ŝ). φ′ = sin θ′/sin θ, and 0 where either
+	// clamp acts (torch's clamp passes the gradient at its bounds, so the
+	// bounds are inside).
+	MarginArcClip
 )
 
 // String returns the constant's name without the Margin prefix ("Arc"),
@@ -42,6 +48,8 @@ func (k MarginKind) String() string {
 		return "Combined"
 	case MarginPsi:
 		return "Psi"
+	case MarginArcClip:
+		return "ArcClip"
 	}
 	return fmt.Sprintf("MarginKind(%d)", int(k))
 }
@@ -52,13 +60,15 @@ func (k MarginKind) String() string {
 // Margin lacks the derived constants: it is only a placeholder.
 type Margin struct {
 	kind       MarginKind
-	m1, m2, m3 float64 // Arc*, Cos: m2 = m. Combined: m1, m2, m3.
+	m1, m2, m3 float64 // Arc*, Cos: m2 = m. Combined: m1, m2, m3. ArcClip: ε = m1, m2, m3.
 	intM       int     // Psi: the integer m, 1..8
 	lambda     float64 // Psi: λ ≥ 0
 	// derived
 	cosM, sinM, th, mm float64
 	kcos               [9]float64   // Psi: cos(kπ/m) for k = 0..m
+	clip               arcClip      // ArcClip: its regions
 	vec                marginParams // what the assembly bodies read
+	rows               marginRows   // the per-row form (SetRows)
 }
 
 // NewMargin returns φ of the given kind with its derived constants.
@@ -67,6 +77,7 @@ type Margin struct {
 //	MarginArc, MarginArcEasy, MarginCos: m = m2
 //	MarginCombined:                      m1, m2, m3
 //	MarginPsi:                           m = intM (1..8), λ = lambda ≥ 0
+//	MarginArcClip:                       ε = m1, m2, m3
 //
 // The others are kept (Params) but unused. Parameters outside what the
 // assembly bodies handle (Psi with m outside 1..8 or λ < 0, |m1| > 2¹⁶, a
@@ -81,6 +92,9 @@ func NewMargin(kind MarginKind, m1, m2, m3 float64, intM int, lambda float64) Ma
 		for k := 0; k <= intM; k++ {
 			g.kcos[k] = math.Cos(float64(k) * math.Pi / float64(intM))
 		}
+	}
+	if kind == MarginArcClip {
+		g.clip = newArcClip(m1, m2, m3)
 	}
 	g.vec = newMarginParams(&g)
 	return g
@@ -97,6 +111,9 @@ func (g Margin) Params() (m1, m2, m3 float64, intM int, lambda float64) {
 // String describes φ by its kind and the parameters that kind reads, for
 // example "Arc(m=0.5)" or "Psi(m=4, λ=5)".
 func (g Margin) String() string {
+	if g.rows.on {
+		return fmt.Sprintf("%v(%d rows)", g.kind, g.rows.n)
+	}
 	switch g.kind {
 	case MarginArc, MarginArcEasy, MarginCos:
 		return fmt.Sprintf("%v(m=%g)", g.kind, g.m2)
@@ -104,6 +121,8 @@ func (g Margin) String() string {
 		return fmt.Sprintf("Combined(m1=%g, m2=%g, m3=%g)", g.m1, g.m2, g.m3)
 	case MarginPsi:
 		return fmt.Sprintf("Psi(m=%d, λ=%g)", g.intM, g.lambda)
+	case MarginArcClip:
+		return fmt.Sprintf("ArcClip(ε=%g, m2=%g, m3=%g)", g.m1, g.m2, g.m3)
 	}
 	return fmt.Sprintf("%v(m1=%g, m2=%g, m3=%g, intM=%d, λ=%g)", g.kind, g.m1, g.m2, g.m3, g.intM, g.lambda)
 }
@@ -126,7 +145,9 @@ var marginImpl = simd.NewTable("MarginForward", marginForwardGeneric)
 //		}
 //	}
 //
-// where φ is g's function (see MarginKind) and φ′ = dφ/dt; the acos-based
+// where φ is g's function (see MarginKind), or row i's when g is a per-row
+// margin (SetRows: one parameter set per element of t, so per sample), and
+// φ′ = dφ/dt; the acos-based
 // kinds evaluate φ′ at t clamped to ±(1 − ClampEps), so that its 1/sin θ
 // stays finite at |t| = 1. The Go body computes in float64 and rounds once; the assembly levels compute in
 // float32, within a first-order rounding-error bound of it: a few 2⁻²³ of
@@ -135,7 +156,10 @@ var marginImpl = simd.NewTable("MarginForward", marginForwardGeneric)
 // NaN t gives a NaN φ at every level; φ′ is then 1 for MarginArc,
 // MarginArcEasy, MarginCos and MarginPsi with m = 1 (whose φ′ is the
 // constant 1 for λ ≥ 0), and NaN for MarginCombined and MarginPsi with
-// m ≥ 2. It panics when g is nil or when phi, or a
+// m ≥ 2, and 0 for MarginArcClip. Every level evaluates a per-row margin
+// by the same rules and bounds, from each row's float32 constants read as
+// vectors (see SetRows for the forms with a vector body). It panics when g
+// is nil, when a per-row g does not hold len(t) rows, or when phi, or a
 // non-nil dphi, is shorter than t; phi[len(t):] and dphi[len(t):] are not
 // touched.
 func MarginForward(phi, dphi, t []float32, g *Margin) {
@@ -145,6 +169,13 @@ func MarginForward(phi, dphi, t []float32, g *Margin) {
 	checkAtLeast("MarginForward", "phi", len(phi), "t", len(t))
 	if dphi != nil {
 		checkAtLeast("MarginForward", "dphi", len(dphi), "t", len(t))
+	}
+	if g.rows.on {
+		if g.rows.n != len(t) {
+			panicf("MarginForward: g holds %d rows, t has %d", g.rows.n, len(t))
+		}
+		marginRowsImpl.Get()(phi, dphi, t, g)
+		return
 	}
 	marginImpl.Get()(phi, dphi, t, g)
 }
@@ -212,6 +243,8 @@ func (g *Margin) eval(t float64) (phi, dphi float64) {
 		psi := sign*tm - 2*float64(k)
 		dpsi := sign * float64(m) * um1
 		return (g.lambda*t + psi) / (1 + g.lambda), (g.lambda + dpsi) / (1 + g.lambda)
+	case MarginArcClip:
+		return g.clip.eval(t)
 	}
 	return t, 1
 }

@@ -15,10 +15,10 @@ func marginForwardAVX2(phi, dphi, t []float32, p marginParams)
 func marginForwardAVX512(phi, dphi, t []float32, p marginParams)
 
 //go:noescape
-func marginRowsAVX2(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+func marginRowsAVX2(phi, dphi, t, cosM, sinM, off, lo, slope, icept, hi, cHi []float32, clampTh, clampT, clampSin float32)
 
 //go:noescape
-func marginRowsAVX512(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+func marginRowsAVX512(phi, dphi, t, cosM, sinM, off, lo, slope, icept, hi, cHi []float32, clampTh, clampT, clampSin float32)
 
 func init() {
 	marginImpl.Add(simd.AVX2, marginVector(marginForwardAVX2))

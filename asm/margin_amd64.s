@@ -839,39 +839,33 @@ marginForwardAVX2_psi_done:
 	VZEROUPPER
 	RET
 
-// func marginRowsAVX2(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, th []float32, sub []float32, clampTh float32, clampT float32, clampSin float32)
+// func marginRowsAVX2(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, off []float32, lo []float32, slope []float32, icept []float32, hi []float32, cHi []float32, clampTh float32, clampT float32, clampSin float32)
 // Requires: AVX, FMA3
-TEXT ·marginRowsAVX2(SB), NOSPLIT, $32-180
+TEXT ·marginRowsAVX2(SB), NOSPLIT, $32-276
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
-	MOVQ phi_base+0(FP), DX
-	MOVQ dphi_base+24(FP), BX
-	MOVQ cosM_base+72(FP), SI
-	MOVQ sinM_base+96(FP), DI
-	MOVQ th_base+120(FP), R8
-	MOVQ sub_base+144(FP), R9
-	XORQ R10, R10
+	XORQ DX, DX
 
 marginRowsAVX2_rows_loop:
-	MOVQ    CX, R11
-	SUBQ    R10, R11
+	MOVQ    CX, BX
+	SUBQ    DX, BX
 	JLE     marginRowsAVX2_rows_done
-	CMPQ    R11, $0x08
+	CMPQ    BX, $0x08
 	JL      marginRowsAVX2_rows_tailload
-	VMOVUPS (AX)(R10*4), Y0
+	VMOVUPS (AX)(DX*4), Y0
 	JMP     marginRowsAVX2_rows_compute
 
 marginRowsAVX2_rows_tailload:
 	VXORPS  Y0, Y0, Y0
 	VMOVUPS Y0, (SP)
-	LEAQ    (AX)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (AX)(DX*4), SI
+	XORQ    DI, DI
 
 marginRowsAVX2_copy1:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
 	JL      marginRowsAVX2_copy1
 	VMOVUPS (SP), Y0
 
@@ -880,168 +874,284 @@ marginRowsAVX2_rows_compute:
 	VMAXPS  Y0, Y1, Y1
 	VMOVUPS marginConst<>+0(SB), Y0
 	VMINPS  Y1, Y0, Y0
-	CMPQ    R11, $0x08
-	JL      marginRowsAVX2_rows_sinMtail
-	VMOVUPS (DI)(R10*4), Y1
-	JMP     marginRowsAVX2_rows_sinMloaded
+	MOVQ    sinM_base+96(FP), SI
+	CMPQ    BX, $0x08
+	JL      marginRowsAVX2_rows_sinM1tail
+	VMOVUPS (SI)(DX*4), Y1
+	JMP     marginRowsAVX2_rows_sinM1loaded
 
-marginRowsAVX2_rows_sinMtail:
+marginRowsAVX2_rows_sinM1tail:
 	VXORPS  Y1, Y1, Y1
 	VMOVUPS Y1, (SP)
-	LEAQ    (DI)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
 marginRowsAVX2_copy2:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
 	JL      marginRowsAVX2_copy2
 	VMOVUPS (SP), Y1
 
-marginRowsAVX2_rows_sinMloaded:
+marginRowsAVX2_rows_sinM1loaded:
 	VMOVUPS      marginConst<>+0(SB), Y2
 	VFNMADD231PS Y0, Y0, Y2
 	VSQRTPS      Y2, Y2
 	VMULPS       Y1, Y2, Y3
-	CMPQ         R11, $0x08
-	JL           marginRowsAVX2_rows_cosMtail
-	VMOVUPS      (SI)(R10*4), Y4
-	JMP          marginRowsAVX2_rows_cosMloaded
+	MOVQ         cosM_base+72(FP), SI
+	CMPQ         BX, $0x08
+	JL           marginRowsAVX2_rows_cosM1tail
+	VMOVUPS      (SI)(DX*4), Y4
+	JMP          marginRowsAVX2_rows_cosM1loaded
 
-marginRowsAVX2_rows_cosMtail:
+marginRowsAVX2_rows_cosM1tail:
 	VXORPS  Y4, Y4, Y4
 	VMOVUPS Y4, (SP)
-	LEAQ    (SI)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
 marginRowsAVX2_copy3:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
 	JL      marginRowsAVX2_copy3
 	VMOVUPS (SP), Y4
 
-marginRowsAVX2_rows_cosMloaded:
+marginRowsAVX2_rows_cosM1loaded:
 	VFMSUB213PS Y3, Y0, Y4
-	CMPQ        R11, $0x08
-	JL          marginRowsAVX2_rows_subtail
-	VMOVUPS     (R9)(R10*4), Y3
-	JMP         marginRowsAVX2_rows_subloaded
+	MOVQ        off_base+120(FP), SI
+	CMPQ        BX, $0x08
+	JL          marginRowsAVX2_rows_off1tail
+	VMOVUPS     (SI)(DX*4), Y3
+	JMP         marginRowsAVX2_rows_off1loaded
 
-marginRowsAVX2_rows_subtail:
+marginRowsAVX2_rows_off1tail:
 	VXORPS  Y3, Y3, Y3
 	VMOVUPS Y3, (SP)
-	LEAQ    (R9)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
 marginRowsAVX2_copy4:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
 	JL      marginRowsAVX2_copy4
 	VMOVUPS (SP), Y3
 
-marginRowsAVX2_rows_subloaded:
-	VSUBPS  Y3, Y0, Y3
-	CMPQ    R11, $0x08
-	JL      marginRowsAVX2_rows_thtail
-	VMOVUPS (R8)(R10*4), Y5
-	JMP     marginRowsAVX2_rows_thloaded
+marginRowsAVX2_rows_off1loaded:
+	VSUBPS  Y3, Y4, Y4
+	MOVQ    icept_base+192(FP), SI
+	CMPQ    BX, $0x08
+	JL      marginRowsAVX2_rows_icept1tail
+	VMOVUPS (SI)(DX*4), Y3
+	JMP     marginRowsAVX2_rows_icept1loaded
 
-marginRowsAVX2_rows_thtail:
-	VXORPS  Y5, Y5, Y5
-	VMOVUPS Y5, (SP)
-	LEAQ    (R8)(R10*4), R12
-	XORQ    R13, R13
+marginRowsAVX2_rows_icept1tail:
+	VXORPS  Y3, Y3, Y3
+	VMOVUPS Y3, (SP)
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
 marginRowsAVX2_copy5:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
 	JL      marginRowsAVX2_copy5
+	VMOVUPS (SP), Y3
+
+marginRowsAVX2_rows_icept1loaded:
+	MOVQ    slope_base+168(FP), SI
+	CMPQ    BX, $0x08
+	JL      marginRowsAVX2_rows_slope1tail
+	VMOVUPS (SI)(DX*4), Y5
+	JMP     marginRowsAVX2_rows_slope1loaded
+
+marginRowsAVX2_rows_slope1tail:
+	VXORPS  Y5, Y5, Y5
+	VMOVUPS Y5, (SP)
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
+
+marginRowsAVX2_copy6:
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      marginRowsAVX2_copy6
 	VMOVUPS (SP), Y5
 
-marginRowsAVX2_rows_thloaded:
+marginRowsAVX2_rows_slope1loaded:
+	VFMADD231PS Y0, Y5, Y3
+	MOVQ        lo_base+144(FP), SI
+	CMPQ        BX, $0x08
+	JL          marginRowsAVX2_rows_lo1tail
+	VMOVUPS     (SI)(DX*4), Y5
+	JMP         marginRowsAVX2_rows_lo1loaded
+
+marginRowsAVX2_rows_lo1tail:
+	VXORPS  Y5, Y5, Y5
+	VMOVUPS Y5, (SP)
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
+
+marginRowsAVX2_copy7:
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      marginRowsAVX2_copy7
+	VMOVUPS (SP), Y5
+
+marginRowsAVX2_rows_lo1loaded:
 	VCMPPS    $0x1e, Y5, Y0, Y5
 	VBLENDVPS Y5, Y4, Y3, Y3
-	CMPQ      R11, $0x08
+	MOVQ      hi_base+216(FP), SI
+	CMPQ      BX, $0x08
+	JL        marginRowsAVX2_rows_hi1tail
+	VMOVUPS   (SI)(DX*4), Y4
+	JMP       marginRowsAVX2_rows_hi1loaded
+
+marginRowsAVX2_rows_hi1tail:
+	VXORPS  Y4, Y4, Y4
+	VMOVUPS Y4, (SP)
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
+
+marginRowsAVX2_copy8:
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      marginRowsAVX2_copy8
+	VMOVUPS (SP), Y4
+
+marginRowsAVX2_rows_hi1loaded:
+	VCMPPS  $0x1e, Y4, Y0, Y4
+	MOVQ    cHi_base+240(FP), SI
+	CMPQ    BX, $0x08
+	JL      marginRowsAVX2_rows_cHi1tail
+	VMOVUPS (SI)(DX*4), Y6
+	JMP     marginRowsAVX2_rows_cHi1loaded
+
+marginRowsAVX2_rows_cHi1tail:
+	VXORPS  Y6, Y6, Y6
+	VMOVUPS Y6, (SP)
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
+
+marginRowsAVX2_copy9:
+	MOVL    (SI)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      marginRowsAVX2_copy9
+	VMOVUPS (SP), Y6
+
+marginRowsAVX2_rows_cHi1loaded:
+	VBLENDVPS Y4, Y6, Y3, Y3
+	MOVQ      phi_base+0(FP), SI
+	CMPQ      BX, $0x08
 	JL        marginRowsAVX2_rows_phitail
-	VMOVUPS   Y3, (DX)(R10*4)
+	VMOVUPS   Y3, (SI)(DX*4)
 	JMP       marginRowsAVX2_rows_phistored
 
 marginRowsAVX2_rows_phitail:
 	VMOVUPS Y3, (SP)
-	LEAQ    (DX)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
-marginRowsAVX2_copy6:
-	MOVL (SP)(R13*4), R14
-	MOVL R14, (R12)(R13*4)
-	INCQ R13
-	CMPQ R13, R11
-	JL   marginRowsAVX2_copy6
+marginRowsAVX2_copy10:
+	MOVL (SP)(DI*4), R8
+	MOVL R8, (SI)(DI*4)
+	INCQ DI
+	CMPQ DI, BX
+	JL   marginRowsAVX2_copy10
 
 marginRowsAVX2_rows_phistored:
-	TESTQ        BX, BX
+	MOVQ         dphi_base+24(FP), SI
+	TESTQ        SI, SI
 	JZ           marginRowsAVX2_rows_next
 	VANDPS       marginConst<>+320(SB), Y0, Y3
-	VBROADCASTSS clampTh+168(FP), Y4
-	VCMPPS       $0x1e, Y4, Y3, Y3
-	VANDPS       marginConst<>+256(SB), Y0, Y4
-	VBROADCASTSS clampT+172(FP), Y6
-	VORPS        Y6, Y4, Y4
-	VBLENDVPS    Y3, Y4, Y0, Y0
-	VBROADCASTSS clampSin+176(FP), Y4
-	VBLENDVPS    Y3, Y4, Y2, Y2
+	VBROADCASTSS clampTh+264(FP), Y6
+	VCMPPS       $0x1e, Y6, Y3, Y3
+	VANDPS       marginConst<>+256(SB), Y0, Y6
+	VBROADCASTSS clampT+268(FP), Y7
+	VORPS        Y7, Y6, Y6
+	VBLENDVPS    Y3, Y6, Y0, Y0
+	VBROADCASTSS clampSin+272(FP), Y6
+	VBLENDVPS    Y3, Y6, Y2, Y2
 	VMULPS       Y1, Y0, Y0
 	VDIVPS       Y2, Y0, Y0
-	CMPQ         R11, $0x08
+	MOVQ         cosM_base+72(FP), DI
+	CMPQ         BX, $0x08
 	JL           marginRowsAVX2_rows_cosM2tail
-	VMOVUPS      (SI)(R10*4), Y1
+	VMOVUPS      (DI)(DX*4), Y1
 	JMP          marginRowsAVX2_rows_cosM2loaded
 
 marginRowsAVX2_rows_cosM2tail:
 	VXORPS  Y1, Y1, Y1
 	VMOVUPS Y1, (SP)
-	LEAQ    (SI)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (DI)(DX*4), DI
+	XORQ    R8, R8
 
-marginRowsAVX2_copy7:
-	MOVL    (R12)(R13*4), R14
-	MOVL    R14, (SP)(R13*4)
-	INCQ    R13
-	CMPQ    R13, R11
-	JL      marginRowsAVX2_copy7
+marginRowsAVX2_copy11:
+	MOVL    (DI)(R8*4), R9
+	MOVL    R9, (SP)(R8*4)
+	INCQ    R8
+	CMPQ    R8, BX
+	JL      marginRowsAVX2_copy11
 	VMOVUPS (SP), Y1
 
 marginRowsAVX2_rows_cosM2loaded:
-	VADDPS    Y1, Y0, Y0
-	VMOVUPS   marginConst<>+0(SB), Y1
+	VADDPS  Y1, Y0, Y0
+	MOVQ    slope_base+168(FP), DI
+	CMPQ    BX, $0x08
+	JL      marginRowsAVX2_rows_slope2tail
+	VMOVUPS (DI)(DX*4), Y1
+	JMP     marginRowsAVX2_rows_slope2loaded
+
+marginRowsAVX2_rows_slope2tail:
+	VXORPS  Y1, Y1, Y1
+	VMOVUPS Y1, (SP)
+	LEAQ    (DI)(DX*4), DI
+	XORQ    R8, R8
+
+marginRowsAVX2_copy12:
+	MOVL    (DI)(R8*4), R9
+	MOVL    R9, (SP)(R8*4)
+	INCQ    R8
+	CMPQ    R8, BX
+	JL      marginRowsAVX2_copy12
+	VMOVUPS (SP), Y1
+
+marginRowsAVX2_rows_slope2loaded:
 	VBLENDVPS Y5, Y0, Y1, Y0
-	CMPQ      R11, $0x08
+	VXORPS    Y1, Y1, Y1
+	VBLENDVPS Y4, Y1, Y0, Y0
+	CMPQ      BX, $0x08
 	JL        marginRowsAVX2_rows_dphitail
-	VMOVUPS   Y0, (BX)(R10*4)
+	VMOVUPS   Y0, (SI)(DX*4)
 	JMP       marginRowsAVX2_rows_dphistored
 
 marginRowsAVX2_rows_dphitail:
 	VMOVUPS Y0, (SP)
-	LEAQ    (BX)(R10*4), R12
-	XORQ    R13, R13
+	LEAQ    (SI)(DX*4), SI
+	XORQ    DI, DI
 
-marginRowsAVX2_copy8:
-	MOVL (SP)(R13*4), R14
-	MOVL R14, (R12)(R13*4)
-	INCQ R13
-	CMPQ R13, R11
-	JL   marginRowsAVX2_copy8
+marginRowsAVX2_copy13:
+	MOVL (SP)(DI*4), R8
+	MOVL R8, (SI)(DI*4)
+	INCQ DI
+	CMPQ DI, BX
+	JL   marginRowsAVX2_copy13
 
 marginRowsAVX2_rows_dphistored:
 marginRowsAVX2_rows_next:
-	ADDQ $0x08, R10
+	ADDQ $0x08, DX
 	JMP  marginRowsAVX2_rows_loop
 
 marginRowsAVX2_rows_done:
@@ -1374,73 +1484,88 @@ marginForwardAVX512_psi_done:
 	VZEROUPPER
 	RET
 
-// func marginRowsAVX512(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, th []float32, sub []float32, clampTh float32, clampT float32, clampSin float32)
+// func marginRowsAVX512(phi []float32, dphi []float32, t []float32, cosM []float32, sinM []float32, off []float32, lo []float32, slope []float32, icept []float32, hi []float32, cHi []float32, clampTh float32, clampT float32, clampSin float32)
 // Requires: AVX, AVX512DQ, AVX512F
-TEXT ·marginRowsAVX512(SB), NOSPLIT, $0-180
+TEXT ·marginRowsAVX512(SB), NOSPLIT, $0-276
 	MOVQ t_base+48(FP), AX
 	MOVQ t_len+56(FP), CX
-	MOVQ phi_base+0(FP), DX
-	MOVQ dphi_base+24(FP), BX
-	MOVQ cosM_base+72(FP), SI
-	MOVQ sinM_base+96(FP), DI
-	MOVQ th_base+120(FP), R8
-	MOVQ sub_base+144(FP), R9
-	XORQ R10, R10
+	XORQ DX, DX
 
 marginRowsAVX512_rows_loop:
-	MOVQ  CX, R11
-	SUBQ  R10, R11
+	MOVQ  CX, BX
+	SUBQ  DX, BX
 	JLE   marginRowsAVX512_rows_done
-	CMPQ  R11, $0x10
+	CMPQ  BX, $0x10
 	JL    marginRowsAVX512_rows_tailload
-	MOVL  $0x0000ffff, R11
-	KMOVW R11, K1
+	MOVL  $0x0000ffff, BX
+	KMOVW BX, K1
 	JMP   marginRowsAVX512_rows_load
 
 marginRowsAVX512_rows_tailload:
-	VPBROADCASTD R11, Z0
+	VPBROADCASTD BX, Z0
 	VPCMPGTD     marginConst<>+1472(SB), Z0, K1
 
 marginRowsAVX512_rows_load:
-	VMOVUPS.Z    (AX)(R10*4), K1, Z0
+	VMOVUPS.Z    (AX)(DX*4), K1, Z0
 	VMOVUPS      marginConst<>+64(SB), Z1
 	VMAXPS       Z0, Z1, Z1
 	VMOVUPS      marginConst<>+0(SB), Z0
 	VMINPS       Z1, Z0, Z0
-	VMOVUPS.Z    (DI)(R10*4), K1, Z1
+	MOVQ         sinM_base+96(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z1
 	VMOVUPS      marginConst<>+0(SB), Z5
 	VFNMADD231PS Z0, Z0, Z5
 	VSQRTPS      Z5, Z5
 	VMULPS       Z1, Z5, Z6
-	VMOVUPS.Z    (SI)(R10*4), K1, Z7
+	MOVQ         cosM_base+72(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z7
 	VFMSUB213PS  Z6, Z0, Z7
-	VMOVUPS.Z    (R9)(R10*4), K1, Z6
-	VSUBPS       Z6, Z0, Z6
-	VMOVUPS.Z    (R8)(R10*4), K1, Z8
+	MOVQ         off_base+120(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z6
+	VSUBPS       Z6, Z7, Z7
+	MOVQ         icept_base+192(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z6
+	MOVQ         slope_base+168(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z8
+	VFMADD231PS  Z0, Z8, Z6
+	MOVQ         lo_base+144(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z8
 	VCMPPS       $0x1e, Z8, Z0, K2
 	VBLENDMPS    Z7, Z6, K2, Z2
-	VMOVUPS      Z2, K1, (DX)(R10*4)
+	MOVQ         hi_base+216(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z6
+	VCMPPS       $0x1e, Z6, Z0, K3
+	MOVQ         cHi_base+240(FP), BX
+	VMOVUPS.Z    (BX)(DX*4), K1, Z6
+	VBLENDMPS    Z6, Z2, K3, Z2
+	MOVQ         phi_base+0(FP), BX
+	VMOVUPS      Z2, K1, (BX)(DX*4)
+	MOVQ         dphi_base+24(FP), BX
 	TESTQ        BX, BX
 	JZ           marginRowsAVX512_rows_next
 	VANDPS       marginConst<>+320(SB), Z0, Z6
-	VBROADCASTSS clampTh+168(FP), Z7
-	VCMPPS       $0x1e, Z7, Z6, K3
+	VBROADCASTSS clampTh+264(FP), Z7
+	VCMPPS       $0x1e, Z7, Z6, K4
 	VANDPS       marginConst<>+256(SB), Z0, Z6
-	VBROADCASTSS clampT+172(FP), Z7
+	VBROADCASTSS clampT+268(FP), Z7
 	VORPS        Z7, Z6, Z6
-	VBLENDMPS    Z6, Z0, K3, Z3
-	VBROADCASTSS clampSin+176(FP), Z0
-	VBLENDMPS    Z0, Z5, K3, Z5
+	VBLENDMPS    Z6, Z0, K4, Z3
+	VBROADCASTSS clampSin+272(FP), Z0
+	VBLENDMPS    Z0, Z5, K4, Z5
 	VMULPS       Z1, Z3, Z0
 	VDIVPS       Z5, Z0, Z0
-	VMOVUPS.Z    (SI)(R10*4), K1, Z1
+	MOVQ         cosM_base+72(FP), SI
+	VMOVUPS.Z    (SI)(DX*4), K1, Z1
 	VADDPS       Z1, Z0, Z0
-	VMOVUPS      marginConst<>+0(SB), Z1
+	MOVQ         slope_base+168(FP), SI
+	VMOVUPS.Z    (SI)(DX*4), K1, Z1
 	VBLENDMPS    Z0, Z1, K2, Z4
-	VMOVUPS      Z4, K1, (BX)(R10*4)
+	VXORPS       Z0, Z0, Z0
+	VBLENDMPS    Z0, Z4, K3, Z4
+	VMOVUPS      Z4, K1, (BX)(DX*4)
 
 marginRowsAVX512_rows_next:
-	ADDQ $0x10, R10
+	ADDQ $0x10, DX
 	JMP  marginRowsAVX512_rows_loop
 
 marginRowsAVX512_rows_done:

@@ -13,7 +13,7 @@ import "github.com/marginloss/marginloss/internal/simd"
 func marginForwardNEON(phi, dphi, t []float32, p marginParams)
 
 //go:noescape
-func marginRowsNEON(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
+func marginRowsNEON(phi, dphi, t, cosM, sinM, off, lo, slope, icept, hi, cHi []float32, clampTh, clampT, clampSin float32)
 
 func init() {
 	marginImpl.Add(simd.NEON, marginVector(marginForwardNEON))

@@ -1017,18 +1017,18 @@ psi8_next:
 psi8_done:
 	RET
 
-// marginRowsNEON is the NEON body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of
-// each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).
+// marginRowsNEON is the NEON row body of MarginForward's per-row form: φ and, when dphi is non-nil,
+// φ′ of each t[i] under row i's constants (asm's rowConsts). phi, a non-nil dphi and the constant slices are ≥ len(t).
 //
-// func marginRowsNEON(phi, dphi, t, cosM, sinM, th, sub []float32, clampTh, clampT, clampSin float32)
-TEXT ·marginRowsNEON(SB), NOSPLIT, $0-180
+// func marginRowsNEON(phi, dphi, t, cosM, sinM, off, lo, slope, icept, hi, cHi []float32, clampTh, clampT, clampSin float32)
+TEXT ·marginRowsNEON(SB), NOSPLIT, $0-276
 	MOVD $marginConst<>+0(SB), R0
 	VLD1 (R0), [V29.S4, V30.S4, V31.S4]
-	FMOVS clampTh+168(FP), F0
+	FMOVS clampTh+264(FP), F0
 	WORD $0x4e040400 // dup v0.4s, v0.s[0]
-	FMOVS clampT+172(FP), F1
+	FMOVS clampT+268(FP), F1
 	WORD $0x4e040421 // dup v1.4s, v1.s[0]
-	FMOVS clampSin+176(FP), F2
+	FMOVS clampSin+272(FP), F2
 	WORD $0x4e040442 // dup v2.4s, v2.s[0]
 	MOVD t_base+48(FP), R0
 	MOVD t_len+56(FP), R1
@@ -1036,8 +1036,12 @@ TEXT ·marginRowsNEON(SB), NOSPLIT, $0-180
 	MOVD dphi_base+24(FP), R3
 	MOVD cosM_base+72(FP), R4
 	MOVD sinM_base+96(FP), R5
-	MOVD th_base+120(FP), R6
-	MOVD sub_base+144(FP), R7
+	MOVD off_base+120(FP), R6
+	MOVD lo_base+144(FP), R7
+	MOVD slope_base+168(FP), R8
+	MOVD icept_base+192(FP), R9
+	MOVD hi_base+216(FP), R10
+	MOVD cHi_base+240(FP), R11
 rows_loop:
 	CBZ R1, rows_done
 	CMP $4, R1
@@ -1047,7 +1051,11 @@ rows_loop:
 	VLD1.P 16(R5), [V5.S4]
 	VLD1.P 16(R6), [V6.S4]
 	VLD1.P 16(R7), [V7.S4]
-	MOVD $4, R8
+	VLD1.P 16(R8), [V8.S4]
+	VLD1.P 16(R9), [V9.S4]
+	VLD1.P 16(R10), [V10.S4]
+	VLD1.P 16(R11), [V11.S4]
+	MOVD $4, R12
 	B rows_clamp
 rows_load1:
 	FMOVS.P 4(R0), F3
@@ -1055,46 +1063,56 @@ rows_load1:
 	FMOVS.P 4(R5), F5
 	FMOVS.P 4(R6), F6
 	FMOVS.P 4(R7), F7
-	MOVD $1, R8
+	FMOVS.P 4(R8), F8
+	FMOVS.P 4(R9), F9
+	FMOVS.P 4(R10), F10
+	FMOVS.P 4(R11), F11
+	MOVD $1, R12
 rows_clamp:
 	WORD $0x4e3ef463 // fmax v3.4s, v3.4s, v30.4s
 	WORD $0x4ebdf463 // fmin v3.4s, v3.4s, v29.4s
-	WORD $0x4ebd1fa8 // mov v8.16b, v29.16b
-	WORD $0x4ea3cc68 // fmls v8.4s, v3.4s, v3.4s
-	WORD $0x6ea1f908 // fsqrt v8.4s, v8.4s
-	WORD $0x6e25dd09 // fmul v9.4s, v8.4s, v5.4s
-	WORD $0x4ea4cc69 // fmls v9.4s, v3.4s, v4.4s
-	WORD $0x6ea0f929 // fneg v9.4s, v9.4s
-	WORD $0x4ea7d46a // fsub v10.4s, v3.4s, v7.4s
-	WORD $0x6ea6e46b // fcmgt v11.4s, v3.4s, v6.4s
-	WORD $0x6eeb1d49 // bif v9.16b, v10.16b, v11.16b
+	WORD $0x4ebd1fac // mov v12.16b, v29.16b
+	WORD $0x4ea3cc6c // fmls v12.4s, v3.4s, v3.4s
+	WORD $0x6ea1f98c // fsqrt v12.4s, v12.4s
+	WORD $0x6e25dd8d // fmul v13.4s, v12.4s, v5.4s
+	WORD $0x4ea4cc6d // fmls v13.4s, v3.4s, v4.4s
+	WORD $0x6ea0f9ad // fneg v13.4s, v13.4s
+	WORD $0x4ea6d5ad // fsub v13.4s, v13.4s, v6.4s
+	WORD $0x4ea91d2e // mov v14.16b, v9.16b
+	WORD $0x4e28cc6e // fmla v14.4s, v3.4s, v8.4s
+	WORD $0x6ea7e46f // fcmgt v15.4s, v3.4s, v7.4s
+	WORD $0x6eaae470 // fcmgt v16.4s, v3.4s, v10.4s
+	WORD $0x6eef1dcd // bif v13.16b, v14.16b, v15.16b
+	WORD $0x6eb01d6d // bit v13.16b, v11.16b, v16.16b
 	CMP $4, R1
 	BLT rows_phi1
-	VST1.P [V9.S4], 16(R2)
+	VST1.P [V13.S4], 16(R2)
 	B rows_phi_stored
 rows_phi1:
-	FMOVS.P F9, 4(R2)
+	FMOVS.P F13, 4(R2)
 rows_phi_stored:
 	CBZ R3, rows_next
-	WORD $0x4ea0f869 // fabs v9.4s, v3.4s
-	WORD $0x6ea0e529 // fcmgt v9.4s, v9.4s, v0.4s
-	WORD $0x4ea11c2a // mov v10.16b, v1.16b
-	WORD $0x6ebf1c6a // bit v10.16b, v3.16b, v31.16b
-	WORD $0x6ee91c6a // bif v10.16b, v3.16b, v9.16b
-	WORD $0x6ea91c48 // bit v8.16b, v2.16b, v9.16b
-	WORD $0x6e25dd4a // fmul v10.4s, v10.4s, v5.4s
-	WORD $0x6e28fd4a // fdiv v10.4s, v10.4s, v8.4s
-	WORD $0x4e24d54a // fadd v10.4s, v10.4s, v4.4s
-	WORD $0x6eeb1faa // bif v10.16b, v29.16b, v11.16b
+	WORD $0x4ea0f86d // fabs v13.4s, v3.4s
+	WORD $0x6ea0e5ad // fcmgt v13.4s, v13.4s, v0.4s
+	WORD $0x4ea11c2e // mov v14.16b, v1.16b
+	WORD $0x6ebf1c6e // bit v14.16b, v3.16b, v31.16b
+	WORD $0x6eed1c6e // bif v14.16b, v3.16b, v13.16b
+	WORD $0x6ead1c4c // bit v12.16b, v2.16b, v13.16b
+	WORD $0x6e25ddce // fmul v14.4s, v14.4s, v5.4s
+	WORD $0x6e2cfdce // fdiv v14.4s, v14.4s, v12.4s
+	WORD $0x4e24d5ce // fadd v14.4s, v14.4s, v4.4s
+	WORD $0x6eef1d0e // bif v14.16b, v8.16b, v15.16b
+	WORD $0x6f00e411 // movi v17.2d, #0x0
+	WORD $0x6eb01e2e // bit v14.16b, v17.16b, v16.16b
 	CMP $4, R1
 	BLT rows_dphi1
-	VST1.P [V10.S4], 16(R3)
+	VST1.P [V14.S4], 16(R3)
 	B rows_dphi_stored
 rows_dphi1:
-	FMOVS.P F10, 4(R3)
+	FMOVS.P F14, 4(R3)
 rows_dphi_stored:
 rows_next:
-	SUB R8, R1, R1
+	SUB R12, R1, R1
 	B rows_loop
 rows_done:
 	RET

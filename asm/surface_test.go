@@ -30,7 +30,7 @@ var publicAPI = map[string]string{
 	"Margin": "type", "MarginKind": "type",
 	"Margin.Kind": "method", "Margin.Params": "method", "Margin.String": "method",
 	"MarginKind.String": "method",
-	"MarginForwardRows": "func", "MarginRows": "type", "MarginRows.Set": "method", "MarginRows.Len": "method",
+	"Margin.SetRows": "method", "Margin.Rows": "method",
 
 	"SGDStep": "func", "AdamWStep": "func", "SGDFlags": "type", "SGDCoef": "type", "AdamWCoef": "type",
 	"SGDWeightDecay": "const", "SGDMomentum": "const", "SGDFirst": "const", "SGDNesterov": "const",
@@ -40,7 +40,7 @@ var publicAPI = map[string]string{
 	"AdamWCoef.NegStep": "field",
 
 	"MarginArc": "const", "MarginArcEasy": "const", "MarginCos": "const",
-	"MarginCombined": "const", "MarginPsi": "const", "ClampEps": "const",
+	"MarginCombined": "const", "MarginPsi": "const", "MarginArcClip": "const", "ClampEps": "const",
 
 	"GemmNTBF16": "func", "GemmNNBF16": "func", "GemmTNBF16": "func",
 	"PackedA.PackBF16": "method", "PackedB.PackBF16": "method",

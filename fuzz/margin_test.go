@@ -58,7 +58,7 @@ func FuzzMarginForward(f *testing.F) {
 	errorBound := hook[marginErrorBound](f, "Margin.ErrorBound")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &reader{byteReader{b: data}}
-		kind := asm.MarginKind(r.u8() % 6)
+		kind := asm.MarginKind(r.u8() % 7) // 6: unknown
 		m1, m2, m3 := r.float(), r.float(), r.float()
 		intM := int(r.u8() % 9) // m > 8 is outside φ's domain
 		lambda := r.float()
@@ -112,23 +112,33 @@ func FuzzMarginForward(f *testing.F) {
 	})
 }
 
-// FuzzMarginForwardRows is FuzzMarginForward with a margin per row
-// (asm.MarginForwardRows): the kind (an unknown one and Combined included,
-// which fall back to the generic twin), each row's margin and its t as
-// float32 bit patterns. Each element must be within the error bound of its
-// row's Margin, with NaN exactly where the generic has NaN.
+// FuzzMarginForwardRows is FuzzMarginForward with a per-row margin
+// (Margin.SetRows): the kind (Combined, Psi, ArcClip and an unknown one
+// included), m1 (1, AdaFace's ε or raw bits: the forms without a row body
+// fall back to the generic twin), each row's m2 and m3 and its t as float32
+// bit patterns. Each element must be within its row's error bound (the
+// "Margin.RowErrorBound" hook), with NaN exactly where the generic has NaN.
 func FuzzMarginForwardRows(f *testing.F) {
 	f.Add(marginSeed(asm.MarginArc, 1, 0.5, 0, 0, 0, 40, 3))
 	f.Add(marginSeed(asm.MarginCos, 1, 0.35, 0, 0, 0, 129, 15))
 	f.Add(marginSeed(asm.MarginArcEasy, 1, 0.3, 0, 0, 0, 9, 1, 0, -0, 1e-40, -1e-40))
-	tab := table[func(phi, dphi, t []float32, r *asm.MarginRows)](f, "MarginForwardRows")
-	errorBound := hook[marginErrorBound](f, "Margin.ErrorBound")
+	f.Add(marginSeed(asm.MarginCombined, 1, 0.5, 0.1, 0, 0, 33, 2))
+	f.Add(marginSeed(asm.MarginArcClip, 2, -0.4, 0.8, 0, 0, 65, 7, 0.999, 0.9991, -0.999, 0.95, 0.5))
+	tab := table[marginBody](f, "MarginForwardRows")
+	errorBound := hook[marginRowErrorBound](f, "Margin.RowErrorBound")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := &reader{byteReader{b: data}}
-		kind := asm.MarginKind(r.u8() % 6)
-		base := r.float()
+		kind := asm.MarginKind(r.u8() % 7)
+		m1 := r.float()
+		switch v := math.Float32bits(m1) % 4; {
+		case v < 2:
+			m1 = 1
+		case v == 2:
+			m1 = 1e-3 // AdaFaceEps
+		}
+		base, base3 := r.float(), r.float()
 		n, off := int(r.u8())%(2*16*4+2), int(r.u8()%16)
-		buf, ms := make([]float32, off+n), make([]float32, n)
+		buf, m2, m3 := make([]float32, off+n), make([]float32, n), make([]float32, n)
 		for i := range buf {
 			if len(r.b) >= 4 {
 				buf[i] = r.float()
@@ -136,20 +146,20 @@ func FuzzMarginForwardRows(f *testing.F) {
 				buf[i] = marginSpecials[i%len(marginSpecials)]
 			}
 		}
-		for i := range ms {
-			ms[i] = base
-			if len(r.b) >= 4 {
-				ms[i] = r.float()
+		for i := range m2 {
+			m2[i], m3[i] = base, base3
+			if len(r.b) >= 8 {
+				m2[i], m3[i] = r.float(), r.float()
 			} else if i%3 == 1 {
-				ms[i] = base * float32(i) / 7
+				m2[i], m3[i] = base*float32(i)/7, base3*float32(i%5)/3
 			}
 		}
 		ts := buf[off:]
-		var rows asm.MarginRows
-		rows.Set(kind, ms)
+		var g asm.Margin
+		g.SetRows(kind, float64(m1), m2, m3)
 		gen, _ := tab.At(simd.Generic)
 		wantP, wantD := make([]float32, n), make([]float32, n)
-		gen(wantP, wantD, ts, &rows)
+		gen(wantP, wantD, ts, &g)
 		for _, l := range tab.Levels() {
 			if l == simd.Generic {
 				continue
@@ -157,22 +167,21 @@ func FuzzMarginForwardRows(f *testing.F) {
 			body, _ := tab.At(l)
 			p, d := make([]float32, n+1), make([]float32, n+1)
 			p[n], d[n] = 42, 42
-			body(p[:n], d[:n], ts, &rows)
+			body(p[:n], d[:n], ts, &g)
 			if p[n] != 42 || d[n] != 42 {
 				t.Fatalf("%v %v: wrote past the outputs", l, kind)
 			}
 			for i, tv := range ts {
-				g := asm.NewMargin(kind, 1, float64(ms[i]), 0, 0, 0)
-				bp, bd := errorBound(&g, tv)
+				bp, bd := errorBound(&g, i, tv)
 				check := func(what string, got, want float32, bound float64) {
 					if (got != got) != (want != want) {
-						t.Fatalf("%v %v m=%v t=%v %s: got %v, generic %v", l, kind, ms[i], tv, what, got, want)
+						t.Fatalf("%v %v m1=%v m2=%v m3=%v t=%v %s: got %v, generic %v", l, kind, m1, m2[i], m3[i], tv, what, got, want)
 					}
 					if got == want || got != got {
 						return
 					}
 					if e := math.Abs(float64(got) - float64(want)); !(e <= bound) {
-						t.Fatalf("%v %v m=%v t=%v %s: got %v, generic %v: error %.3g exceeds the bound %.3g", l, kind, ms[i], tv, what, got, want, e, bound)
+						t.Fatalf("%v %v m1=%v m2=%v m3=%v t=%v %s: got %v, generic %v: error %.3g exceeds the bound %.3g", l, kind, m1, m2[i], m3[i], tv, what, got, want, e, bound)
 					}
 				}
 				check("φ", p[i], wantP[i], bp)

@@ -41,3 +41,7 @@ type (
 // marginErrorBound is the type of asm's "Margin.ErrorBound" hook: the bound
 // every vector level of MarginForward meets at t.
 type marginErrorBound = func(g *asm.Margin, t float32) (phi, dphi float64)
+
+// marginRowErrorBound is the type of asm's "Margin.RowErrorBound" hook: the
+// bound of row i of a per-row margin.
+type marginRowErrorBound = func(g *asm.Margin, i int, t float32) (phi, dphi float64)

@@ -170,20 +170,22 @@ type adaCall struct {
 	kind    headKind
 	on      bool
 	s       float32
-	st      AdaptiveState  // the state before this call
-	state   AdaptiveState  // the state after this call
-	margins []float32      // per row: AppendMargins
-	thr     []float32      // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
-	dmz     []float32      // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
-	reg     []float32      // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
-	regLoss float64        // MagFace: Σ_i λg·g(a_i)
-	rows    asm.MarginRows // MagFace, ElasticCosFace: the per-row margins for asm.MarginForwardRows
-	perm    []int32        // ElasticPlus: rows by descending target cosine
-	sorted  []float32      // ElasticPlus: the draws ascending
-	t32     float32        // CurricularFace: T of this call
-	hi      float32        // AdaFace: s·(1−ε), the logit clamp
-	invS    float32        // 1/s
-	phiMax  float64        // max |φ| over the rows (bounds)
+	st      AdaptiveState // the state before this call
+	state   AdaptiveState // the state after this call
+	margins []float32     // per row: AppendMargins
+	thr     []float32     // CurricularFace: per row s·cos(θ_y+m) (the mask threshold on the logits)
+	dmz     []float32     // MagFace: per row s·∂φ/∂m·∂m/∂a (0 outside [la, ua])
+	reg     []float32     // MagFace: per row λg·(1/ua² − 1/a²) (0 outside [la, ua])
+	regLoss float64       // MagFace: Σ_i λg·g(a_i)
+	rows    asm.Margin    // the per-row margin φ of the call, for asm.MarginForward (vector bodies at every level)
+	m2, m3  []float32     // AdaFace: per row −m·ŝ and m + m·ŝ (rows' parameters)
+	perm    []int32       // ElasticPlus: rows by descending target cosine
+	sorted  []float32     // ElasticPlus: the draws ascending
+	t32     float32       // CurricularFace: T of this call
+	arc     asm.Margin    // CurricularFace: the target's ArcFace margin
+	hi      float32       // AdaFace: s·(1−ε), the logit clamp
+	invS    float32       // 1/s
+	phiMax  float64       // max |φ| over the rows (bounds)
 	// mod modulates a row's non-target logits (the kind's, or nil)
 	mod func(a *adaCall, z, dz []float32, i int)
 }
@@ -201,6 +203,7 @@ func (a *adaCall) eval(l *MarginSoftmax, st AdaptiveState, t, norms []float32, o
 	a.invS = 1 / l.s
 	a.margins, a.thr = grow(a.margins, n), grow(a.thr, n)
 	a.dmz, a.reg = grow(a.dmz, n), grow(a.reg, n)
+	a.m2, a.m3 = grow(a.m2, n), grow(a.m3, n)
 	if err := d.eval(a, l, t, norms, phi, dphi); err != nil {
 		a.on = false
 		return err
@@ -279,17 +282,12 @@ func evalAdaFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) er
 	for i := range t {
 		sh := clamp64((clamp64(float64(norms[i]), 0.001, 100)-float64(mu))/(float64(sg)+eps)*h, -1, 1)
 		a.margins[i] = float32(sh)
-		u := float64(t[i])
-		c := clamp64(u, -1+eps, 1-eps)
-		th := math.Acos(c) - m*sh
-		thc := clamp64(th, eps, math.Pi-eps)
-		phi[i] = float32(math.Cos(thc) - m - m*sh)
-		d := 0.0
-		if u >= -1+eps && u <= 1-eps && th >= eps && th <= math.Pi-eps {
-			d = math.Sin(thc) / math.Sqrt(1-c*c)
-		}
-		dphi[i] = float32(d)
+		a.m2[i], a.m3[i] = float32(-m*sh), float32(m+m*sh)
 	}
+	// θ′ = clip(acos c − m·ŝ, ε, π−ε), φ = cos θ′ − (m + m·ŝ), φ′ = 0 where
+	// a clamp acts: asm's ArcClip margin per row, the vector kernel.
+	a.rows.SetRows(asm.MarginArcClip, eps, a.m2[:n], a.m3[:n])
+	asm.MarginForward(phi, dphi, t, &a.rows)
 	return nil
 }
 
@@ -355,8 +353,8 @@ func evalMagFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) er
 	if l.EasyMargin {
 		kind = asm.MarginArcEasy
 	}
-	a.rows.Set(kind, a.margins[:len(t)])
-	asm.MarginForwardRows(phi, dphi, t, &a.rows)
+	a.rows.SetRows(kind, 1, a.margins[:len(t)], nil)
+	asm.MarginForward(phi, dphi, t, &a.rows)
 	return nil
 }
 
@@ -426,19 +424,14 @@ func evalElastic(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) error 
 			draws[i] = a.sorted[p]
 		}
 	}
-	for i := range t {
-		mi := float64(draws[i])
-		c := clamp64(float64(t[i]), -1, 1)
-		if l.kind == kindElasticCos {
-			continue // below: CosFace's margin per row
-		}
-		th := math.Acos(c)
-		phi[i], dphi[i] = float32(math.Cos(th+mi)), float32(math.Sin(th+mi)/sinPole(c))
-	}
+	// φ = cos(θ + m_i) with no fallback (Combined with m1 = 1) or t − m_i:
+	// the margin per row, the vector kernel.
 	if l.kind == kindElasticCos {
-		a.rows.Set(asm.MarginCos, draws)
-		asm.MarginForwardRows(phi, dphi, t, &a.rows)
+		a.rows.SetRows(asm.MarginCos, 1, draws, nil)
+	} else {
+		a.rows.SetRows(asm.MarginCombined, 1, draws, nil)
 	}
+	asm.MarginForward(phi, dphi, t, &a.rows)
 	return nil
 }
 
@@ -478,20 +471,16 @@ func evalCurricular(a *adaCall, l *MarginSoftmax, t, _, phi, dphi []float32) err
 	}
 	a.state.T = float32(mean*alpha + (1-alpha)*float64(a.st.T))
 	a.t32 = a.state.T
-	m, s := float64(l.m2), float64(l.s)
-	cm, sm := math.Cos(m), math.Sin(m)
-	th := math.Cos(math.Pi - m)
-	mm := math.Sin(math.Pi-m) * m
-	for i := range t {
-		c := clamp64(float64(t[i]), -1, 1)
-		f := c*cm - math.Sqrt(1-c*c)*sm
-		a.thr[i] = float32(s * f)
-		if c > th {
-			phi[i], dphi[i] = float32(f), float32(cm+c*sm/sinPole(c))
-		} else {
-			phi[i], dphi[i] = float32(c-mm), 1
-		}
+	// the threshold s·cos(θ+m) without fallback (Combined with m1 = 1, m
+	// in every row), then the target's ArcFace margin: vector kernels.
+	for i := range a.m2[:n] {
+		a.m2[i] = l.m2
 	}
+	a.rows.SetRows(asm.MarginCombined, 1, a.m2[:n], nil)
+	asm.MarginForward(a.thr, nil, t, &a.rows)
+	asm.Scale(a.thr[:n], a.thr[:n], l.s)
+	a.arc = asm.NewMargin(asm.MarginArc, 1, float64(l.m2), 0, 0, 0)
+	asm.MarginForward(phi, dphi, t, &a.arc)
 	return nil
 }
 

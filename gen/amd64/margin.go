@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/marginloss/marginloss/internal/kconst"
@@ -295,37 +296,48 @@ func (e *emitter) marginLoop(kind string, f kindFunc) {
 }
 
 // ---------------------------------------------------------------------------
-// MarginForwardRows: the arc kind with its constants per row.
+// MarginForward's per-row form: the row body, its constants read per row.
 
-// marginRowsBody is the arc kind of marginBody with cosM, sinM, th and sub
-// read per row from slices (asm.MarginRows) instead of broadcast from p,
-// and the clamp constants from scalar arguments.
+// marginRowsBody is the row body of asm/margin_rows.go (rowConsts): with t
+// clamped to [−1, 1],
+//
+//	t > hi:      φ = cHi,                        φ′ = 0
+//	t > lo:      φ = t·cosM − sin θ·sinM − off,  φ′ = cosM + t̃·sinM/sin θ̃
+//	otherwise:   φ = slope·t + icept,            φ′ = slope
+//
+// every constant read per row from its slice, the clamp constants from
+// scalar arguments. The slices' bases are loaded where each is read, so
+// that the loop holds few general registers.
 func marginRowsBody(e *emitter) {
-	e.implement("is the %s body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of",
-		"each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).")
+	e.implement("is the %s row body of MarginForward's per-row form: φ and, when dphi is non-nil,",
+		"φ′ of each t[i] under row i's constants (asm's rowConsts). phi, a non-nil dphi and the constant slices are ≥ len(t).")
 	tp := Load(Param("t").Base(), GP64())
 	n := Load(Param("t").Len(), GP64())
-	pp := Load(Param("phi").Base(), GP64())
-	dp := Load(Param("dphi").Base(), GP64())
-	cp := Load(Param("cosM").Base(), GP64())
-	sp := Load(Param("sinM").Base(), GP64())
-	hp := Load(Param("th").Base(), GP64())
-	bp := Load(Param("sub").Base(), GP64())
 	e.loop("rows", n, tp, func(t reg.VecVirtual, it *iter) {
+		reads := map[string]int{}
+		row := func(name string) reg.VecVirtual {
+			reads[name]++
+			return it.load(Load(Param(name).Base(), GP64()), fmt.Sprintf("%s%d", name, reads[name]))
+		}
 		lo := e.constReg("negone")
 		VMAXPS(t, lo, lo)
 		tc := e.constReg("one")
 		VMINPS(lo, tc, tc)
 
-		sinM := it.load(sp, "sinM")
+		sinM := row("sinM")
 		st := e.sinTheta(tc)
 		q := e.mul(st, sinM)
-		arc := it.load(cp, "cosM")
+		arc := row("cosM")
 		VFMSUB213PS(q, tc, arc) // t·cosM − sinθ·sinM
-		fb := e.sub(tc, it.load(bp, "sub"))
-		hit := e.cmp(cmpGTOQ, tc, it.load(hp, "th"))
+		VSUBPS(row("off"), arc, arc)
+		fb := row("icept")
+		VFMADD231PS(tc, row("slope"), fb) // slope·t + icept, one rounding
+		hit := e.cmp(cmpGTOQ, tc, row("lo"))
 		phi := e.blend(hit, fb, arc)
-		it.store(phi, pp, "phi")
+		top := e.cmp(cmpGTOQ, tc, row("hi"))
+		e.blendInto(top, phi, row("cHi"))
+		it.store(phi, Load(Param("phi").Base(), GP64()), "phi")
+		dp := Load(Param("dphi").Base(), GP64())
 		TESTQ(dp, dp)
 		JZ(LabelRef(it.next))
 		cl := e.cmp(cmpGTOQ, e.and(tc, e.c("abs")), e.broadcast(Param("clampTh")))
@@ -335,8 +347,12 @@ func marginRowsBody(e *emitter) {
 		e.blendInto(cl, st, e.broadcast(Param("clampSin")))
 		d := e.mul(td, sinM)
 		VDIVPS(st, d, d)
-		VADDPS(it.load(cp, "cosM2"), d, d)
-		it.store(e.blend(hit, e.constReg("one"), d), dp, "dphi")
+		VADDPS(row("cosM"), d, d)
+		d = e.blend(hit, row("slope"), d)
+		zero := e.vec()
+		VXORPS(zero, zero, zero)
+		e.blendInto(top, d, zero)
+		it.store(d, dp, "dphi")
 	})
 	ret()
 }

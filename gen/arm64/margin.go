@@ -425,13 +425,22 @@ func (g *marginGen) chebyshev(tt, older, newer VReg, steps int) (VReg, int) {
 	return newer, sn
 }
 
-// marginRowsBody is MarginForwardRows: the arc kind with cosM, sinM, th and
-// sub read per row from slices (asm.MarginRows), as the amd64 bodies do,
-// and the clamp constants from scalar arguments.
+// rowNames are the row body's constant slices (asm's rowConsts).
+var rowNames = []string{"cosM", "sinM", "off", "lo", "slope", "icept", "hi", "cHi"}
+
+// marginRowsBody is the row body of MarginForward's per-row form, as the
+// amd64 bodies: with t clamped to [−1, 1],
+//
+//	t > hi:      φ = cHi,                        φ′ = 0
+//	t > lo:      φ = t·cosM − sin θ·sinM − off,  φ′ = cosM + t̃·sinM/sin θ̃
+//	otherwise:   φ = slope·t + icept,            φ′ = slope
+//
+// every constant read per row from its slice, the clamp constants from
+// scalar arguments.
 func marginRowsBody(f *File, t *ConstTable) {
 	e := f.Implement("marginRowsNEON",
-		"marginRowsNEON is the NEON body of MarginForwardRows: φ and, when dphi is non-nil, φ′ of\n"+
-			"each t[i] under row i's arc-family constants. phi, a non-nil dphi and the constant slices are ≥ len(t).")
+		"marginRowsNEON is the NEON row body of MarginForward's per-row form: φ and, when dphi is non-nil,\n"+
+			"φ′ of each t[i] under row i's constants (asm's rowConsts). phi, a non-nil dphi and the constant slices are ≥ len(t).")
 	g := &marginGen{e: e, t: t}
 	g.c = e.loadConsts(t, "one", "negone", "sign")
 	g.p = map[string]VReg{}
@@ -441,7 +450,7 @@ func marginRowsBody(f *File, t *ConstTable) {
 	tp, n := e.LoadArg("t_base"), e.LoadArg("t_len")
 	pp, dp := e.LoadArg("phi_base"), e.LoadArg("dphi_base")
 	rows := map[string]Reg{}
-	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+	for _, name := range rowNames {
 		rows[name] = e.LoadArg(name + "_base")
 	}
 	step := e.GP()
@@ -454,7 +463,7 @@ func marginRowsBody(f *File, t *ConstTable) {
 	e.Op("CMP $%d, %v", lanes, n)
 	e.Op("BLT %s", L("load1"))
 	e.Ld1(tp, true, S4, tv)
-	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+	for _, name := range rowNames {
 		g.p[name] = e.V()
 		e.Ld1(rows[name], true, S4, g.p[name])
 	}
@@ -462,18 +471,37 @@ func marginRowsBody(f *File, t *ConstTable) {
 	e.Op("B %s", L("clamp"))
 	e.Label(L("load1"))
 	e.LdrSPost(tv, tp)
-	for _, name := range []string{"cosM", "sinM", "th", "sub"} {
+	for _, name := range rowNames {
 		e.LdrSPost(g.p[name], rows[name])
 	}
 	e.Op("MOVD $1, %v", step)
 	e.Label(L("clamp"))
 	e.I(fmax(tv, tv, g.c.V("negone"), S4), fmin(tv, tv, g.c.V("one"), S4))
 
-	phi, deriv := g.arc(tv)
+	p := g.p
+	st := g.sinTheta(tv)
+	phi, fb, hit, top := e.V(), e.V(), e.V(), e.V()
+	e.I(fmul(phi, st, p["sinM"], S4))
+	e.I(fmls(phi, tv, p["cosM"], S4), fneg(phi, phi, S4)) // t·cosM − sinθ·sinM, one rounding
+	e.I(fsub(phi, phi, p["off"], S4))
+	e.I(mov(fb, p["icept"], B16), fmla(fb, tv, p["slope"], S4)) // slope·t + icept, one rounding
+	e.I(fcmgt(hit, tv, p["lo"], S4), fcmgt(top, tv, p["hi"], S4))
+	e.I(bif(phi, fb, hit, B16)) // hit ? arc : fallback
+	e.I(bit(phi, p["cHi"], top, B16))
+	e.FreeV(fb)
 	g.store(L("phi"), n, pp, phi)
 	e.FreeV(phi)
 	e.Op("CBZ %v, %s", dp, L("next"))
-	g.store(L("dphi"), n, dp, deriv())
+	cl := g.clampMask(tv)
+	td := g.cp(p["clampT"])
+	e.I(bit(td, tv, g.c.V("sign"), B16)) // ±(1 − ClampEps), t's sign
+	e.I(bif(td, tv, cl, B16))            // t̃
+	e.I(bit(st, p["clampSin"], cl, B16)) // sin θ̃
+	e.I(fmul(td, td, p["sinM"], S4), fdiv(td, td, st, S4), fadd(td, td, p["cosM"], S4))
+	e.I(bif(td, p["slope"], hit, B16)) // hit ? φ′ : slope
+	zero := e.V()
+	e.I(moviZero(zero), bit(td, zero, top, B16))
+	g.store(L("dphi"), n, dp, td)
 	e.Label(L("next"))
 	e.vUsed = inner
 	e.Op("SUB %v, %v, %v", step, n, n)
