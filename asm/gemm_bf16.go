@@ -2,7 +2,6 @@ package asm
 
 import (
 	"math"
-	"sync"
 	"unsafe"
 
 	"github.com/marginloss/marginloss/internal/simd"
@@ -254,33 +253,18 @@ var bf16Native = struct {
 	level simd.Level
 }{}
 
-// bf16Select, set by an arch file, picks between its bf16 drivers once,
-// at the first bf16 call (bf16Once).
-var (
-	bf16Select func()
-	bf16Once   sync.Once
-)
-
 // BF16Native reports whether the bfloat16 GEMMs run bf16 dot-product
-// instructions (AVX512_BF16's VDPBF16PS) at the active level on this CPU
-// and build. When they do not (no such instructions, or, measured at the
-// first call, no faster than the float32 FMAs), they give the same
-// numerics (operands rounded to bf16, float32 sums) on the float32
-// kernels.
+// instructions (AVX512_BF16's VDPBF16PS, arm64's BFDOT) at the active level
+// on this CPU and build. When they do not (no such instructions, or, by
+// simd.BF16DotFast's fixed rule, none faster than the float32 FMAs), they
+// give the same numerics (operands rounded to bf16, float32 sums) on the
+// float32 kernels.
 func BF16Native() bool {
-	bf16Once.Do(bf16Init)
 	return bf16Native.ok && simd.Active() == bf16Native.level
-}
-
-func bf16Init() {
-	if bf16Select != nil {
-		bf16Select()
-	}
 }
 
 // bf16Driver is the bfloat16 driver of the active level.
 func bf16Driver() *gemmArch {
-	bf16Once.Do(bf16Init)
 	if g := bf16Drivers[simd.Active()]; g != nil {
 		return g
 	}
@@ -363,7 +347,6 @@ func bf16ForceDriver(name string) (restore func(), ok bool) {
 	if g == nil {
 		return nil, false
 	}
-	bf16Once.Do(bf16Init)
 	old, oldNative := bf16Drivers[simd.AVX512], bf16Native
 	bf16Drivers[simd.AVX512] = g
 	bf16Native.ok, bf16Native.level = g.prec == gemmBF16Pair, simd.AVX512

@@ -2,21 +2,17 @@
 
 package asm
 
-import (
-	"time"
-
-	"github.com/marginloss/marginloss/internal/simd"
-)
+import "github.com/marginloss/marginloss/internal/simd"
 
 // registerBF16 fills bf16Drivers for the x86 levels: the float32 kernels
 // on rounded packs (gemmRoundBF16AVX2) at AVX2 and AVX-512. Where the CPU
-// has AVX512_BF16 it also builds the VDPBF16PS driver on pair packs, and
-// the AVX-512 level takes it at the first bf16 call if, measured then, the
-// CPU's VDPBF16PS rate beats its FMA rate by bf16PairGain (Zen 4 and 5 run
-// VDPBF16PS at 1.6–2× the FMA's multiply-adds; the Sapphire Rapids-class
-// Xeon measured here at 0.35–0.5×, so there the pair driver would be 2×
-// slower and is not taken). Both drivers stay reachable to tests
-// (bf16Alternates).
+// has AVX512_BF16 it also builds the VDPBF16PS driver on pair packs, which
+// the AVX-512 level takes where VDPBF16PS outruns the FMAs
+// (simd.BF16DotFast: AMD's Zen 4 and 5 run it at 1.6–2× the FMA's
+// multiply-adds; the Sapphire Rapids-class Xeon measured here at 0.5×, so
+// there the pair driver would be 2× slower and is not taken). The rule is
+// fixed, not timed, so that the driver, and every bf16 result, is the same
+// on every run. Both drivers stay reachable to tests (bf16Alternates).
 func registerBF16() {
 	round2 := gemmAVX2Arch.withPrec(gemmBF16Round, nil, nil)
 	round2.round = roundBF16AVX2
@@ -30,35 +26,10 @@ func registerBF16() {
 	pair := gemmAVX512Arch.withPrec(gemmBF16Pair, gemmKernelBF16AVX512, gemmPairBF16AVX512)
 	bf16Alternates["avx512-round"] = round512
 	bf16Alternates["avx512-pair"] = pair
-	bf16Select = func() {
-		if bf16PairFaster() {
-			bf16Drivers[simd.AVX512] = pair
-			bf16Native.ok, bf16Native.level = true, simd.AVX512
-		}
+	if simd.BF16DotFast() {
+		bf16Drivers[simd.AVX512] = pair
+		bf16Native.ok, bf16Native.level = true, simd.AVX512
 	}
-}
-
-// bf16PairGain is how much faster, in multiply-adds per second, VDPBF16PS
-// must run than VFMADD231PS for the pair driver to be taken.
-const bf16PairGain = 1.25
-
-// bf16PairFaster times the two peak probes (bf16PeakAVX512, fmaPeakAVX512:
-// 12 independent chains each) in five alternating bursts of about 0.1 ms
-// and compares their best rates.
-func bf16PairFaster() bool {
-	const iters = 20000
-	burst := func(f func(int)) time.Duration {
-		t := time.Now()
-		f(iters)
-		return time.Since(t)
-	}
-	fma, bf := time.Duration(1<<62), time.Duration(1<<62)
-	for range 5 {
-		fma = min(fma, burst(fmaPeakAVX512))
-		bf = min(bf, burst(bf16PeakAVX512))
-	}
-	// 12·16 FMAs against 12·16·2 bf16 multiply-adds per iteration
-	return float64(fma)*2 > bf16PairGain*float64(bf)
 }
 
 // gemmKernelBF16AVX512 is the 12×32 micro-kernel on bf16 pair packs

@@ -30,7 +30,7 @@ var publicAPI = map[string]string{
 	"Margin": "type", "MarginKind": "type",
 	"Margin.Kind": "method", "Margin.Params": "method", "Margin.String": "method",
 	"MarginKind.String": "method",
-	"Margin.SetRows": "method", "Margin.Rows": "method",
+	"Margin.SetRows":    "method", "Margin.Rows": "method",
 
 	"SGDStep": "func", "AdamWStep": "func", "SGDFlags": "type", "SGDCoef": "type", "AdamWCoef": "type",
 	"SGDWeightDecay": "const", "SGDMomentum": "const", "SGDFirst": "const", "SGDNesterov": "const",

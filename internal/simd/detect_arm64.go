@@ -17,3 +17,7 @@ func detect() []Level {
 // flag for: from the auxiliary vector's AT_HWCAP2 on Linux, the
 // hw.optional.arm.FEAT_BF16 sysctl on darwin (hasBF16OS), false elsewhere.
 func detectBF16() bool { return cpu.ARM64.HasASIMD && hasBF16OS() }
+
+// bf16DotFast: BFDOT does twice FMLA's multiply-adds per instruction on
+// the cores that have it, so wherever FEAT_BF16 is present it is taken.
+func bf16DotFast() bool { return detectBF16() }

@@ -7,3 +7,6 @@ func detect() []Level { return nil }
 
 // detectBF16 reports no bf16 instructions: this build has no assembly.
 func detectBF16() bool { return false }
+
+// bf16DotFast reports no bf16 instructions either.
+func bf16DotFast() bool { return false }

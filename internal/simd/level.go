@@ -161,3 +161,11 @@ var bf16 = detectBF16()
 // instructions on top of its widest level: AVX512_BF16 with AVX-512 on
 // x86. Kernels that use them register for that level and check this.
 func HasBF16() bool { return bf16 }
+
+var bf16Fast = bf16DotFast()
+
+// BF16DotFast reports whether the CPU's bf16 dot products (HasBF16) do more
+// multiply-adds per second than its float32 FMAs, by a fixed rule of the
+// vendor and architecture (see bf16DotFast), so that the bf16 GEMMs choose
+// the same driver on every run.
+func BF16DotFast() bool { return bf16Fast }
