@@ -18,7 +18,7 @@ func registerBF16() {
 	round2.round = roundBF16AVX2
 	bf16Drivers[simd.AVX2] = round2
 	round512 := gemmAVX512Arch.withPrec(gemmBF16Round, nil, nil)
-	round512.round = roundBF16AVX2
+	round512.round = roundBF16AVX512
 	bf16Drivers[simd.AVX512] = round512
 	if !simd.HasBF16() || !simd.CPUSupports(simd.AVX512) {
 		return
@@ -58,4 +58,20 @@ func roundBF16AVX2(x []float32) {
 		gemmRoundBF16AVX2(&x[0], n)
 	}
 	roundBF16Generic(x[n:])
+}
+
+// gemmRoundBF16AVX512 is gemmRoundBF16AVX2 with ZMM registers and K masks,
+// n a multiple of 16.
+//
+//go:noescape
+func gemmRoundBF16AVX512(x *float32, n int)
+
+// roundBF16AVX512 is roundBF16Generic by gemmRoundBF16AVX512, then
+// gemmRoundBF16AVX2 and Go for the tail.
+func roundBF16AVX512(x []float32) {
+	n := len(x) &^ 15
+	if n > 0 {
+		gemmRoundBF16AVX512(&x[0], n)
+	}
+	roundBF16AVX2(x[n:])
 }

@@ -63,6 +63,7 @@ func gemm() {
 	gemmBF16AVX512.kernel()
 	gemmPairBF16()
 	gemmRoundBF16()
+	gemmRoundBF16Z()
 }
 
 // gemmPrefetch emits gemmPrefetch(p, ld, rows, width): PREFETCHT1 of every

@@ -146,3 +146,54 @@ func gemmRoundBF16() {
 	Label(name + "_done")
 	ret()
 }
+
+// gemmRoundBF16Z emits gemmRoundBF16AVX512(x, n): gemmRoundBF16 with ZMM
+// registers and K masks, n a multiple of 16: the NaN and zero/subnormal
+// lanes are found by VPCMPGTD and VPTESTNMD into K1, K2 and merged by
+// masked moves (asm's BF16Bits, bitwise).
+func gemmRoundBF16Z() {
+	name := "gemmRoundBF16AVX512"
+	implement(name, name+" rounds the n floats at x (n a multiple of 16) to bfloat16 in place.")
+	x := Load(Param("x"), GP64())
+	n := Load(Param("n"), GP64())
+	z := avx512.phys
+	one, bias, hi, absm, inf, quiet, expm, sign := z(8), z(9), z(10), z(11), z(12), z(13), z(14), z(15)
+	c := GP32()
+	set := func(v uint32, r reg.VecPhysical) {
+		MOVL(U32(v), c)
+		VPBROADCASTD(c, r)
+	}
+	set(1, one)
+	set(0x7fff, bias)
+	set(0xffff0000, hi)
+	set(0x7fffffff, absm)
+	set(0x7f800000, inf)
+	set(0x00400000, quiet)
+	set(0x7f800000, expm)
+	set(0x80000000, sign)
+	SHRQ(U8(4), n)
+	JZ(LabelRef(name + "_done"))
+	Label(name + "_loop")
+	b, t, r := z(0), z(1), z(2)
+	nan, tiny := reg.K1, reg.K2
+	VMOVDQU32(Mem{Base: x}, b)
+	VPSRLD(U8(16), b, t)
+	VPANDD(one, t, t)
+	VPADDD(bias, t, t)
+	VPADDD(b, t, t)
+	VPANDD(hi, t, r) // rounded (finite and infinite inputs)
+	VPANDD(absm, b, t)
+	VPCMPGTD(inf, t, nan) // |b| > 0x7f800000: NaN
+	VPTESTNMD(expm, b, tiny) // exponent bits 0: zero or subnormal
+	VPANDD(hi, b, t)
+	VPORD(quiet, t, t)
+	VMOVDQA32(t, nan, r)
+	VPANDD(sign, b, t)
+	VMOVDQA32(t, tiny, r)
+	VMOVDQU32(r, Mem{Base: x})
+	ADDQ(U8(64), x)
+	DECQ(n)
+	JNZ(LabelRef(name + "_loop"))
+	Label(name + "_done")
+	ret()
+}
