@@ -3,7 +3,9 @@
 // GemmTN), the row norm and its gradient (L2Norm, Scale,
 // NormalizeBackward), the exponential, log-sum-exp and softmax of a row
 // (Exp, MaxSumExp, SoftmaxScaled) and the margin functions of ArcFace,
-// CosFace, SphereFace and their relatives (NewMargin, MarginForward).
+// CosFace, SphereFace and their relatives (NewMargin, MarginForward), with
+// one parameter set or one per row (Margin.SetRows: the adaptive margins of
+// AdaFace, MagFace and ElasticFace).
 //
 // Each function's doc comment gives its reference loop. Every function
 // checks its arguments and runs the body for the active instruction-set

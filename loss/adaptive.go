@@ -333,7 +333,7 @@ func evalMagFace(a *adaCall, l *MarginSoftmax, t, norms, phi, dphi []float32) er
 		a.regLoss += lam * (av/(ua*ua) + 1/av)
 		c := clamp64(float64(t[i]), -1, 1)
 		sn := math.Sqrt(1 - c*c)
-		var dm float64 // ∂φ/∂m; φ and φ′ come from MarginForwardRows below
+		var dm float64 // ∂φ/∂m; φ and φ′ come from the per-row MarginForward below
 		switch {
 		case l.EasyMargin && c > 0, !l.EasyMargin && c > math.Cos(math.Pi-mi):
 			dm = -(c*math.Sin(mi) + sn*math.Cos(mi))
