@@ -183,7 +183,7 @@ func gemmRoundBF16Z() {
 	VPADDD(b, t, t)
 	VPANDD(hi, t, r) // rounded (finite and infinite inputs)
 	VPANDD(absm, b, t)
-	VPCMPGTD(inf, t, nan) // |b| > 0x7f800000: NaN
+	VPCMPGTD(inf, t, nan)    // |b| > 0x7f800000: NaN
 	VPTESTNMD(expm, b, tiny) // exponent bits 0: zero or subnormal
 	VPANDD(hi, b, t)
 	VPORD(quiet, t, t)
