@@ -284,12 +284,17 @@ func (sp adaSpec) cosRef(u, norms []float64, labels []int32, n, rows int, draws 
 // lossRef is cosRef on x (N×D) and w ((C·K)×D) in float64, its ∂L/∂u
 // chained through the normalisations (ADAPTIVE.md's common backward) and
 // MagFace's ∂L/∂‖x_i‖ added along x̂_i.
+//
+// A zero row (of x or W) has x̂ = 0, so its cosines are 0, and no gradient
+// through its normalisation (the package's convention); its norm is 0.
 func (sp adaSpec) lossRef(x, w []float64, labels []int32, n, rows, d int, draws []float64, applied bool) adaOut64 {
 	unit := func(v []float64) ([]float64, float64) {
 		nr := math.Sqrt(dot(v, v))
 		h := make([]float64, len(v))
 		for k := range v {
-			h[k] = v[k] / nr
+			if nr > 0 {
+				h[k] = v[k] / nr
+			}
 		}
 		return h, nr
 	}
@@ -310,6 +315,9 @@ func (sp adaSpec) lossRef(x, w []float64, labels []int32, n, rows, d int, draws 
 	o := sp.cosRef(u, xn, labels, n, rows, draws, applied)
 	o.dx, o.dw = make([]float64, n*d), make([]float64, rows*d)
 	for i := range n {
+		if xn[i] == 0 {
+			continue
+		}
 		dxi := o.dx[i*d : (i+1)*d]
 		radial := o.dnorms[i] * xn[i] // ∂L/∂‖x‖·x̂ = (∂L/∂‖x‖·‖x‖)·x̂/‖x‖ below
 		for j := range rows {
@@ -321,7 +329,9 @@ func (sp adaSpec) lossRef(x, w []float64, labels []int32, n, rows, d int, draws 
 			dwj := o.dw[j*d : (j+1)*d]
 			for q := range d {
 				dxi[q] += g * (wh[j][q] - uij*xh[i][q]) / xn[i]
-				dwj[q] += g * (xh[i][q] - uij*wh[j][q]) / wn[j]
+				if wn[j] > 0 {
+					dwj[q] += g * (xh[i][q] - uij*wh[j][q]) / wn[j]
+				}
 			}
 		}
 		for q := range d {
