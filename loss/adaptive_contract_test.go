@@ -81,116 +81,121 @@ func (s adaSnapshot) require(t *testing.T, h *loss.MarginSoftmax, what string) {
 // ShardedHead (whose own state copy must stay).
 func TestAdaptiveErrors(t *testing.T) {
 	r := rand.New(rand.NewSource(170))
-	const n, c, d = 4, 5, 3
-	for name, mk := range adaptiveContractHeads() {
-		t.Run(name, func(t *testing.T) {
-			h := mk()
-			k := max(h.SubCenters, 1)
-			rows := c * k
-			x, w := normedMatrix(r, n, d), randMatrix(r, rows, d)
-			lab := randLabels(r, n, c)
-			// a first call, on other data, so that the state is a call's
-			_, err := h.Loss(normedMatrix(r, n, d), randMatrix(r, rows, d), randLabels(r, n, c), nil, nil)
-			require.NoError(t, err)
-			snap := adaSnap(h)
-			require.True(t, len(snap.margins) > 0 || snap.st.T != 0, "%s: the first call moved neither the state nor the margins", name)
-			nanX := normedMatrix(r, n, d)
-			nanX.Data[2*d+1] = float32(math.NaN())
-			infX := normedMatrix(r, n, d)
-			infX.Data[d] = float32(math.Inf(1))
-			infW := randMatrix(r, rows, d)
-			infW.Data[(rows-1)*d] = float32(math.Inf(-1))
-			nanW := randMatrix(r, rows, d)
-			nanW.Data[1] = float32(math.NaN())
-			cases := []struct {
-				name string
-				want error
-				x, w loss.Matrix
-				lab  []int32
-				dx   *loss.Matrix
-				dw   *loss.Matrix
-			}{
-				{"x data length", loss.ErrShape, loss.Matrix{Rows: n, Cols: d, Data: x.Data[:n*d-1]}, w, lab, nil, nil},
-				{"w data length", loss.ErrShape, x, loss.Matrix{Rows: rows, Cols: d, Data: w.Data[:2]}, lab, nil, nil},
-				{"D mismatch", loss.ErrShape, normedMatrix(r, n, d+1), w, lab, nil, nil},
-				{"no classes", loss.ErrShape, x, loss.Matrix{Rows: 0, Cols: d}, lab, nil, nil},
-				{"dx shape", loss.ErrShape, x, w, lab, &loss.Matrix{Rows: n, Cols: d + 1, Data: make([]float32, n*(d+1))}, nil},
-				{"dw shape", loss.ErrShape, x, w, lab, nil, &loss.Matrix{Rows: rows - 1, Cols: d, Data: make([]float32, (rows-1)*d)}},
-				{"dw data length", loss.ErrShape, x, w, lab, nil, &loss.Matrix{Rows: rows, Cols: d, Data: make([]float32, 1)}},
-				{"label high", loss.ErrLabel, x, w, []int32{0, 1, int32(c), 0}, nil, nil},
-				{"label negative", loss.ErrLabel, x, w, []int32{0, -1, 0, 0}, nil, nil},
-				{"labels short", loss.ErrLabel, x, w, lab[:n-1], nil, nil},
-				{"NaN in x", loss.ErrNonFinite, nanX, w, lab, nil, nil},
-				{"Inf in x", loss.ErrNonFinite, infX, w, lab, nil, nil},
-				{"Inf in w", loss.ErrNonFinite, x, infW, lab, nil, nil},
-				{"NaN in w", loss.ErrNonFinite, x, nanW, lab, nil, nil},
-				{"dw is w", loss.ErrOverlap, x, w, lab, nil, &w},
-				{"dx on w", loss.ErrOverlap, x, w, lab, &loss.Matrix{Rows: n, Cols: d, Data: w.Data[:n*d]}, nil},
-			}
-			if k > 1 {
-				cases = append(cases, struct {
-					name string
-					want error
-					x, w loss.Matrix
-					lab  []int32
-					dx   *loss.Matrix
-					dw   *loss.Matrix
-				}{"rows not a multiple of K", loss.ErrShape, x, loss.Matrix{Rows: rows - 1, Cols: d, Data: w.Data[:(rows-1)*d]}, lab, nil, nil})
-			}
-			for _, tc := range cases {
-				dx, dw := tc.dx, tc.dw
-				if dx == nil {
-					m := filled(tc.x.Rows, tc.x.Cols, 42)
-					dx = &m
-				}
-				if dw == nil {
-					m := filled(tc.w.Rows, tc.w.Cols, 42)
-					dw = &m
-				}
-				before := snapshot(dx, dw)
-				var l float32
-				var err error
-				require.NotPanics(t, func() { l, err = h.Loss(tc.x, tc.w, tc.lab, dx, dw) }, tc.name)
-				require.ErrorIs(t, err, tc.want, tc.name)
-				require.NotEmpty(t, err.Error())
-				require.Zero(t, l, tc.name)
-				requireUntouched(t, before, dx, dw)
-				snap.require(t, h, tc.name)
-				// forward only too: the state is a training step's
-				if tc.dx == nil && tc.dw == nil {
-					_, err = h.Loss(tc.x, tc.w, tc.lab, nil, nil)
-					require.ErrorIs(t, err, tc.want, tc.name+" forward only")
-					snap.require(t, h, tc.name+" forward only")
-				}
-			}
-			// Accumulate into a non-finite buffer: nothing written.
-			h.Accumulate = true
-			dx := filled(n, d, 0)
-			dx.Data[1] = float32(math.NaN())
-			before := snapshot(&dx)
-			_, err = h.Loss(x, w, lab, &dx, nil)
-			require.ErrorIs(t, err, loss.ErrNonFinite)
-			requireUntouched(t, before, &dx)
-			snap.require(t, h, "accumulate into NaN")
-			h.Accumulate = false
-			// ElasticFace: Margins of the wrong length or non-finite.
-			if strings.HasPrefix(name, "Elastic") {
-				_, err := h.Loss(x, w, lab, nil, nil)
-				require.NoError(t, err)
-				snap = adaSnap(h)
-				for _, m := range [][]float32{{0.5}, {0.5, 0.5, float32(math.NaN()), 0.5}} {
-					h.Margins = m
-					_, err = h.Loss(x, w, lab, nil, nil)
-					require.Error(t, err)
-					require.True(t, errors.Is(err, loss.ErrShape) || errors.Is(err, loss.ErrNonFinite), "%v", err)
-					snap.require(t, h, "Margins")
-				}
-				h.Margins = nil
-			}
-			adaCosineErrors(t, h, r, n, rows, strings.HasPrefix(name, "AdaFace") || strings.HasPrefix(name, "MagFace"))
-			adaComposedErrors(t, mk, r, n, c, d)
-		})
+	for name, mk0 := range adaptiveContractHeads() {
+		for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
+			mk := func() *loss.MarginSoftmax { h := mk0(); h.Precision = prec; return h }
+			t.Run(name+"/"+prec.String(), func(t *testing.T) { testAdaptiveErrors(t, r, name, mk) })
+		}
 	}
+}
+
+func testAdaptiveErrors(t *testing.T, r *rand.Rand, name string, mk func() *loss.MarginSoftmax) {
+	const n, c, d = 4, 5, 3
+	h := mk()
+	k := max(h.SubCenters, 1)
+	rows := c * k
+	x, w := normedMatrix(r, n, d), randMatrix(r, rows, d)
+	lab := randLabels(r, n, c)
+	// a first call, on other data, so that the state is a call's
+	_, err := h.Loss(normedMatrix(r, n, d), randMatrix(r, rows, d), randLabels(r, n, c), nil, nil)
+	require.NoError(t, err)
+	snap := adaSnap(h)
+	require.True(t, len(snap.margins) > 0 || snap.st.T != 0, "%s: the first call moved neither the state nor the margins", name)
+	nanX := normedMatrix(r, n, d)
+	nanX.Data[2*d+1] = float32(math.NaN())
+	infX := normedMatrix(r, n, d)
+	infX.Data[d] = float32(math.Inf(1))
+	infW := randMatrix(r, rows, d)
+	infW.Data[(rows-1)*d] = float32(math.Inf(-1))
+	nanW := randMatrix(r, rows, d)
+	nanW.Data[1] = float32(math.NaN())
+	cases := []struct {
+		name string
+		want error
+		x, w loss.Matrix
+		lab  []int32
+		dx   *loss.Matrix
+		dw   *loss.Matrix
+	}{
+		{"x data length", loss.ErrShape, loss.Matrix{Rows: n, Cols: d, Data: x.Data[:n*d-1]}, w, lab, nil, nil},
+		{"w data length", loss.ErrShape, x, loss.Matrix{Rows: rows, Cols: d, Data: w.Data[:2]}, lab, nil, nil},
+		{"D mismatch", loss.ErrShape, normedMatrix(r, n, d+1), w, lab, nil, nil},
+		{"no classes", loss.ErrShape, x, loss.Matrix{Rows: 0, Cols: d}, lab, nil, nil},
+		{"dx shape", loss.ErrShape, x, w, lab, &loss.Matrix{Rows: n, Cols: d + 1, Data: make([]float32, n*(d+1))}, nil},
+		{"dw shape", loss.ErrShape, x, w, lab, nil, &loss.Matrix{Rows: rows - 1, Cols: d, Data: make([]float32, (rows-1)*d)}},
+		{"dw data length", loss.ErrShape, x, w, lab, nil, &loss.Matrix{Rows: rows, Cols: d, Data: make([]float32, 1)}},
+		{"label high", loss.ErrLabel, x, w, []int32{0, 1, int32(c), 0}, nil, nil},
+		{"label negative", loss.ErrLabel, x, w, []int32{0, -1, 0, 0}, nil, nil},
+		{"labels short", loss.ErrLabel, x, w, lab[:n-1], nil, nil},
+		{"NaN in x", loss.ErrNonFinite, nanX, w, lab, nil, nil},
+		{"Inf in x", loss.ErrNonFinite, infX, w, lab, nil, nil},
+		{"Inf in w", loss.ErrNonFinite, x, infW, lab, nil, nil},
+		{"NaN in w", loss.ErrNonFinite, x, nanW, lab, nil, nil},
+		{"dw is w", loss.ErrOverlap, x, w, lab, nil, &w},
+		{"dx on w", loss.ErrOverlap, x, w, lab, &loss.Matrix{Rows: n, Cols: d, Data: w.Data[:n*d]}, nil},
+	}
+	if k > 1 {
+		cases = append(cases, struct {
+			name string
+			want error
+			x, w loss.Matrix
+			lab  []int32
+			dx   *loss.Matrix
+			dw   *loss.Matrix
+		}{"rows not a multiple of K", loss.ErrShape, x, loss.Matrix{Rows: rows - 1, Cols: d, Data: w.Data[:(rows-1)*d]}, lab, nil, nil})
+	}
+	for _, tc := range cases {
+		dx, dw := tc.dx, tc.dw
+		if dx == nil {
+			m := filled(tc.x.Rows, tc.x.Cols, 42)
+			dx = &m
+		}
+		if dw == nil {
+			m := filled(tc.w.Rows, tc.w.Cols, 42)
+			dw = &m
+		}
+		before := snapshot(dx, dw)
+		var l float32
+		var err error
+		require.NotPanics(t, func() { l, err = h.Loss(tc.x, tc.w, tc.lab, dx, dw) }, tc.name)
+		require.ErrorIs(t, err, tc.want, tc.name)
+		require.NotEmpty(t, err.Error())
+		require.Zero(t, l, tc.name)
+		requireUntouched(t, before, dx, dw)
+		snap.require(t, h, tc.name)
+		// forward only too: the state is a training step's
+		if tc.dx == nil && tc.dw == nil {
+			_, err = h.Loss(tc.x, tc.w, tc.lab, nil, nil)
+			require.ErrorIs(t, err, tc.want, tc.name+" forward only")
+			snap.require(t, h, tc.name+" forward only")
+		}
+	}
+	// Accumulate into a non-finite buffer: nothing written.
+	h.Accumulate = true
+	dx := filled(n, d, 0)
+	dx.Data[1] = float32(math.NaN())
+	before := snapshot(&dx)
+	_, err = h.Loss(x, w, lab, &dx, nil)
+	require.ErrorIs(t, err, loss.ErrNonFinite)
+	requireUntouched(t, before, &dx)
+	snap.require(t, h, "accumulate into NaN")
+	h.Accumulate = false
+	// ElasticFace: Margins of the wrong length or non-finite.
+	if strings.HasPrefix(name, "Elastic") {
+		_, err := h.Loss(x, w, lab, nil, nil)
+		require.NoError(t, err)
+		snap = adaSnap(h)
+		for _, m := range [][]float32{{0.5}, {0.5, 0.5, float32(math.NaN()), 0.5}} {
+			h.Margins = m
+			_, err = h.Loss(x, w, lab, nil, nil)
+			require.Error(t, err)
+			require.True(t, errors.Is(err, loss.ErrShape) || errors.Is(err, loss.ErrNonFinite), "%v", err)
+			snap.require(t, h, "Margins")
+		}
+		h.Margins = nil
+	}
+	adaCosineErrors(t, h, r, n, rows, strings.HasPrefix(name, "AdaFace") || strings.HasPrefix(name, "MagFace"))
+	adaComposedErrors(t, mk, r, n, c, d)
 }
 
 // adaCosineErrors: LossFromCosinesNorms's bad calls leave dcos, dnorms,
@@ -390,6 +395,9 @@ func TestAdaptiveNilErrorMeansFinite(t *testing.T) {
 				h.Reduction = loss.Sum
 			}
 			h.Accumulate = r.Intn(3) == 0
+			if r.Intn(2) == 0 {
+				h.Precision = loss.BFloat16
+			}
 			if it%5 == 2 || it%5 == 3 {
 				h.ElasticPlus = r.Intn(2) == 0
 				h.Seed = r.Uint64()
