@@ -714,7 +714,12 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 	}
 	xm := matOf(n, d, x)
 	labels := drawLabels(r, n, c)
-	for _, sp := range adaBF16Specs() {
+	specs := adaBF16Specs()
+	// every kind, its modulation (AdaFace's clamp, CurricularFace's hard
+	// negatives), sub-centers, Plus's sort and MagFace's radial term: the
+	// spec list less the variants that add no other path (the race
+	// detector's CI run repeats this test)
+	for _, sp := range []adaSpec{specs[0], specs[1], specs[3], specs[7], specs[6], specs[10]} {
 		k := max(sp.k, 1)
 		wm := matOf(c*k, d, to32(randNorm(r, c*k*d)))
 		mk := func() *loss.MarginSoftmax {
@@ -727,7 +732,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 		dx, dw := filled(n, d, 0), filled(c*k, d, 0)
 		_, err := h.Loss(xm, wm, labels, &dx, &dw)
 		require.NoError(t, err, sp.String())
-		require.Zero(t, testing.AllocsPerRun(3, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(2, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
 		sh := &loss.ShardedHead{Head: h, Classes: c}
 		sst := &loss.ShardStats{}
 		step := func() {
@@ -742,7 +747,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 			}
 		}
 		step()
-		require.Zero(t, testing.AllocsPerRun(3, step), "%v: ShardedHead allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(2, step), "%v: ShardedHead allocations", sp)
 
 		var ref []float32
 		var refSt loss.AdaptiveState
