@@ -11,13 +11,15 @@ package loss_test
 // latter against the float64 reference of adaptive_bf16_test.go;
 // Accumulate adds to the old contents; kept and recomputed tiles agree
 // bitwise; forward-only calls allocate nothing; PartialFC is bitwise its
-// Head on the sampled classes.
+// Head on the sampled classes and allocates nothing; LossFromCosinesNorms
+// matches Loss; a ShardedHead step is bitwise the same for any GOMAXPROCS.
 
 import (
 	"errors"
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -652,6 +654,135 @@ func TestAdaptivePartialFCMatchesHead(t *testing.T) {
 					pfcRequireBits(t, ref.AppendMargins(nil), p.Head.AppendMargins(nil), "%s: margins", at)
 				}
 			}
+		}
+	})
+}
+
+// TestAdaptiveCosinesMatchLoss: testCosinesMatchLoss for the adaptive
+// heads: LossFromCosinesNorms on x̂·Ŵᵀ (computed in float64, rounded once)
+// with the norms ‖x_i‖ gives Loss's loss, and its dcos chained through the
+// normalisations (plus dnorms_i·x̂_i, MagFace's radial term) gives Loss's dx
+// and dw, to the golden tolerances, from the same state, with sub-centers
+// and label smoothing.
+func TestAdaptiveCosinesMatchLoss(t *testing.T) {
+	forEachLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(182))
+		tab := newErrTable()
+		names := slices.Sorted(func(yield func(string) bool) {
+			for name := range adaptiveHeads() {
+				if !yield(name) {
+					return
+				}
+			}
+		})
+		for _, shp := range [][3]int{{6, 7, 5}, {40, 300, 33}} {
+			n, c, d := shp[0], shp[1], shp[2]
+			for _, name := range names {
+				for _, k := range []int{1, 3} {
+					for _, eps := range []float32{0, 0.1} {
+						mk := func() *loss.MarginSoftmax {
+							h := adaptiveHeads()[name]()
+							h.SubCenters, h.LabelSmoothing, h.TileBudget = k, eps, tileBudget
+							h.Seed = 11
+							return h
+						}
+						at := fmt.Sprintf("%s/k%d/ε%g %dx%dx%d", name, k, eps, n, c, d)
+						rows := c * k
+						x := to64(normedMatrix(r, n, d).Data)
+						w := to64(randMatrix(r, rows, d).Data)
+						labels := randLabels(r, n, c)
+						norms := make([]float32, n)
+						for i := range n {
+							norms[i] = float32(math.Sqrt(dot(x[i*d:(i+1)*d], x[i*d:(i+1)*d])))
+						}
+						cos := cosinesOf(x, w, n, rows, d)
+						hc, hl := mk(), mk()
+						dcos, dn := nanMatrix(n, rows), make([]float32, n)
+						lc, err := hc.LossFromCosinesNorms(matOf(n, rows, cos), norms, labels, &dcos, dn)
+						require.NoError(t, err, at)
+						dx, dw := nanMatrix(n, d), nanMatrix(rows, d)
+						ll, err := hl.Loss(matOf(n, d, to32(x)), matOf(rows, d, to32(w)), labels, &dx, &dw)
+						require.NoError(t, err, at)
+						checkLoss(t, tab, "vs-loss", at, lc, float64(ll))
+						cdx, cdw := chainCosines(x, w, dcos.Data, n, rows, d)
+						for i := range n {
+							for q := range d {
+								cdx[i*d+q] += float64(dn[i]) * x[i*d+q] / float64(norms[i])
+							}
+						}
+						checkGrad(t, tab, "vs-loss", at, "dx", dx.Data, cdx, d)
+						checkGrad(t, tab, "vs-loss", at, "dw", dw.Data, cdw, d)
+						require.Equal(t, hl.State().Calls, hc.State().Calls, at)
+						for _, f := range [][2]float32{{hc.State().BatchMean, hl.State().BatchMean}, {hc.State().BatchStd, hl.State().BatchStd}, {hc.State().T, hl.State().T}} {
+							require.InDelta(t, f[1], f[0], 1e-5*math.Abs(float64(f[1])), "%s: state", at)
+						}
+						mc, ml := hc.AppendMargins(nil), hl.AppendMargins(nil)
+						require.Len(t, mc, len(ml), at)
+						for i := range ml {
+							require.InDelta(t, ml[i], mc[i], 1e-5*math.Max(math.Abs(float64(ml[i])), 1e-2), "%s: margin %d", at, i)
+						}
+					}
+				}
+			}
+		}
+		tab.log(t, "LossFromCosinesNorms vs Loss")
+	})
+}
+
+// TestAdaptiveShardedDeterministic: a 3-shard ShardedHead step (Prepare,
+// the SUM of Targets, Forward, the merge, Backward) of every adaptive head,
+// in Float32 and BFloat16, with and without sampling, gives the same bits
+// (loss, dx, dw, every shard's state) for GOMAXPROCS 1, 2 and 3; and
+// PartialFC over an adaptive head allocates nothing in steady state.
+func TestAdaptiveShardedDeterministic(t *testing.T) {
+	forEachLevel(t, func(t *testing.T) {
+		r := rand.New(rand.NewSource(183))
+		n, c, d := 70, 1100, 17
+		x := normedMatrix(r, n, d)
+		labels := randLabels(r, n, c)
+		for name, mk := range adaptiveContractHeads() {
+			k := max(mk().SubCenters, 1)
+			w := randMatrix(r, c*k, d)
+			for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
+				for _, rate := range []float32{0, 0.5} {
+					if rate != 0 && mk().LabelSmoothing != 0 {
+						continue // a sampling ShardedHead refuses smoothing (ErrParam: it needs every class)
+					}
+					at := fmt.Sprintf("%s %v rate %g", name, prec, rate)
+					var ref []float32
+					var refSt loss.AdaptiveState
+					for _, procs := range []int{1, 2, 3} {
+						h := mk()
+						h.Precision = prec
+						shards := []*loss.ShardedHead{{Head: h, SampleRate: rate, Seed: 4}, {Head: h, SampleRate: rate, Seed: 5}, {Head: h, SampleRate: rate, Seed: 6}}
+						old := runtime.GOMAXPROCS(procs)
+						l, dx, dw, err := shardedStep(t, shards, x, w, labels, k)
+						runtime.GOMAXPROCS(old)
+						require.NoError(t, err, at)
+						for q := range shards {
+							require.Equal(t, shards[0].State(), shards[q].State(), "%s: shard %d state", at, q)
+						}
+						got := append(append([]float32{l}, dx...), dw...)
+						if ref == nil {
+							ref, refSt = got, shards[0].State()
+							continue
+						}
+						require.Equal(t, refSt, shards[0].State(), "%s: GOMAXPROCS=%d state", at, procs)
+						for q := range got {
+							if math.Float32bits(got[q]) != math.Float32bits(ref[q]) {
+								t.Fatalf("%s: GOMAXPROCS=%d differs from 1 at output %d: %v vs %v", at, procs, q, got[q], ref[q])
+							}
+						}
+					}
+				}
+			}
+			h := mk()
+			p := &loss.PartialFC{Head: h, SampleRate: 0.2, Seed: 1}
+			dx, dw := filled(n, d, 0), filled(c*k, d, 0)
+			_, err := p.Loss(x, w, labels, &dx, &dw)
+			require.NoError(t, err, name)
+			require.Zero(t, testing.AllocsPerRun(3, func() { _, _ = p.Loss(x, w, labels, &dx, &dw) }), "%s: PartialFC allocations", name)
+			require.Zero(t, testing.AllocsPerRun(3, func() { _, _ = p.Loss(x, w, labels, nil, nil) }), "%s: PartialFC forward-only allocations", name)
 		}
 	})
 }
