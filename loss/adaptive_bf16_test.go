@@ -704,12 +704,12 @@ func TestBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 
 func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 	r := rand.New(rand.NewPCG(17, 3))
-	n, c, d := 70, 1100, 33 // 70 rows: two row chunks; 1100 classes: three tiles, three shards
+	n, c, d := 70, 1100, 17 // 70 rows: two row chunks; 1100 classes: three tiles, three shards
 	x := to32(randNorm(r, n*d))
 	for i := range n {
 		f := float32(1 + 120*r.Float64())
 		for q := range d {
-			x[i*d+q] *= f / 6 // ‖x_i‖ ≈ f·√33/6 ∈ [1, 120]
+			x[i*d+q] *= f / 4 // ‖x_i‖ ≈ f·√17/4 ∈ [1, 124]
 		}
 	}
 	xm := matOf(n, d, x)
@@ -718,7 +718,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 	// every kind, its modulation (AdaFace's clamp, CurricularFace's hard
 	// negatives), sub-centers, Plus's sort and MagFace's radial term: the
 	// spec list less the variants that add no other path (the race
-	// detector's CI run repeats this test)
+	// detector's and qemu's CI runs repeat this test)
 	for _, sp := range []adaSpec{specs[0], specs[1], specs[3], specs[7], specs[6], specs[10]} {
 		k := max(sp.k, 1)
 		wm := matOf(c*k, d, to32(randNorm(r, c*k*d)))
@@ -730,9 +730,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 		}
 		h := mk()
 		dx, dw := filled(n, d, 0), filled(c*k, d, 0)
-		_, err := h.Loss(xm, wm, labels, &dx, &dw)
-		require.NoError(t, err, sp.String())
-		require.Zero(t, testing.AllocsPerRun(2, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(1, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
 		sh := &loss.ShardedHead{Head: h, Classes: c}
 		sst := &loss.ShardStats{}
 		step := func() {
@@ -746,8 +744,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 				panic(err)
 			}
 		}
-		step()
-		require.Zero(t, testing.AllocsPerRun(2, step), "%v: ShardedHead allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(1, step), "%v: ShardedHead allocations", sp)
 
 		var ref []float32
 		var refSt loss.AdaptiveState
