@@ -733,7 +733,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 		}
 		h := mk()
 		dx, dw := filled(n, d, 0), filled(c*k, d, 0)
-		require.Zero(t, testing.AllocsPerRun(1, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(3, func() { _, _ = h.Loss(xm, wm, labels, &dx, &dw) }), "%v: allocations", sp)
 		sh := &loss.ShardedHead{Head: h, Classes: c}
 		sst := &loss.ShardStats{}
 		step := func() {
@@ -747,7 +747,7 @@ func testBFloat16AdaptiveNoAllocsDeterministic(t *testing.T) {
 				panic(err)
 			}
 		}
-		require.Zero(t, testing.AllocsPerRun(1, step), "%v: ShardedHead allocations", sp)
+		require.Zero(t, testing.AllocsPerRun(3, step), "%v: ShardedHead allocations", sp)
 
 		var ref []float32
 		var refSt loss.AdaptiveState
