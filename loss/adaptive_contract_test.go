@@ -17,6 +17,7 @@ package loss_test
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand"
 	"runtime"
@@ -54,6 +55,18 @@ func adaptiveContractHeads() map[string]func() *loss.MarginSoftmax {
 	return hs
 }
 
+// sortedHeads iterates hs by name, so that the draws each head gets from a
+// shared generator are the same in every run.
+func sortedHeads(hs map[string]func() *loss.MarginSoftmax) func(yield func(string, func() *loss.MarginSoftmax) bool) {
+	return func(yield func(string, func() *loss.MarginSoftmax) bool) {
+		for _, name := range slices.Sorted(maps.Keys(hs)) {
+			if !yield(name, hs[name]) {
+				return
+			}
+		}
+	}
+}
+
 // adaSnapshot is a head's state and margins, to compare after a failed
 // call.
 type adaSnapshot struct {
@@ -83,7 +96,7 @@ func (s adaSnapshot) require(t *testing.T, h *loss.MarginSoftmax, what string) {
 // ShardedHead (whose own state copy must stay).
 func TestAdaptiveErrors(t *testing.T) {
 	r := rand.New(rand.NewSource(170))
-	for name, mk0 := range adaptiveContractHeads() {
+	for name, mk0 := range sortedHeads(adaptiveContractHeads()) {
 		for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
 			mk := func() *loss.MarginSoftmax { h := mk0(); h.Precision = prec; return h }
 			t.Run(name+"/"+prec.String(), func(t *testing.T) { testAdaptiveErrors(t, r, name, mk) })
@@ -318,7 +331,7 @@ func TestAdaptiveOverlap(t *testing.T) {
 	forEachLevel(t, func(t *testing.T) {
 		r := rand.New(rand.NewSource(171))
 		const n, c, d = 4, 6, 3
-		for name, mk := range adaptiveContractHeads() {
+		for name, mk := range sortedHeads(adaptiveContractHeads()) {
 			h := mk()
 			k := max(h.SubCenters, 1)
 			rows := c * k
@@ -554,7 +567,7 @@ func TestAdaptiveAccumulate(t *testing.T) {
 			n, c, d := shape[0], shape[1], shape[2]
 			x := normedMatrix(r, n, d)
 			labels := randLabels(r, n, c)
-			for name, mk := range adaptiveContractHeads() {
+			for name, mk := range sortedHeads(adaptiveContractHeads()) {
 				h := mk()
 				k := max(h.SubCenters, 1)
 				w := randMatrix(r, c*k, d)
@@ -594,7 +607,7 @@ func TestAdaptiveKeptTilesBitwise(t *testing.T) {
 			n, c, d := shape[0], shape[1], shape[2]
 			x := normedMatrix(r, n, d)
 			labels := randLabels(r, n, c)
-			for name, mk := range adaptiveContractHeads() {
+			for name, mk := range sortedHeads(adaptiveContractHeads()) {
 				k := max(mk().SubCenters, 1)
 				w := randMatrix(r, c*k, d)
 				var out [2][]float32
@@ -631,7 +644,7 @@ func TestAdaptivePartialFCMatchesHead(t *testing.T) {
 		x := normedMatrix(r, n, d)
 		labels := randLabels(r, n, c)
 		nan := float32(math.NaN())
-		for name, mk := range adaptiveContractHeads() {
+		for name, mk := range sortedHeads(adaptiveContractHeads()) {
 			k := max(mk().SubCenters, 1)
 			w := randMatrix(r, c*k, d)
 			for _, rate := range []float32{0.3, 1} {
@@ -668,13 +681,7 @@ func TestAdaptiveCosinesMatchLoss(t *testing.T) {
 	forEachLevel(t, func(t *testing.T) {
 		r := rand.New(rand.NewSource(182))
 		tab := newErrTable()
-		names := slices.Sorted(func(yield func(string) bool) {
-			for name := range adaptiveHeads() {
-				if !yield(name) {
-					return
-				}
-			}
-		})
+		names := slices.Sorted(maps.Keys(adaptiveHeads()))
 		for _, shp := range [][3]int{{6, 7, 5}, {40, 300, 33}} {
 			n, c, d := shp[0], shp[1], shp[2]
 			for _, name := range names {
@@ -740,7 +747,7 @@ func TestAdaptiveShardedDeterministic(t *testing.T) {
 		n, c, d := 70, 700, 17
 		x := normedMatrix(r, n, d)
 		labels := randLabels(r, n, c)
-		for name, mk := range adaptiveContractHeads() {
+		for name, mk := range sortedHeads(adaptiveContractHeads()) {
 			k := max(mk().SubCenters, 1)
 			w := randMatrix(r, c*k, d)
 			for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
