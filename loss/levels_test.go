@@ -2,6 +2,8 @@ package loss_test
 
 import (
 	"os"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/marginloss/marginloss/internal/simd"
@@ -15,9 +17,21 @@ func TestMain(m *testing.M) { os.Exit(simd.RunRequired(m)) }
 // (generic first), with every asm wrapper dispatching at that level, the way
 // Go's crypto packages test all implementations in one process. The tests
 // that use it are not parallel: simd.Force is process-wide.
+//
+// MARGINLOSS_TEST_LEVELS (a comma-separated list of level names), when
+// set, keeps only those levels: CI runs the suite once per MARGINLOSS_SIMD
+// cap with the cap's own level, and under qemu-aarch64 at neon alone (the
+// generic level ran natively), so that no level runs twice.
 func forEachLevel(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
+	var only []string
+	if v := os.Getenv("MARGINLOSS_TEST_LEVELS"); v != "" {
+		only = strings.Split(v, ",")
+	}
 	for _, l := range simd.Usable() {
+		if only != nil && !slices.Contains(only, l.String()) {
+			continue
+		}
 		t.Run(l.String(), func(t *testing.T) {
 			restore, err := simd.Force(l)
 			if err != nil {
