@@ -100,9 +100,8 @@ func (g *Margin) SetRows(kind MarginKind, m1 float64, m2, m3 []float32) {
 		panicf("Margin.SetRows: m3 has %d values, m2 %d", len(m3), len(m2))
 	}
 	n := len(m2)
+	*g = Margin{kind: kind, m1: m1, rows: g.rows} // the buffers stay
 	r := &g.rows
-	*g = Margin{kind: kind, m1: m1, rows: *r}
-	r = &g.rows
 	r.on, r.n, r.m1 = true, n, m1
 	r.m2, r.m3 = growF64(r.m2, n), growF64(r.m3, n)
 	for k := range r.c {
