@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -223,14 +224,13 @@ func TestMarginRowsShapes(t *testing.T) {
 			require.True(t, whole.rows.vec, "%v", f.kind)
 			wp, wd := make([]float32, len(src)), make([]float32, len(src))
 			body(wp, wd, src, &whole)
-			var rows Margin
 			rig.run(t, func(s shape, in, out [][]float32) {
-				rows.SetRows(f.kind, f.m1, m2[s.off:s.off+s.n], m3[s.off:s.off+s.n])
+				rows := whole.sliceRows(s.off, s.n)
 				dphi := out[1]
 				if s.pick(2) == 1 {
 					dphi = nil
 				}
-				body(out[0], dphi, in[0], &rows)
+				body(out[0], dphi, in[0], rows)
 				for k := 0; k < s.n; k++ {
 					if math.Float32bits(out[0][k]) != math.Float32bits(wp[s.off+k]) ||
 						dphi != nil && math.Float32bits(dphi[k]) != math.Float32bits(wd[s.off+k]) {
@@ -315,4 +315,47 @@ func TestSetRowsReuse(t *testing.T) {
 	require.Zero(t, allocs)
 	g := NewMargin(MarginArc, 1, 0.5, 0, 0, 0)
 	require.Equal(t, -1, g.Rows())
+}
+
+// sliceRows returns rows off..off+n of a per-row g, sharing its buffers: what
+// SetRows of those rows' parameters builds (TestSetRowsSlice), without
+// SetRows' per-row constants, which the shape tests would recompute for
+// every shape.
+func (g *Margin) sliceRows(off, n int) *Margin {
+	s := *g
+	r := &s.rows
+	r.n = n
+	r.m2, r.m3 = r.m2[off:off+n], r.m3[off:off+n]
+	for k := range r.c {
+		r.c[k] = r.c[k][off : off+n]
+	}
+	return &s
+}
+
+// TestSetRowsSlice: sliceRows is SetRows of the rows' parameters, field for
+// field.
+func TestSetRowsSlice(t *testing.T) {
+	r := rand.New(rand.NewSource(54))
+	for _, f := range rowForms() {
+		ts, m2, m3 := rowsInputs(r, f)
+		var whole, part Margin
+		whole.SetRows(f.kind, f.m1, m2, m3)
+		for _, sh := range [][2]int{{0, 0}, {3, 17}, {100, 1}, {len(ts) - 40, 40}} {
+			off, n := sh[0], sh[1]
+			part.SetRows(f.kind, f.m1, m2[off:off+n], m3[off:off+n])
+			got := whole.sliceRows(off, n)
+			require.Equal(t, part.rows.n, got.rows.n)
+			require.Equal(t, part.rows.vec, got.rows.vec)
+			require.True(t, slices.Equal(part.rows.m2, got.rows.m2), "%v m2", f.kind)
+			require.True(t, slices.Equal(part.rows.m3, got.rows.m3), "%v m3", f.kind)
+			for k := range part.rows.c {
+				// bitwise: NaN slopes (Combined) compare equal
+				a, b := part.rows.c[k], got.rows.c[k]
+				require.Equal(t, len(a), len(b))
+				for i := range a {
+					require.Equal(t, math.Float32bits(a[i]), math.Float32bits(b[i]), "%v constant %d row %d", f.kind, k, i)
+				}
+			}
+		}
+	}
 }
