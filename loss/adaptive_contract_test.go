@@ -160,15 +160,7 @@ func testAdaptiveErrors(t *testing.T, r *rand.Rand, name string, mk func() *loss
 		}{"rows not a multiple of K", loss.ErrShape, x, loss.Matrix{Rows: rows - 1, Cols: d, Data: w.Data[:(rows-1)*d]}, lab, nil, nil})
 	}
 	for _, tc := range cases {
-		dx, dw := tc.dx, tc.dw
-		if dx == nil {
-			m := filled(tc.x.Rows, tc.x.Cols, 42)
-			dx = &m
-		}
-		if dw == nil {
-			m := filled(tc.w.Rows, tc.w.Cols, 42)
-			dw = &m
-		}
+		dx, dw := gradsOr42(tc.dx, tc.dw, tc.x, tc.w)
 		before := snapshot(dx, dw)
 		var l float32
 		var err error

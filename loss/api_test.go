@@ -38,6 +38,21 @@ func filled(rows, cols int, v float32) loss.Matrix {
 	return m
 }
 
+// gradsOr42 returns dx and dw, each replaced when nil by a fresh matrix of
+// x's or w's shape filled with 42: the outputs an error case must leave as
+// they were.
+func gradsOr42(dx, dw *loss.Matrix, x, w loss.Matrix) (*loss.Matrix, *loss.Matrix) {
+	if dx == nil {
+		m := filled(x.Rows, x.Cols, 42)
+		dx = &m
+	}
+	if dw == nil {
+		m := filled(w.Rows, w.Cols, 42)
+		dw = &m
+	}
+	return dx, dw
+}
+
 func allHeads() map[string]func() *loss.MarginSoftmax {
 	budget := func(h *loss.MarginSoftmax) *loss.MarginSoftmax { h.TileBudget = tileBudget; return h }
 	return map[string]func() *loss.MarginSoftmax{
@@ -210,15 +225,7 @@ func TestMarginErrors(t *testing.T) {
 	cases[len(cases)-1].head.Reduction = 7
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dx, dw := tc.dx, tc.dw
-			if dx == nil {
-				m := filled(tc.x.Rows, tc.x.Cols, 42)
-				dx = &m
-			}
-			if dw == nil {
-				m := filled(tc.w.Rows, tc.w.Cols, 42)
-				dw = &m
-			}
+			dx, dw := gradsOr42(tc.dx, tc.dw, tc.x, tc.w)
 			dxBefore, dwBefore := slices.Clone(dx.Data), slices.Clone(dw.Data)
 			var l float32
 			var err error

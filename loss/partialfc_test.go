@@ -529,15 +529,7 @@ func TestPartialFCErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			dx, dw := tc.dx, tc.dw
-			if dx == nil {
-				m := filled(tc.x.Rows, tc.x.Cols, 42)
-				dx = &m
-			}
-			if dw == nil {
-				m := filled(tc.w.Rows, tc.w.Cols, 42)
-				dw = &m
-			}
+			dx, dw := gradsOr42(tc.dx, tc.dw, tc.x, tc.w)
 			before := snapshot(dx, dw)
 			xb, wb := slices.Clone(tc.x.Data), slices.Clone(tc.w.Data)
 			var l float32
