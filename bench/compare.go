@@ -236,21 +236,22 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 			}
 			fmt.Fprintln(w)
 		}
-		writeSpread(w, rs, labels, hkeys, hvals)
+		sides := groupSides(rs, labels)
+		writeSpread(w, sides, hkeys, hvals)
+		writePrecisionSpread(w, sides, hkeys, hvals)
 	}
 }
 
-// writeSpread prints, when some program was run several times (files with
-// the same backend, Go or Python version and CPU: repeated, alternating runs
-// of one side), each head's range of ms over that side's runs, and the range
-// of the ratio to the first side taken run by run (the i-th run of each
-// side, which the alternation ran next to each other). One run of a side is
-// no fair figure; the fastest of several alternating runs is.
-func writeSpread(w io.Writer, rs []*Results, labels []string, hkeys []headRowKey, hvals map[headRowKey][]HeadRow) {
-	type side struct {
-		name  string
-		files []int
-	}
+// side is one program's files among -compare's arguments: those with the
+// same backend, Go or Python version and CPU (repeated, alternating runs of
+// that program), in argument order.
+type side struct {
+	name  string // the label of its first file
+	files []int
+}
+
+// groupSides groups the files into sides, in order of first appearance.
+func groupSides(rs []*Results, labels []string) []*side {
 	var sides []*side
 	byID := map[string]*side{}
 	for i, r := range rs {
@@ -263,11 +264,67 @@ func writeSpread(w io.Writer, rs []*Results, labels []string, hkeys []headRowKey
 		}
 		sd.files = append(sd.files, i)
 	}
-	repeated := false
+	return sides
+}
+
+// repeated reports whether some side has several runs.
+func repeated(sides []*side) bool {
 	for _, sd := range sides {
-		repeated = repeated || len(sd.files) > 1
+		if len(sd.files) > 1 {
+			return true
+		}
 	}
-	if !repeated {
+	return false
+}
+
+// msRange is the fastest and slowest ms of key over files (0, 0: none).
+func msRange(hvals map[headRowKey][]HeadRow, key headRowKey, files []int) (lo, hi float64) {
+	for _, f := range files {
+		if ms := hvals[key][f].Ms; ms > 0 {
+			if lo == 0 || ms < lo {
+				lo = ms
+			}
+			hi = max(hi, ms)
+		}
+	}
+	return lo, hi
+}
+
+// ratioRange is the range of num's ms ÷ den's ms taken run by run: the
+// j-th file of numFiles against the j-th of denFiles, the runs that the
+// alternation ran next to each other (0, 0: no pair measured both).
+func ratioRange(hvals map[headRowKey][]HeadRow, num headRowKey, numFiles []int, den headRowKey, denFiles []int) (lo, hi float64) {
+	for j := 0; j < min(len(numFiles), len(denFiles)); j++ {
+		b, v := hvals[num][numFiles[j]].Ms, hvals[den][denFiles[j]].Ms
+		if b <= 0 || v <= 0 {
+			continue
+		}
+		r := b / v
+		if lo == 0 || r < lo {
+			lo = r
+		}
+		hi = max(hi, r)
+	}
+	return lo, hi
+}
+
+// fmtRange prints lo–hi with unit, or "—" when lo is 0.
+func fmtRange(lo, hi float64, ratio bool) string {
+	switch {
+	case lo == 0:
+		return "—"
+	case ratio:
+		return fmt.Sprintf("%.2f–%.2f×", lo, hi)
+	}
+	return fmtNum(lo) + "–" + fmtNum(hi)
+}
+
+// writeSpread prints, when some program was run several times, each head's
+// range of ms over each side's runs, and the range of the ratio to the
+// first side taken run by run (ratioRange). One run of a side is no fair
+// figure; the fastest of several alternating runs is.
+func writeSpread(w io.Writer, sides []*side, hkeys []headRowKey, hvals map[headRowKey][]HeadRow) {
+	if !repeated(sides) {
 		return
 	}
 	fmt.Fprintf(w, "\n## Heads over repeated runs (ms: fastest–slowest run; ratio: %s's ms / the side's, run by run)\n\n", sides[0].name)
@@ -282,43 +339,63 @@ func writeSpread(w io.Writer, rs []*Results, labels []string, hkeys []headRowKey
 	for _, key := range hkeys {
 		fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", key.loss, key.n, key.d, key.c, key.nthreads)
 		for si, sd := range sides {
-			lo, hi := 0.0, 0.0
-			for _, f := range sd.files {
-				if ms := hvals[key][f].Ms; ms > 0 {
-					if lo == 0 || ms < lo {
-						lo = ms
-					}
-					hi = max(hi, ms)
-				}
+			lo, hi := msRange(hvals, key, sd.files)
+			fmt.Fprintf(w, " %s |", fmtRange(lo, hi, false))
+			if si > 0 {
+				lo, hi := ratioRange(hvals, key, sides[0].files, key, sd.files)
+				fmt.Fprintf(w, " %s |", fmtRange(lo, hi, true))
 			}
-			if lo == 0 {
-				fmt.Fprint(w, " — |")
-			} else {
-				fmt.Fprintf(w, " %s–%s |", fmtNum(lo), fmtNum(hi))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// bf16Suffix marks a head row's loss as the BFloat16 head (the bench's and
+// pytorch_ref.py's autocast rows alike).
+const bf16Suffix = " bf16"
+
+// writePrecisionSpread prints, for every bf16 head row whose float32 twin
+// (the same loss without the suffix) was measured, the run-by-run ranges of
+// each side's float32 ms ÷ its own bf16 ms (what BFloat16 gains there) and
+// of the first side's float32 ms ÷ each other side's bf16 ms (the other
+// side's bf16 head against the first side's float32 head, as issue 16's
+// targets compare them). Only with repeated runs, as writeSpread.
+func writePrecisionSpread(w io.Writer, sides []*side, hkeys []headRowKey, hvals map[headRowKey][]HeadRow) {
+	if !repeated(sides) {
+		return
+	}
+	var pairs [][2]headRowKey // float32, bf16
+	for _, key := range hkeys {
+		if f32, ok := strings.CutSuffix(key.loss, bf16Suffix); ok {
+			twin := key
+			twin.loss = f32
+			if _, ok := hvals[twin]; ok {
+				pairs = append(pairs, [2]headRowKey{twin, key})
 			}
-			if si == 0 {
-				continue
-			}
-			rlo, rhi := 0.0, 0.0
-			for j, f := range sd.files {
-				if j >= len(sides[0].files) {
-					break
-				}
-				b, v := hvals[key][sides[0].files[j]].Ms, hvals[key][f].Ms
-				if b <= 0 || v <= 0 {
-					continue
-				}
-				r := b / v
-				if rlo == 0 || r < rlo {
-					rlo = r
-				}
-				rhi = max(rhi, r)
-			}
-			if rlo == 0 {
-				fmt.Fprint(w, " — |")
-			} else {
-				fmt.Fprintf(w, " %.2f–%.2f× |", rlo, rhi)
-			}
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n## BFloat16 against float32 (ratios run by run: float32 ms ÷ bf16 ms, > 1 means bf16 is faster)\n\n")
+	fmt.Fprintf(w, "| loss | N | D | C | threads |")
+	for _, sd := range sides {
+		fmt.Fprintf(w, " %s: its float32 ÷ its bf16 |", sd.name)
+	}
+	for _, sd := range sides[1:] {
+		fmt.Fprintf(w, " %s float32 ÷ %s bf16 |", sides[0].name, sd.name)
+	}
+	fmt.Fprint(w, "\n|---|---|---|---|---|", strings.Repeat("---:|", 2*len(sides)-1), "\n")
+	for _, p := range pairs {
+		f32, bf := p[0], p[1]
+		fmt.Fprintf(w, "| %s | %d | %d | %d | %s |", f32.loss, f32.n, f32.d, f32.c, f32.nthreads)
+		for _, sd := range sides {
+			lo, hi := ratioRange(hvals, f32, sd.files, bf, sd.files)
+			fmt.Fprintf(w, " %s |", fmtRange(lo, hi, true))
+		}
+		for _, sd := range sides[1:] {
+			lo, hi := ratioRange(hvals, f32, sides[0].files, bf, sd.files)
+			fmt.Fprintf(w, " %s |", fmtRange(lo, hi, true))
 		}
 		fmt.Fprintln(w)
 	}

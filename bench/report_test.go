@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -263,5 +264,66 @@ func TestCompareSpread(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "repeated runs") {
 		t.Errorf("a spread table for single runs:\n%s", out.String())
+	}
+}
+
+// TestComparePrecision: with bf16 head rows and their float32 twins in
+// repeated runs, -compare prints each side's float32 ÷ bf16 and the first
+// side's float32 ÷ the other side's bf16, run by run; without bf16 rows it
+// prints no such table.
+func TestComparePrecision(t *testing.T) {
+	dir := t.TempDir()
+	var files []string
+	for i, s := range []struct {
+		backend  string
+		f32, b16 float64
+	}{{"pytorch 1.13", 10, 8}, {"avx512", 4, 2}, {"pytorch 1.13", 12, 6}, {"avx512", 6, 4}} {
+		r := sampleResults(s.backend, 1)
+		r.Heads = []HeadRow{
+			{Loss: "ArcFace(64,0.5)", N: 32, D: 64, C: 100, Threads: 1, Ms: s.f32, Calls: 3},
+			{Loss: "ArcFace(64,0.5)" + bf16Suffix, N: 32, D: 64, C: 100, Threads: 1, Ms: s.b16, Calls: 3},
+			{Loss: "CosFace(64,0.35)" + bf16Suffix, N: 32, D: 64, C: 100, Threads: 1, Ms: 1, Calls: 3}, // no twin
+		}
+		f := filepath.Join(dir, []string{"t1", "g1", "t2", "g2"}[i]+".json")
+		if err := writeResults(f, r); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	var out, errOut bytes.Buffer
+	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	s := out.String()
+	_, table, ok := strings.Cut(s, "## BFloat16 against float32")
+	if !ok {
+		t.Fatalf("no precision table:\n%s", s)
+	}
+	for _, want := range []string{
+		"| loss | N | D | C | threads | t1: its float32 ÷ its bf16 | g1: its float32 ÷ its bf16 | t1 float32 ÷ g1 bf16 |",
+		// t: 10/8, 12/6; g: 4/2, 6/4; t's float32 ÷ g's bf16: 10/2, 12/4
+		"| ArcFace(64,0.5) | 32 | 64 | 100 | 1 | 1.25–2.00× | 1.50–2.00× | 3.00–5.00× |",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("precision table lacks %q:\n%s", want, table)
+		}
+	}
+	if strings.Contains(table, "CosFace") {
+		t.Errorf("a bf16 row without its float32 twin in the precision table:\n%s", table)
+	}
+	out.Reset()
+	files = files[:0]
+	for i, b := range []string{"pytorch 1.13", "avx512", "pytorch 1.13", "avx512"} {
+		f := filepath.Join(dir, fmt.Sprintf("plain%d.json", i))
+		if err := writeResults(f, sampleResults(b, float64(i+1))); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "BFloat16 against") {
+		t.Errorf("a precision table without bf16 rows:\n%s", out.String())
 	}
 }

@@ -10,8 +10,11 @@
 # pytorch-<i>.json; FILTER (a regexp of item names, default: ArcFace at
 # C = 10k and 100k, one and two threads, both precisions) selects the heads.
 # The FMA and bf16 dot-product peaks and the bf16 GEMM rows run in every Go
-# round. Run it on an otherwise idle machine; it takes the bench lock of
-# the helpers' brief when flock is there.
+# round. The comparison ends with two tables of ranges taken run by run:
+# each head against PyTorch's same head, and each side's BFloat16 against
+# float32 (its own, and PyTorch's float32 against ours in bf16, as issue
+# 16's targets put it). Run it on an otherwise idle machine; it takes the
+# bench lock of the helpers' brief when flock is there.
 set -euo pipefail
 dir=${1:?usage: bench/sidebyside.sh DIR [FILTER]}
 filter=${2:-'heads/ArcFace.*/C=(10000|100000)/threads=(1|2)'}
