@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -231,23 +230,14 @@ func TestSpreadOf(t *testing.T) {
 // and the range of the run-by-run ratio to the first side; with one file per
 // side there is no such table.
 func TestCompareSpread(t *testing.T) {
-	dir := t.TempDir()
-	var files []string
-	for i, s := range []struct {
+	var rs []*Results
+	for _, s := range []struct {
 		backend string
 		scale   float64
 	}{{"pytorch 1.13", 1}, {"avx512", 2}, {"pytorch 1.13", 0.5}, {"avx512", 4}} {
-		f := filepath.Join(dir, []string{"t1", "g1", "t2", "g2"}[i]+".json")
-		if err := writeResults(f, sampleResults(s.backend, s.scale)); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
+		rs = append(rs, sampleResults(s.backend, s.scale))
 	}
-	var out, errOut bytes.Buffer
-	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
-		t.Fatalf("run: %v\n%s", err, errOut.String())
-	}
-	s := out.String()
+	s := compareOf(t, rs, "t1", "g1", "t2", "g2")
 	for _, want := range []string{
 		"| loss | N | D | C | threads | t1 (2 runs) | g1 (2 runs) | ratio |",
 		// t: 0.5 and 1 ms; g: 0.25 and 0.125 ms; ratios run by run 2× and 8×
@@ -258,7 +248,7 @@ func TestCompareSpread(t *testing.T) {
 		}
 	}
 	a, b := writeSamples(t)
-	out.Reset()
+	var out, errOut bytes.Buffer
 	if err := run([]string{"-compare", a, b}, &out, &errOut); err != nil {
 		t.Fatal(err)
 	}
@@ -272,9 +262,8 @@ func TestCompareSpread(t *testing.T) {
 // side's float32 ÷ the other side's bf16, run by run; without bf16 rows it
 // prints no such table.
 func TestComparePrecision(t *testing.T) {
-	dir := t.TempDir()
-	var files []string
-	for i, s := range []struct {
+	var rs []*Results
+	for _, s := range []struct {
 		backend  string
 		f32, b16 float64
 	}{{"pytorch 1.13", 10, 8}, {"avx512", 4, 2}, {"pytorch 1.13", 12, 6}, {"avx512", 6, 4}} {
@@ -284,17 +273,9 @@ func TestComparePrecision(t *testing.T) {
 			{Loss: "ArcFace(64,0.5)" + bf16Suffix, N: 32, D: 64, C: 100, Threads: 1, Ms: s.b16, Calls: 3},
 			{Loss: "CosFace(64,0.35)" + bf16Suffix, N: 32, D: 64, C: 100, Threads: 1, Ms: 1, Calls: 3}, // no twin
 		}
-		f := filepath.Join(dir, []string{"t1", "g1", "t2", "g2"}[i]+".json")
-		if err := writeResults(f, r); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
+		rs = append(rs, r)
 	}
-	var out, errOut bytes.Buffer
-	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
-		t.Fatalf("run: %v\n%s", err, errOut.String())
-	}
-	s := out.String()
+	s := compareOf(t, rs, "t1", "g1", "t2", "g2")
 	_, table, ok := strings.Cut(s, "## BFloat16 against float32")
 	if !ok {
 		t.Fatalf("no precision table:\n%s", s)
@@ -311,19 +292,31 @@ func TestComparePrecision(t *testing.T) {
 	if strings.Contains(table, "CosFace") {
 		t.Errorf("a bf16 row without its float32 twin in the precision table:\n%s", table)
 	}
-	out.Reset()
-	files = files[:0]
+	rs = rs[:0]
 	for i, b := range []string{"pytorch 1.13", "avx512", "pytorch 1.13", "avx512"} {
-		f := filepath.Join(dir, fmt.Sprintf("plain%d.json", i))
-		if err := writeResults(f, sampleResults(b, float64(i+1))); err != nil {
+		rs = append(rs, sampleResults(b, float64(i+1)))
+	}
+	if s := compareOf(t, rs, "t1", "g1", "t2", "g2"); strings.Contains(s, "BFloat16 against") {
+		t.Errorf("a precision table without bf16 rows:\n%s", s)
+	}
+}
+
+// compareOf writes rs[i] to names[i].json in a fresh directory and returns
+// what `-compare` prints for those files, in that order.
+func compareOf(t *testing.T, rs []*Results, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	var files []string
+	for i, r := range rs {
+		f := filepath.Join(dir, names[i]+".json")
+		if err := writeResults(f, r); err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, f)
 	}
+	var out, errOut bytes.Buffer
 	if err := run(append([]string{"-compare"}, files...), &out, &errOut); err != nil {
-		t.Fatal(err)
+		t.Fatalf("run: %v\n%s", err, errOut.String())
 	}
-	if strings.Contains(out.String(), "BFloat16 against") {
-		t.Errorf("a precision table without bf16 rows:\n%s", out.String())
-	}
+	return out.String()
 }
