@@ -141,7 +141,7 @@ func emitVCVTNEPS2BF16(m reg.VecPhysical, d reg.VecPhysical) {
 // ymmNum is the number of a physical Y register (Y0–Y31).
 func ymmNum(r reg.VecPhysical) int {
 	for i, z := range zmms {
-		if z.AsY() == r {
+		if z.AsY().Asm() == r.Asm() { // AsY's value is not reg.Y<i> itself: compare names
 			return i
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/mmcloughlin/avo/reg"
 )
 
 // objdump decodes each instruction's bytes with GNU objdump (binutils)
@@ -146,4 +148,21 @@ func TestGeneratedBytesDecode(t *testing.T) {
 		}
 	}
 	t.Logf("%d BYTE lines decoded", len(insns))
+}
+
+// TestRegisterNumbers: the emitters' register lookups find every Z and Y
+// register by its own avo value (ymmNum once compared Zi.AsY(), a
+// different value, with Yi and panicked on every Y register).
+func TestRegisterNumbers(t *testing.T) {
+	ys := []reg.VecPhysical{reg.Y0, reg.Y1, reg.Y7, reg.Y8, reg.Y15, reg.Y16, reg.Y31}
+	zs := []reg.VecPhysical{reg.Z0, reg.Z1, reg.Z7, reg.Z8, reg.Z15, reg.Z16, reg.Z31}
+	want := []int{0, 1, 7, 8, 15, 16, 31}
+	for i := range want {
+		if got := ymmNum(ys[i]); got != want[i] {
+			t.Errorf("ymmNum(%v) = %d, want %d", ys[i], got, want[i])
+		}
+		if got := zmmNum(zs[i]); got != want[i] {
+			t.Errorf("zmmNum(%v) = %d, want %d", zs[i], got, want[i])
+		}
+	}
 }
