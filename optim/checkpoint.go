@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/marginloss/marginloss/checkpoint"
 	"github.com/marginloss/marginloss/loss"
@@ -173,8 +174,14 @@ func (st *State) LoadState(r checkpoint.Reader, prefix string) error {
 		shape = []int{rows, saved.cols}
 	}
 	for _, b := range saved.buffers() {
-		if _, ok := r.Info(prefix + b.name); !ok {
+		info, ok := r.Info(prefix + b.name)
+		if !ok {
 			continue // checked below: only SGD without momentum lacks its buffer
+		}
+		// The shape first: saved.n is the record's claim, and a buffer of
+		// that size is allocated only for a tensor the file really holds.
+		if !slices.Equal(info.Shape, shape) {
+			return fmt.Errorf("%w: %q has shape %v, want %v", loss.ErrShape, prefix+b.name, info.Shape, shape)
 		}
 		*b.buf = make([]float32, saved.n)
 		if err := r.Float32(prefix+b.name, *b.buf, shape...); err != nil {
