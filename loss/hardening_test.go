@@ -424,6 +424,37 @@ func TestEmptyBatchValidatesEverything(t *testing.T) {
 	huge := filled(1, 2, 3e38)
 	_, err = loss.ArcFace(30, 0.5).Loss(loss.Matrix{Cols: 2}, huge, nil, nil, nil)
 	require.ErrorIs(t, err, loss.ErrNonFinite)
+	// Accumulate into a dw that already holds a NaN: refused as a call with
+	// rows refuses it (the output would not be finite), dw untouched; a
+	// finite dw stays as it is (FuzzAdaptive found N = 0 returning nil).
+	for _, mk := range []func() *loss.MarginSoftmax{
+		func() *loss.MarginSoftmax { return loss.ArcFace(30, 0.5) },
+		func() *loss.MarginSoftmax { return loss.ElasticCosFace(64, 0.35, 0.05) },
+	} {
+		for _, nan := range []bool{true, false} {
+			dw := filled(3, 2, 4)
+			if nan { // in every row, so in PartialFC's sampled ones too
+				dw.Data[1], dw.Data[3], dw.Data[5] = float32(math.NaN()), float32(math.Inf(-1)), float32(math.NaN())
+			}
+			want := slices.Clone(dw.Data)
+			h := mk()
+			h.Accumulate = true
+			_, err := h.Loss(loss.Matrix{Cols: 2}, filled(3, 2, 1), nil, nil, &dw)
+			pfc := &loss.PartialFC{Head: mk(), SampleRate: 0.5}
+			pfc.Head.Accumulate = true
+			_, errP := pfc.Loss(loss.Matrix{Cols: 2}, filled(3, 2, 1), nil, nil, &dw)
+			if nan {
+				require.ErrorIs(t, err, loss.ErrNonFinite, "%v", h)
+				require.ErrorIs(t, errP, loss.ErrNonFinite, "PartialFC %v", h)
+			} else {
+				require.NoError(t, err, "%v", h)
+				require.NoError(t, errP, "PartialFC %v", h)
+			}
+			for i := range want {
+				require.Equal(t, math.Float32bits(want[i]), math.Float32bits(dw.Data[i]), "%v: dw[%d]", h, i)
+			}
+		}
+	}
 }
 
 // TestValidate: the configuration alone is checked, with the error Loss

@@ -454,6 +454,8 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 		if !l.Accumulate {
 			zero(dx)
 			zero(dw)
+		} else if err := accumFinite("dw", dw); err != nil {
+			return 0, err // as a call with rows refuses it (bounds)
 		}
 		return 0, nil
 	}

@@ -139,6 +139,17 @@ func zero(g *Matrix) {
 }
 
 // maxAbs returns the largest |v| in s, or +Inf when s holds a NaN or ±Inf.
+// accumFinite refuses, with ErrNonFinite, an Accumulate target m (nil: no
+// target) that already holds a NaN or ±Inf: the output would not be finite.
+// A call with rows refuses it through its bounds; one with none (N = 0),
+// which adds nothing, calls this.
+func accumFinite(name string, m *Matrix) error {
+	if m != nil && math.IsInf(maxAbs(m.Data), 1) {
+		return fmt.Errorf("%w: %s holds a NaN or ±Inf (Accumulate adds to it)", ErrNonFinite, name)
+	}
+	return nil
+}
+
 func maxAbs(s []float32) float64 {
 	var m float32
 	for _, v := range s {

@@ -636,6 +636,8 @@ func (h *ShardedHead) Backward(x, w Matrix, labels []int32, st *ShardStats, dx, 
 		if !accum {
 			zero(dx)
 			zero(dw)
+		} else if err := accumFinite("dw", dw); err != nil {
+			return 0, err // as a call with rows refuses it (bounds)
 		}
 		return 0, nil
 	}
