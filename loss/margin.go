@@ -388,8 +388,9 @@ func (l *MarginSoftmax) marginFunc() (asm.Margin, error) {
 // ErrNonFinite, ErrParam or ErrOverlap and leaves dx and dw untouched; a
 // nil error always comes with a finite loss and finite gradients. Every
 // input is validated whatever N is: an empty batch (N = 0) with a non-finite
-// w is an error too; a valid empty batch returns 0 with any gradient asked
-// for zeroed (left as is with Accumulate).
+// w is an error too, and so, with Accumulate, is a dw that already holds a
+// NaN or ±Inf; a valid empty batch returns 0 with any gradient asked for
+// zeroed (left as is with Accumulate).
 func (l *MarginSoftmax) Loss(x, w Matrix, labels []int32, dx, dw *Matrix) (float32, error) {
 	return l.lossStep(x, w, labels, dx, dw, nil)
 }
