@@ -443,12 +443,20 @@ func TestEmptyBatchValidatesEverything(t *testing.T) {
 			pfc := &loss.PartialFC{Head: mk(), SampleRate: 0.5}
 			pfc.Head.Accumulate = true
 			_, errP := pfc.Loss(loss.Matrix{Cols: 2}, filled(3, 2, 1), nil, nil, &dw)
+			sh := &loss.ShardedHead{Head: mk(), Classes: 3}
+			sh.Head.Accumulate = true
+			var st loss.ShardStats
+			ws, xs := filled(3, 2, 1), loss.Matrix{Cols: 2}
+			require.NoError(t, sh.Forward(xs, ws, nil, &st))
+			_, errS := sh.Backward(xs, ws, nil, &st, nil, &dw)
 			if nan {
 				require.ErrorIs(t, err, loss.ErrNonFinite, "%v", h)
 				require.ErrorIs(t, errP, loss.ErrNonFinite, "PartialFC %v", h)
+				require.ErrorIs(t, errS, loss.ErrNonFinite, "ShardedHead %v", h)
 			} else {
 				require.NoError(t, err, "%v", h)
 				require.NoError(t, errP, "PartialFC %v", h)
+				require.NoError(t, errS, "ShardedHead %v", h)
 			}
 			for i := range want {
 				require.Equal(t, math.Float32bits(want[i]), math.Float32bits(dw.Data[i]), "%v: dw[%d]", h, i)
