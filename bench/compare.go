@@ -277,38 +277,41 @@ func repeated(sides []*side) bool {
 	return false
 }
 
+// extremes is spreadOf(v)'s smallest and largest, or (0, 0) for no values.
+func extremes(v []float64) (lo, hi float64) {
+	if len(v) == 0 {
+		return 0, 0
+	}
+	s := spreadOf(v)
+	return s.min, s.max
+}
+
 // msRange is the fastest and slowest ms of key over files (0, 0: none).
 func msRange(hvals map[headRowKey][]HeadRow, key headRowKey, files []int) (lo, hi float64) {
+	var v []float64
 	for _, f := range files {
 		if ms := hvals[key][f].Ms; ms > 0 {
-			if lo == 0 || ms < lo {
-				lo = ms
-			}
-			hi = max(hi, ms)
+			v = append(v, ms)
 		}
 	}
-	return lo, hi
+	return extremes(v)
 }
 
 // ratioRange is the range of num's ms ÷ den's ms taken run by run: the
 // j-th file of numFiles against the j-th of denFiles, the runs that the
 // alternation ran next to each other (0, 0: no pair measured both).
 func ratioRange(hvals map[headRowKey][]HeadRow, num headRowKey, numFiles []int, den headRowKey, denFiles []int) (lo, hi float64) {
+	var v []float64
 	for j := 0; j < min(len(numFiles), len(denFiles)); j++ {
-		b, v := hvals[num][numFiles[j]].Ms, hvals[den][denFiles[j]].Ms
-		if b <= 0 || v <= 0 {
-			continue
+		if b, d := hvals[num][numFiles[j]].Ms, hvals[den][denFiles[j]].Ms; b > 0 && d > 0 {
+			v = append(v, b/d)
 		}
-		r := b / v
-		if lo == 0 || r < lo {
-			lo = r
-		}
-		hi = max(hi, r)
 	}
-	return lo, hi
+	return extremes(v)
 }
 
-// fmtRange prints lo–hi with unit, or "—" when lo is 0.
+// fmtRange prints lo–hi as ms (fmtNum) or, with ratio, as a ratio; "—"
+// when lo is 0 (nothing measured).
 func fmtRange(lo, hi float64, ratio bool) string {
 	switch {
 	case lo == 0:
