@@ -9653,3 +9653,143 @@ gemmRoundBF16AVX512_loop:
 gemmRoundBF16AVX512_done:
 	VZEROUPPER
 	RET
+
+DATA gemmAMXCfg<>+0(SB)/1, $0x01
+DATA gemmAMXCfg<>+16(SB)/2, $0x0040
+DATA gemmAMXCfg<>+18(SB)/2, $0x0040
+DATA gemmAMXCfg<>+20(SB)/2, $0x0040
+DATA gemmAMXCfg<>+22(SB)/2, $0x0040
+DATA gemmAMXCfg<>+24(SB)/2, $0x0040
+DATA gemmAMXCfg<>+26(SB)/2, $0x0040
+DATA gemmAMXCfg<>+28(SB)/2, $0x0040
+DATA gemmAMXCfg<>+30(SB)/2, $0x0040
+DATA gemmAMXCfg<>+32(SB)/2, $0x0000
+DATA gemmAMXCfg<>+34(SB)/2, $0x0000
+DATA gemmAMXCfg<>+36(SB)/2, $0x0000
+DATA gemmAMXCfg<>+38(SB)/2, $0x0000
+DATA gemmAMXCfg<>+40(SB)/2, $0x0000
+DATA gemmAMXCfg<>+42(SB)/2, $0x0000
+DATA gemmAMXCfg<>+44(SB)/2, $0x0000
+DATA gemmAMXCfg<>+46(SB)/2, $0x0000
+DATA gemmAMXCfg<>+48(SB)/1, $0x10
+DATA gemmAMXCfg<>+49(SB)/1, $0x10
+DATA gemmAMXCfg<>+50(SB)/1, $0x10
+DATA gemmAMXCfg<>+51(SB)/1, $0x10
+DATA gemmAMXCfg<>+52(SB)/1, $0x10
+DATA gemmAMXCfg<>+53(SB)/1, $0x10
+DATA gemmAMXCfg<>+54(SB)/1, $0x10
+DATA gemmAMXCfg<>+55(SB)/1, $0x10
+DATA gemmAMXCfg<>+56(SB)/1, $0x00
+DATA gemmAMXCfg<>+57(SB)/1, $0x00
+DATA gemmAMXCfg<>+58(SB)/1, $0x00
+DATA gemmAMXCfg<>+59(SB)/1, $0x00
+DATA gemmAMXCfg<>+60(SB)/1, $0x00
+DATA gemmAMXCfg<>+61(SB)/1, $0x00
+DATA gemmAMXCfg<>+62(SB)/1, $0x00
+DATA gemmAMXCfg<>+63(SB)/1, $0x00
+GLOBL gemmAMXCfg<>(SB), RODATA|NOPTR, $64
+
+// func gemmTileBF16AMX(ks int, a *float32, b *float32, c *float32, ldc int)
+// Requires: AVX
+TEXT ·gemmTileBF16AMX(SB), NOSPLIT, $0-40
+	MOVQ ks+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	LEAQ gemmAMXCfg<>+0(SB), AX
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg [rax]
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero tmm1
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd0 // tilezero tmm2
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd8 // tilezero tmm3
+	MOVQ CX, R9
+	SHLQ $0x02, R9
+	MOVQ R9, R10
+	SHLQ $0x04, R10
+	ADDQ SI, R10
+	MOVQ $0x00000080, R11
+	LEAQ 64(DI), R12
+	SHRQ $0x04, CX
+
+gemmTileBF16AMX_step:
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x0e // tileloadd tmm4,[rsi+r9*1]
+	BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x0a // tileloadd tmm5,[r10+r9*1]
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x1f // tileloadd tmm6,[rdi+r11*1]
+	BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x3c; BYTE $0x1c // tileloadd tmm7,[r12+r11*1]
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xc4 // tdpbf16ps tmm0,tmm4,tmm6
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xcc // tdpbf16ps tmm1,tmm4,tmm7
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xd5 // tdpbf16ps tmm2,tmm5,tmm6
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xdd // tdpbf16ps tmm3,tmm5,tmm7
+	ADDQ $0x40, SI
+	ADDQ $0x40, R10
+	ADDQ $0x00000800, DI
+	ADDQ $0x00000800, R12
+	DECQ CX
+	JNZ  gemmTileBF16AMX_step
+	SHLQ $0x02, R8
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x02 // tilestored [rdx+r8*1],tmm0
+	LEAQ 64(DX), BX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x03 // tilestored [rbx+r8*1],tmm1
+	MOVQ R8, BX
+	SHLQ $0x04, BX
+	ADDQ BX, DX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x02 // tilestored [rdx+r8*1],tmm2
+	LEAQ 64(DX), BX
+	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x03 // tilestored [rbx+r8*1],tmm3
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
+	VZEROUPPER
+	RET
+
+// func gemmPeakAMX(n int)
+// Requires: AVX
+TEXT ·gemmPeakAMX(SB), NOSPLIT, $0-8
+	MOVQ  n+0(FP), CX
+	LEAQ  gemmAMXCfg<>+0(SB), AX
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg [rax]
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero tmm0
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero tmm1
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd0 // tilezero tmm2
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd8 // tilezero tmm3
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xe0 // tilezero tmm4
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xe8 // tilezero tmm5
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xf0 // tilezero tmm6
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xf8 // tilezero tmm7
+	TESTQ CX, CX
+	JZ    gemmPeakAMX_done
+
+gemmPeakAMX_loop:
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xc4 // tdpbf16ps tmm0,tmm4,tmm6
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xcc // tdpbf16ps tmm1,tmm4,tmm7
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xd5 // tdpbf16ps tmm2,tmm5,tmm6
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xdd // tdpbf16ps tmm3,tmm5,tmm7
+	DECQ CX
+	JNZ  gemmPeakAMX_loop
+
+gemmPeakAMX_done:
+	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
+	VZEROUPPER
+	RET
+
+// func gemmCvtBF16AVX512(dst *float32, src *float32, n int)
+// Requires: AVX, AVX512F
+TEXT ·gemmCvtBF16AVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), AX
+	MOVQ src+8(FP), CX
+	MOVQ n+16(FP), DX
+	SHRQ $0x05, DX
+	JZ   gemmCvtBF16AVX512_done
+
+gemmCvtBF16AVX512_loop:
+	VMOVUPS (CX), Z0
+	VMOVUPS 64(CX), Z1
+	BYTE $0x62; BYTE $0xf2; BYTE $0x77; BYTE $0x48; BYTE $0x72; BYTE $0xd0 // vcvtne2ps2bf16 zmm2,zmm1,zmm0
+	VMOVUPS Z2, (AX)
+	ADDQ    $0x80, CX
+	ADDQ    $0x40, AX
+	DECQ    DX
+	JNZ     gemmCvtBF16AVX512_loop
+
+gemmCvtBF16AVX512_done:
+	VZEROUPPER
+	RET

@@ -34,7 +34,50 @@ const (
 	gemmF32       gemmPrec = iota // exact float32 operands
 	gemmBF16Round                 // rounded to bf16, float32 layout
 	gemmBF16Pair                  // rounded to bf16, paired along k
+	// gemmBF16Tile: rounded to bf16 and paired along k, padded with zero
+	// pairs to a multiple of gemmTilePairs, Ã's slivers row by row (row
+	// i's pairs contiguous) for a tile kernel (AMX's TDPBF16PS) that reads
+	// A as rows of k-pairs and B as k-pair rows of NR words.
+	gemmBF16Tile
 )
+
+// gemmTilePairs is the depth of one tile step of gemmBF16Tile, in k-pairs:
+// a 64-byte AMX tile row of bf16 values.
+const gemmTilePairs = 16
+
+// gemmCvtFunc rounds n floats at src to bf16 words at dst, k order kept:
+// dst[q] = pairWord(src[2q], src[2q+1]) for q < n/2 (gemmCvtGeneric).
+// n is a multiple of 32.
+type gemmCvtFunc func(dst, src *float32, n int)
+
+// gemmCvtGeneric is the Go twin of a level's gemmCvtFunc.
+func gemmCvtGeneric(dst, src *float32, n int) {
+	if n == 0 {
+		return
+	}
+	d, s := unsafe.Slice(dst, n/2), unsafe.Slice(src, n)
+	for q := range d {
+		d[q] = pairWord(s[2*q], s[2*q+1])
+	}
+}
+
+// cvtRow fills d (⌈len(s)/2⌉ words) with the pair words of the floats s in
+// order, the last pair's high half 0 when len(s) is odd: the level's
+// conversion for whole multiples of 32, Go for the rest.
+func (g *gemmArch) cvtRow(d, s []float32) {
+	n := len(s) &^ 31
+	if n > 0 {
+		_ = d[n/2-1]
+		g.cvt(&d[0], &s[0], n)
+	}
+	for q := n / 2; q < len(d); q++ {
+		hi := float32(0)
+		if 2*q+1 < len(s) {
+			hi = s[2*q+1]
+		}
+		d[q] = pairWord(s[2*q], hi)
+	}
+}
 
 // gemmPairFunc converts kc2 pairs of float32 rows into bf16 pair words:
 //
@@ -96,10 +139,14 @@ func gemmPairGeneric(dst *float32, ldd int, src *float32, lds int, kc2, w int) {
 	}
 }
 
-// steps is the kernel's depth for kc values of k: kc, or its ⌈kc/2⌉ pairs.
+// steps is the kernel's depth for kc values of k: kc, its ⌈kc/2⌉ pairs,
+// or for gemmBF16Tile those pairs rounded up to whole tile steps.
 func (g *gemmArch) steps(kc int) int {
-	if g.prec == gemmBF16Pair {
+	switch g.prec {
+	case gemmBF16Pair:
 		return (kc + 1) / 2
+	case gemmBF16Tile:
+		return roundUp((kc+1)/2, gemmTilePairs)
 	}
 	return kc
 }
@@ -139,6 +186,32 @@ func (g *gemmArch) packPairA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc 
 		t := aligned64(cvt, kc*mr)
 		g.packTrans(t, mr, a[(i0+ir)*lda+p0:], lda, rows, kc)
 		g.pairRows(d, mr, t, mr, kc, rows)
+	}
+}
+
+// packTileA is packA for gemmBF16Tile: sliver s holds its MR rows one after
+// another, dst[s·ks·MR + i·ks + q] = pair(op(A)[i0+s·MR+i][p0+2q],
+// op(A)[i0+s·MR+i][p0+2q+1]), ks = steps(kc), the pairs past kc zero. For
+// NT and NN (A's rows along k) each row converts in place; for TN the
+// sliver is first paired along k (q-major) in *cvt and transposed.
+func (g *gemmArch) packTileA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int, cvt *[]float32) {
+	mr, ks, nq := g.mr, g.steps(kc), (kc+1)/2
+	for ir := 0; ir < mcur; ir += mr {
+		rows := min(mr, mcur-ir)
+		d := dst[ir*ks : ir*ks+ks*mr]
+		if op == gemmOpTN { // op(A)[i][p] = A[p][i]: rows of A are k
+			t := aligned64(cvt, nq*mr)
+			g.pairRows(t, mr, a[p0*lda+i0+ir:], lda, kc, rows)
+			g.packTrans(d, ks, t, mr, nq, rows)
+		} else {
+			for i := 0; i < rows; i++ {
+				o := (i0+ir+i)*lda + p0
+				g.cvtRow(d[i*ks:i*ks+nq], a[o:o+kc])
+			}
+		}
+		for i := 0; i < rows; i++ {
+			clear(d[i*ks+nq : (i+1)*ks])
+		}
 	}
 }
 
@@ -186,6 +259,39 @@ func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
 				var s float32
 				for q := 0; q < kc; q++ {
 					x, y := as[q*mrMax+i], bs[q*nr+j]
+					s += math.Float32frombits(x&0xffff0000) * math.Float32frombits(y&0xffff0000)
+					s += math.Float32frombits(x<<16) * math.Float32frombits(y<<16)
+				}
+				if beta == 0 {
+					ci[j] = alpha * s
+				} else {
+					ci[j] = alpha*s + beta*ci[j]
+				}
+			}
+		}
+	}
+}
+
+// gemmKernelBF16TileGeneric returns the Go twin of a bf16 tile
+// micro-kernel (AMX's TDPBF16PS) for gemmBF16Tile's packs: a holds the
+// sliver's mrMax rows of kc pair words each, b kc rows of nr pair words,
+// and each element sums, per word, the odd pair's product and then the
+// even one's in float32 (as gemmKernelBF16Generic; the hardware's own
+// order and its flush of subnormals differ, so the two agree within the
+// GEMM bound, not bitwise):
+//
+//	c[i*ldc+j] = alpha*Σ_q (hi(a[i*kc+q])·hi(b[q*nr+j]) + lo(…)·lo(…)) (+ beta*c[i*ldc+j])
+func gemmKernelBF16TileGeneric(mrMax, nr int) gemmKernelFunc {
+	return func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+		as := unsafe.Slice((*uint32)(unsafe.Pointer(a)), kc*mrMax)
+		bs := unsafe.Slice((*uint32)(unsafe.Pointer(b)), kc*nr)
+		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
+		for i := 0; i < mr; i++ {
+			ci := cs[i*ldc : i*ldc+nr]
+			for j := range ci {
+				var s float32
+				for q := 0; q < kc; q++ {
+					x, y := as[i*kc+q], bs[q*nr+j]
 					s += math.Float32frombits(x&0xffff0000) * math.Float32frombits(y&0xffff0000)
 					s += math.Float32frombits(x<<16) * math.Float32frombits(y<<16)
 				}
@@ -271,12 +377,12 @@ func bf16Driver() *gemmArch {
 	return bf16Drivers[simd.Generic]
 }
 
-// withPrec returns a copy of g with precision p (and, for gemmBF16Pair,
-// kernel k and conversion pair); kc and kcDeep are doubled for pairs, so
-// that a panel's bytes stay what the float32 blocking chose.
+// withPrec returns a copy of g with precision p (and, for gemmBF16Pair and
+// gemmBF16Tile, kernel k and conversion pair); kc and kcDeep are doubled
+// for pairs, so that a panel's bytes stay what the float32 blocking chose.
 func (g gemmArch) withPrec(p gemmPrec, k gemmKernelFunc, pair gemmPairFunc) *gemmArch {
 	g.prec = p
-	if p == gemmBF16Pair {
+	if p == gemmBF16Pair || p == gemmBF16Tile {
 		g.kernel, g.pair = k, pair
 		g.kc, g.kcDeep = 2*g.kc, 2*g.kcDeep
 	}
@@ -349,6 +455,6 @@ func bf16ForceDriver(name string) (restore func(), ok bool) {
 	}
 	old, oldNative := bf16Drivers[simd.AVX512], bf16Native
 	bf16Drivers[simd.AVX512] = g
-	bf16Native.ok, bf16Native.level = g.prec == gemmBF16Pair, simd.AVX512
+	bf16Native.ok, bf16Native.level = g.prec == gemmBF16Pair || g.prec == gemmBF16Tile, simd.AVX512
 	return func() { bf16Drivers[simd.AVX512], bf16Native = old, oldNative }, true
 }

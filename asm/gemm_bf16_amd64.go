@@ -2,7 +2,11 @@
 
 package asm
 
-import "github.com/marginloss/marginloss/internal/simd"
+import (
+	"unsafe"
+
+	"github.com/marginloss/marginloss/internal/simd"
+)
 
 // registerBF16 fills bf16Drivers for the x86 levels: the float32 kernels
 // on rounded packs (gemmRoundBF16AVX2) at AVX2 and AVX-512. Where the CPU
@@ -28,11 +32,98 @@ func registerBF16() {
 	pair := gemmAVX512Arch.withPrec(gemmBF16Pair, gemmKernelBF16AVX512, gemmPairBF16AVX512)
 	bf16Alternates["avx512-round"] = round512
 	bf16Alternates["avx512-pair"] = pair
-	if simd.BF16DotFast() {
+	switch {
+	case simd.HasAMXBF16():
+		amx := gemmAMXArch()
+		bf16Alternates["avx512-amx"] = amx
+		bf16Drivers[simd.AVX512] = amx
+		bf16Native.ok, bf16Native.level = true, simd.AVX512
+	case simd.BF16DotFast():
 		bf16Drivers[simd.AVX512] = pair
 		bf16Native.ok, bf16Native.level = true, simd.AVX512
 	}
 }
+
+// The AMX micro-tile (gen/amd64/amx.go): C 2×2 tiles of 16×16, A and B
+// two tiles each of 16 k-pairs.
+const gemmAMXMR, gemmAMXNR = 32, 32
+
+// gemmAMXKC is the AMX driver's depth of one pass, in k values: the head's
+// D = 512 in one pass, a sliver and a panel 32 KiB each.
+const gemmAMXKC = 512
+
+// gemmAMXArch is the AVX-512 level's bf16 driver on AMX tiles
+// (gemmBF16Tile packs; the AVX-512 pair conversion, transposes, merge and
+// scaling store). Every tile goes through the L1 tile buffer (viaTile), so
+// the kernel is the raw tile store and α, β and the fused epilogue are
+// the AVX-512 merge's and scale's.
+func gemmAMXArch() *gemmArch {
+	g := *gemmAVX512Arch
+	g.mr, g.nr = gemmAMXMR, gemmAMXNR
+	g.mc = roundUp(g.mc, gemmAMXMR)
+	g.kc, g.kcDeep = gemmAMXKC/2, gemmAMXKC/2 // withPrec doubles them
+	g.copyA = nil                            // Ã's packs are packTileA's
+	g.viaTile = true
+	g.cvt = gemmCvtBF16AVX512
+	g.merge, g.scale = gemmMergeAMX, gemmScaleAMX
+	return g.withPrec(gemmBF16Tile, gemmKernelBF16AMX, gemmPairBF16AVX512)
+}
+
+// gemmMergeAMX is gemmMergeAVX512 (at most gemmAVX512MR rows a call) over
+// the AMX tile's up to 32 rows.
+func gemmMergeAMX(mr int, t, c *float32, ldc int, alpha, beta float32) {
+	for r := 0; r < mr; r += gemmAVX512MR {
+		gemmMergeAVX512(min(gemmAVX512MR, mr-r), (*float32)(unsafe.Add(unsafe.Pointer(t), 4*r*gemmAMXNR)),
+			(*float32)(unsafe.Add(unsafe.Pointer(c), 4*r*ldc)), ldc, alpha, beta)
+	}
+}
+
+// gemmScaleAMX is gemmScaleAVX512 over the AMX tile's rows, as
+// gemmMergeAMX.
+func gemmScaleAMX(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32) {
+	for r := 0; r < mr; r += gemmAVX512MR {
+		gemmScaleAVX512(min(gemmAVX512MR, mr-r), (*float32)(unsafe.Add(unsafe.Pointer(t), 4*r*gemmAMXNR)),
+			(*float32)(unsafe.Add(unsafe.Pointer(c), 4*r*ldc)), ldc,
+			(*float32)(unsafe.Add(unsafe.Pointer(rs), 4*r)), cs, beta)
+	}
+}
+
+// gemmKernelBF16AMX is the AMX micro-kernel on gemmBF16Tile packs
+// (gemmKernelBF16TileGeneric, kc a positive multiple of gemmTilePairs):
+// the raw tile straight to C when it is a whole 32-row tile with α = 1,
+// β = 0 (the driver's tile-buffer calls), else through a tile on the stack
+// and the AVX-512 merge.
+func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+	if kc <= 0 || kc%gemmTilePairs != 0 {
+		panicf("gemmKernelBF16AMX: depth %d is not a positive multiple of %d", kc, gemmTilePairs)
+	}
+	if mr == gemmAMXMR && alpha == 1 && beta == 0 {
+		gemmTileBF16AMX(kc, a, b, c, ldc)
+		return
+	}
+	var t [gemmAMXMR * gemmAMXNR]float32
+	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR)
+	gemmMergeAMX(mr, &t[0], c, ldc, alpha, beta)
+}
+
+// gemmTileBF16AMX stores the raw 32×32 product of an A sliver and a B
+// panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc:
+// TILELOADD and TDPBF16PS emitted as bytes (gen/amd64/amx.go), the tile
+// configuration loaded on entry and released on exit.
+//
+//go:noescape
+func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int)
+
+// gemmPeakAMX runs n rounds of four independent TDPBF16PS on register
+// tiles (each round 4·16·16·32·2 = 65536 flop): the AMX bf16 peak.
+//
+//go:noescape
+func gemmPeakAMX(n int)
+
+// gemmCvtBF16AVX512 is gemmCvtFunc by VCVTNE2PS2BF16 (n a multiple of 32).
+//
+//go:noescape
+func gemmCvtBF16AVX512(dst, src *float32, n int)
 
 // gemmKernelBF16AVX512 is the 12×32 micro-kernel on bf16 pair packs
 // (gemmKernelBF16Generic), VDPBF16PS emitted as bytes (gen/amd64/evex.go).

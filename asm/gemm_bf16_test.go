@@ -26,6 +26,10 @@ func bf16Variants(t testing.TB) []bf16Variant {
 			kernel: gemmKernelGeneric(3, 5), prec: gemmBF16Round})},
 		{"go-pair4×8", newGemmArch(gemmArch{mr: 4, nr: 8, kc: 32, kcDeep: 16, mc: 12, nc: 24,
 			kernel: gemmKernelBF16Generic(4, 8), prec: gemmBF16Pair})},
+		{"go-tile4×8", newGemmArch(gemmArch{mr: 4, nr: 8, kc: 64, kcDeep: 32, mc: 12, nc: 24,
+			kernel: gemmKernelBF16TileGeneric(4, 8), prec: gemmBF16Tile})},
+		{"go-tile3×5-via", newGemmArch(gemmArch{mr: 3, nr: 5, kc: 96, kcDeep: 64, mc: 9, nc: 15,
+			kernel: gemmKernelBF16TileGeneric(3, 5), prec: gemmBF16Tile, viaTile: true})},
 	}
 	for _, l := range simd.Usable() {
 		if g := bf16Drivers[l]; g != nil {

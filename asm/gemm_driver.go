@@ -78,6 +78,7 @@ type gemmArch struct {
 	prec  gemmPrec
 	pair  gemmPairFunc
 	round func(x []float32) // gemmBF16Round's in-place rounding of a pack
+	cvt   gemmCvtFunc       // gemmBF16Tile's conversion of Ã's rows
 }
 
 // newGemmArch checks g's shape and blocking and returns it with every
@@ -94,6 +95,8 @@ func newGemmArch(g gemmArch) *gemmArch {
 		panic("asm: gemmArch: mc and nc must be multiples of MR and NR")
 	case g.kernel == nil:
 		panic("asm: gemmArch: no micro-kernel")
+	case g.prec == gemmBF16Tile && (g.kc%(2*gemmTilePairs) != 0 || g.kcDeep%(2*gemmTilePairs) != 0):
+		panic("asm: gemmArch: a tile driver's kc and kcDeep must be multiples of 32")
 	}
 	if g.merge == nil {
 		g.merge = gemmMergeGeneric(g.nr)
@@ -119,11 +122,14 @@ func newGemmArch(g gemmArch) *gemmArch {
 	if g.prefetch == nil {
 		g.prefetch = gemmPrefetchGeneric
 	}
-	if g.prec == gemmBF16Pair && g.pair == nil {
+	if (g.prec == gemmBF16Pair || g.prec == gemmBF16Tile) && g.pair == nil {
 		g.pair = gemmPairGeneric
 	}
 	if g.round == nil {
 		g.round = roundBF16Generic
+	}
+	if g.cvt == nil {
+		g.cvt = gemmCvtGeneric
 	}
 	return &g
 }
@@ -265,14 +271,20 @@ type gemmEpilogue struct{ rs, cs []float32 }
 
 // passDepth is the depth of each pass over k (the last may be shallower):
 // one pass up to kc deep, else passes of near-equal depth of at most
-// kcDeep, rounded up to a multiple of 8.
+// kcDeep, rounded up to a multiple of 8 (of 32 for gemmBF16Tile, so that
+// every pass but the last fills whole tile steps and the passes' packs
+// lie end to end).
 func (g *gemmArch) passDepth(k int) int {
 	kmax := g.kc
 	if k > kmax {
 		kmax = g.kcDeep
 	}
 	passes := (k + kmax - 1) / kmax
-	return min(roundUp((k+passes-1)/passes, 8), kmax)
+	unit := 8
+	if g.prec == gemmBF16Tile {
+		unit = 2 * gemmTilePairs
+	}
+	return min(roundUp((k+passes-1)/passes, unit), kmax)
 }
 
 // gemmPre is gemm with either operand already packed for every pass (nil:
@@ -443,8 +455,12 @@ func (g *gemmArch) sourceB(op gemmOp, ldb, j0, w, p0, kc int) gemmRegion {
 // sliver's unused rows are left as they are (the kernel never reads them).
 func (g *gemmArch) packA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc int, cvt *[]float32) {
 	mr := g.mr
-	if g.prec == gemmBF16Pair {
+	switch g.prec {
+	case gemmBF16Pair:
 		g.packPairA(op, dst, a, lda, i0, mcur, p0, kc, cvt)
+		return
+	case gemmBF16Tile:
+		g.packTileA(op, dst, a, lda, i0, mcur, p0, kc, cvt)
 		return
 	}
 	if g.prec == gemmBF16Round {
@@ -470,6 +486,10 @@ func (g *gemmArch) packB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int, cv
 	switch g.prec {
 	case gemmBF16Pair:
 		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
+		return
+	case gemmBF16Tile: // packPairB's panel, then zero pairs to a whole tile step
+		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
+		clear(dst[(kc+1)/2*g.nr : g.steps(kc)*g.nr])
 		return
 	case gemmBF16Round:
 		defer g.round(dst[:kc*g.nr])

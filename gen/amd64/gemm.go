@@ -64,6 +64,9 @@ func gemm() {
 	gemmPairBF16()
 	gemmRoundBF16()
 	gemmRoundBF16Z()
+	gemmTileBF16AMX()
+	gemmPeakAMX()
+	gemmCvtBF16()
 }
 
 // gemmPrefetch emits gemmPrefetch(p, ld, rows, width): PREFETCHT1 of every

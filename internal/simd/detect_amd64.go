@@ -37,3 +37,11 @@ func detectBF16() bool {
 // path). A fixed rule rather than a timing, so that which driver runs, and
 // therefore every bf16 result, is the same on every run.
 func bf16DotFast() bool { return detectBF16() && cpuid.CPU.VendorID == cpuid.AMD }
+
+// detectAMX reports AMX-TILE and AMX-BF16 on top of AVX512_BF16 (the AMX
+// kernels convert and merge with AVX-512), with the tile data state
+// granted to this process by the OS (amxPermit).
+func detectAMX() bool {
+	x := cpu.X86
+	return x.HasAMXTile && x.HasAMXBF16 && detectBF16() && amxPermit()
+}

@@ -21,3 +21,6 @@ func detectBF16() bool { return cpu.ARM64.HasASIMD && hasBF16OS() }
 // bf16DotFast: BFDOT does twice FMLA's multiply-adds per instruction on
 // the cores that have it, so wherever FEAT_BF16 is present it is taken.
 func bf16DotFast() bool { return detectBF16() }
+
+// detectAMX reports no AMX: it is an x86 extension.
+func detectAMX() bool { return false }

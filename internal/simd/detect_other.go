@@ -10,3 +10,6 @@ func detectBF16() bool { return false }
 
 // bf16DotFast reports no bf16 instructions either.
 func bf16DotFast() bool { return false }
+
+// detectAMX reports no AMX: this build has no assembly.
+func detectAMX() bool { return false }

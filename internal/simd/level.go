@@ -169,3 +169,14 @@ var bf16Fast = bf16DotFast()
 // vendor and architecture (see bf16DotFast), so that the bf16 GEMMs choose
 // the same driver on every run.
 func BF16DotFast() bool { return bf16Fast }
+
+var amxBF16 = detectAMX()
+
+// HasAMXBF16 reports whether this process may run AMX tile instructions
+// with bf16 products (AMX-TILE and AMX-BF16, Sapphire Rapids and later
+// Xeons) on top of AVX-512 with AVX512_BF16: the CPU has them and the OS
+// granted the process the tile data state (Linux's arch_prctl
+// ARCH_REQ_XCOMP_PERM, asked once at start-up where the CPU has AMX;
+// other systems: false). Kernels that use them register for the AVX-512
+// level and check this.
+func HasAMXBF16() bool { return amxBF16 }
