@@ -36,6 +36,7 @@ func registerBF16() {
 	case simd.HasAMXBF16():
 		amx := gemmAMXArch()
 		bf16Alternates["avx512-amx"] = amx
+		amxPeak = gemmPeakAMX
 		bf16Drivers[simd.AVX512] = amx
 		bf16Native.ok, bf16Native.level = true, simd.AVX512
 	case simd.BF16DotFast():
@@ -54,16 +55,15 @@ const gemmAMXKC = 512
 
 // gemmAMXArch is the AVX-512 level's bf16 driver on AMX tiles
 // (gemmBF16Tile packs; the AVX-512 pair conversion, transposes, merge and
-// scaling store). Every tile goes through the L1 tile buffer (viaTile), so
-// the kernel is the raw tile store and α, β and the fused epilogue are
-// the AVX-512 merge's and scale's.
+// scaling store): the kernel stores whole tiles to C itself when α = 1 and
+// β ∈ {0, 1}; other tiles, and the fused epilogue, go through the L1 tile
+// buffer and the AVX-512 merge and scale.
 func gemmAMXArch() *gemmArch {
 	g := *gemmAVX512Arch
 	g.mr, g.nr = gemmAMXMR, gemmAMXNR
 	g.mc = roundUp(g.mc, gemmAMXMR)
 	g.kc, g.kcDeep = gemmAMXKC/2, gemmAMXKC/2 // withPrec doubles them
-	g.copyA = nil                            // Ã's packs are packTileA's
-	g.viaTile = true
+	g.copyA = nil                             // Ã's packs are packTileA's
 	g.cvt = gemmCvtBF16AVX512
 	g.merge, g.scale = gemmMergeAMX, gemmScaleAMX
 	return g.withPrec(gemmBF16Tile, gemmKernelBF16AMX, gemmPairBF16AVX512)
@@ -90,29 +90,31 @@ func gemmScaleAMX(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
 
 // gemmKernelBF16AMX is the AMX micro-kernel on gemmBF16Tile packs
 // (gemmKernelBF16TileGeneric, kc a positive multiple of gemmTilePairs):
-// the raw tile straight to C when it is a whole 32-row tile with α = 1,
-// β = 0 (the driver's tile-buffer calls), else through a tile on the stack
-// and the AVX-512 merge.
+// the raw tile straight to C (C's old tile loaded into the accumulators
+// first for β = 1) when it is a whole 32-row tile with α = 1 and β ∈ {0,
+// 1} (every call of the head's GEMMs but the scaled ones), else through a
+// tile on the stack and the AVX-512 merge.
 func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 	if kc <= 0 || kc%gemmTilePairs != 0 {
 		panicf("gemmKernelBF16AMX: depth %d is not a positive multiple of %d", kc, gemmTilePairs)
 	}
-	if mr == gemmAMXMR && alpha == 1 && beta == 0 {
-		gemmTileBF16AMX(kc, a, b, c, ldc)
+	if mr == gemmAMXMR && alpha == 1 && (beta == 0 || beta == 1) {
+		gemmTileBF16AMX(kc, a, b, c, ldc, int(beta))
 		return
 	}
 	var t [gemmAMXMR * gemmAMXNR]float32
-	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR)
+	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR, 0)
 	gemmMergeAMX(mr, &t[0], c, ldc, alpha, beta)
 }
 
 // gemmTileBF16AMX stores the raw 32×32 product of an A sliver and a B
-// panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc:
+// panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc,
+// added to c's old contents when acc ≠ 0 (β = 1, accumulated in the tiles):
 // TILELOADD and TDPBF16PS emitted as bytes (gen/amd64/amx.go), the tile
 // configuration loaded on entry and released on exit.
 //
 //go:noescape
-func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int)
+func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int, acc int)
 
 // gemmPeakAMX runs n rounds of four independent TDPBF16PS on register
 // tiles (each round 4·16·16·32·2 = 65536 flop): the AMX bf16 peak.

@@ -306,6 +306,102 @@ func TestGemmBF16PairRoutines(t *testing.T) {
 	}
 }
 
+// TestGemmBF16TileRoutines checks each tile driver's (gemmBF16Tile) row
+// conversion bitwise against gemmCvtGeneric (lengths 0..96, offsets
+// 0..15, guarded, with ±Inf, NaN and subnormals), and its kernel against
+// gemmKernelBF16TileGeneric within twice the GEMM bound over the 2·kc
+// products, for every mr, depths 16..512 pairs, every α/β class and C's
+// row strides of 32 and more (the kernel stores whole tiles itself for
+// α = 1, β ∈ {0, 1}); TDPBF16PS's intermediate rounding is Intel's and
+// flushes subnormals, so the two agree within the bound, and the test logs
+// the bitwise share. Where no tile driver runs (no AMX, or the OS refused
+// it) only the Go twin's variants run, and the test says so.
+func TestGemmBF16TileRoutines(t *testing.T) {
+	r := rand.New(rand.NewSource(19))
+	if bf16Alternates["avx512-amx"] == nil {
+		t.Logf("no AMX driver on this CPU and OS (simd.HasAMXBF16 = %v): only the Go tile twins run", simd.HasAMXBF16())
+	}
+	for _, v := range bf16Variants(t) {
+		g := v.g
+		if g.prec != gemmBF16Tile {
+			continue
+		}
+		gb := newGuardBuf(t, 4096)
+		for n := 0; n <= 96; n++ {
+			off := n % 16
+			src := gb.tail(n+off, 0)[off:]
+			for i := range src {
+				src[i] = float32(r.NormFloat64())
+			}
+			if n > 5 {
+				src[1], src[2], src[3], src[4] = float32(math.Inf(-1)), float32(math.NaN()), 1e-40, -1e-39
+			}
+			want := make([]float32, (n+1)/2+off)
+			got := append([]float32(nil), want...)
+			g.cvtRow(got[off:], src)
+			for q := 0; q < (n+1)/2; q++ {
+				hi := float32(0)
+				if 2*q+1 < n {
+					hi = src[2*q+1]
+				}
+				want[off+q] = pairWord(src[2*q], hi)
+			}
+			if i := firstBitDiff(want, got); i >= 0 {
+				t.Fatalf("%s cvtRow n=%d: word %d = %#08x, want %#08x", v.name, n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
+			}
+		}
+		twin := gemmKernelBF16TileGeneric(g.mr, g.nr)
+		exact, total := 0, 0
+		for mr := 1; mr <= g.mr; mr++ {
+			for _, kc := range []int{16, 32, 48, 256, 512} {
+				if mr%7 != 1 && mr != g.mr && kc > 48 {
+					continue
+				}
+				a := make([]float32, kc*g.mr)
+				b := make([]float32, kc*g.nr)
+				for i := range a {
+					a[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
+				}
+				for i := range b {
+					b[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
+				}
+				for ai, ab := range gemmAlphaBeta {
+					ldc := g.nr + 3*(ai%2)
+					c0 := randGemm(r, (mr-1)*ldc+g.nr)
+					want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+					twin(mr, kc, &a[0], &b[0], &want[0], ldc, ab[0], ab[1])
+					g.kernel(mr, kc, &a[0], &b[0], &got[0], ldc, ab[0], ab[1])
+					for i := 0; i < mr; i++ {
+						for j := 0; j < g.nr; j++ {
+							var abs float64
+							for q := 0; q < kc; q++ {
+								x, y := math.Float32bits(a[i*kc+q]), math.Float32bits(b[q*g.nr+j])
+								abs += math.Abs(float64(math.Float32frombits(x&0xffff0000)) * float64(math.Float32frombits(y&0xffff0000)))
+								abs += math.Abs(float64(math.Float32frombits(x<<16)) * float64(math.Float32frombits(y<<16)))
+							}
+							bound := float64(2*kc+9)*0x1p-23*(math.Abs(float64(ab[0]))*abs+math.Abs(float64(ab[1]*c0[i*ldc+j]))) + 1e-37
+							w, gv := want[i*ldc+j], got[i*ldc+j]
+							total++
+							if math.Float32bits(w) == math.Float32bits(gv) {
+								exact++
+							}
+							if !(math.Abs(float64(w)-float64(gv)) <= 2*bound) {
+								t.Fatalf("%s kernel mr=%d kc=%d α=%v β=%v: C[%d][%d] = %v, twin %v", v.name, mr, kc, ab[0], ab[1], i, j, gv, w)
+							}
+						}
+						for j := g.nr; j < ldc && i < mr-1; j++ { // between rows: untouched
+							if math.Float32bits(got[i*ldc+j]) != math.Float32bits(c0[i*ldc+j]) {
+								t.Fatalf("%s kernel mr=%d kc=%d: wrote C[%d][%d] past the tile", v.name, mr, kc, i, j)
+							}
+						}
+					}
+				}
+			}
+		}
+		t.Logf("%s: kernel bitwise equal to its twin in %d of %d elements", v.name, exact, total)
+	}
+}
+
 // TestGemmBF16NoAllocs: the bf16 entries allocate nothing in steady state.
 func TestGemmBF16NoAllocs(t *testing.T) {
 	r := rand.New(rand.NewSource(19))

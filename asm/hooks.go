@@ -30,9 +30,13 @@ func init() {
 	// func(l simd.Level, iters int) (flopsPerIter int, ok bool): the bf16
 	// dot-product (VDPBF16PS) peak probe; ok is false without one.
 	simd.Register("BF16PeakLoop", bf16PeakLoop)
+	// func(iters int) (flopsPerIter int, ok bool): the AMX tile peak probe
+	// (TDPBF16PS on register tiles); ok is false without AMX.
+	simd.Register("AMXPeakLoop", amxPeakLoop)
 	// func(name string) (restore func(), ok bool): make the bf16 driver
-	// named name ("avx512-pair": VDPBF16PS on pair packs, "avx512-round":
-	// the float32 kernel on rounded packs) the AVX-512 level's until
+	// named name ("avx512-amx": AMX tiles on tile packs, "avx512-pair":
+	// VDPBF16PS on pair packs, "avx512-round": the float32 kernel on
+	// rounded packs) the AVX-512 level's until
 	// restore; ok is false where this CPU and build lack it.
 	simd.Register("BF16ForceDriver", bf16ForceDriver)
 }

@@ -30,6 +30,22 @@ func fmaPeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {
 // runs one (AVX512_BF16's VDPBF16PS), registered by the level's init.
 var bf16Peaks = map[simd.Level]fmaPeak{}
 
+// amxPeak is the AMX tile peak loop (gemmPeakAMX, 65536 flop a round),
+// set by the amd64 arch file where the AMX driver runs.
+var amxPeak func(iters int)
+
+// amxPeakLoop is fmaPeakLoop for the AMX tile peak (registered as
+// "AMXPeakLoop": four independent TDPBF16PS a round on register tiles, the
+// AVX-512 level's bf16 driver where the CPU has AMX); ok is false without
+// AMX.
+func amxPeakLoop(iters int) (flopsPerIter int, ok bool) {
+	if amxPeak == nil {
+		return 0, false
+	}
+	amxPeak(iters)
+	return 4 * 16 * 16 * 32 * 2, true
+}
+
 // bf16PeakLoop is fmaPeakLoop for the bf16 dot-product peak (registered as
 // "BF16PeakLoop"); ok is false where the level has no bf16 instructions.
 func bf16PeakLoop(l simd.Level, iters int) (flopsPerIter int, ok bool) {

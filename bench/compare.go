@@ -94,6 +94,7 @@ func writeCompare(w io.Writer, rs []*Results, files []string) {
 	machineRow("date", func(r *Results) string { return r.Machine.Date })
 	machineRow("FMA peak GFLOP/s", func(r *Results) string { return fmtNum(r.FMAPeakGFLOPS) })
 	machineRow("bf16 dot peak GFLOP/s", func(r *Results) string { return fmtNum(r.BF16PeakGFLOPS) })
+	machineRow("AMX tile peak GFLOP/s", func(r *Results) string { return fmtNum(r.AMXPeakGFLOPS) })
 	machineRow("quick", func(r *Results) string { return fmt.Sprint(r.Quick) })
 	fmt.Fprintln(w)
 

@@ -147,6 +147,10 @@ func derive(r *Results) {
 			if r.BF16PeakGFLOPS > 0 {
 				k.Frac = k.GFLOPS / r.BF16PeakGFLOPS
 			}
+		case k.Family == "gemm-bf16" && k.Level == "avx512-amx":
+			if r.AMXPeakGFLOPS > 0 {
+				k.Frac = k.GFLOPS / r.AMXPeakGFLOPS
+			}
 		case k.GFLOPS > 0 && r.FMAPeakGFLOPS > 0:
 			k.Frac = k.GFLOPS / r.FMAPeakGFLOPS
 		}
@@ -229,6 +233,17 @@ func peakItems(cfg config) []item {
 			return nil
 		}})
 	}
+	if amx, err := simd.Lookup[func(iters int) (int, bool)]("AMXPeakLoop"); err == nil {
+		if _, ok := amx(1); ok {
+			items = append(items, item{"peak/avx512-amx", func(r *Results) error {
+				const iters = 1 << 12
+				var flops int
+				ns := bestNs(cfg, func() { flops, _ = amx(iters) })
+				r.AMXPeakGFLOPS = float64(flops) * iters / ns
+				return nil
+			}})
+		}
+	}
 	bf16, err := simd.Lookup[fmaPeakFunc]("BF16PeakLoop")
 	if err != nil {
 		return items
@@ -247,9 +262,10 @@ func peakItems(cfg config) []item {
 
 // bf16GemmItems time the bfloat16 GEMMs (asm.GemmNTBF16, GemmNNBF16,
 // GemmTNBF16) at the head's per-tile shapes: at each usable level through
-// its own bf16 driver, and at avx512 with each of its two drivers forced
-// (BF16ForceDriver: "avx512-pair", VDPBF16PS on pair packs, and
-// "avx512-round", the float32 kernel on rounded packs).
+// its own bf16 driver, and at avx512 with each of its drivers forced
+// (BF16ForceDriver: "avx512-amx", AMX tiles, where the CPU and OS have
+// them; "avx512-pair", VDPBF16PS on pair packs; "avx512-round", the
+// float32 kernel on rounded packs).
 func bf16GemmItems(cfg config) []item {
 	force, err := simd.Lookup[func(string) (func(), bool)]("BF16ForceDriver")
 	if err != nil {
@@ -311,7 +327,7 @@ func bf16GemmItems(cfg config) []item {
 				return restore, err == nil
 			}))
 		}
-		for _, name := range []string{"avx512-pair", "avx512-round"} {
+		for _, name := range []string{"avx512-amx", "avx512-pair", "avx512-round"} {
 			items = append(items, timeAt(name, func() (func(), bool) {
 				if !simd.CPUSupports(simd.AVX512) {
 					return nil, false

@@ -25,9 +25,12 @@ type Results struct {
 	FMAPeaks      map[string]float64 `json:"fma_peaks,omitempty"`
 	// BF16PeakGFLOPS is the single-core VDPBF16PS peak (a pair's two
 	// multiply-adds counted as four flops), 0 without AVX512_BF16.
-	BF16PeakGFLOPS float64     `json:"bf16_peak_gflops,omitempty"`
-	Kernels        []KernelRow `json:"kernels"`
-	Heads          []HeadRow   `json:"heads"`
+	BF16PeakGFLOPS float64 `json:"bf16_peak_gflops,omitempty"`
+	// AMXPeakGFLOPS is the single-core AMX tile peak (TDPBF16PS on
+	// register tiles, flops counted as for VDPBF16PS), 0 without AMX.
+	AMXPeakGFLOPS float64     `json:"amx_peak_gflops,omitempty"`
+	Kernels       []KernelRow `json:"kernels"`
+	Heads         []HeadRow   `json:"heads"`
 }
 
 // Machine describes where a result file was measured.
@@ -166,7 +169,10 @@ func writeReport(w io.Writer, r *Results, took time.Duration) {
 		if r.BF16PeakGFLOPS > 0 {
 			fmt.Fprintf(w, "| bf16 dot (VDPBF16PS) | %.1f (%.2f× the FMA peak) |\n", r.BF16PeakGFLOPS, r.BF16PeakGFLOPS/r.FMAPeakGFLOPS)
 		}
-		fmt.Fprintf(w, "\nfrac_peak below is against %.1f GFLOP/s (gemm-bf16 rows at level avx512-pair: against the bf16 dot peak).\n\n", r.FMAPeakGFLOPS)
+		if r.AMXPeakGFLOPS > 0 {
+			fmt.Fprintf(w, "| bf16 AMX tiles (TDPBF16PS) | %.1f (%.2f× the FMA peak) |\n", r.AMXPeakGFLOPS, r.AMXPeakGFLOPS/r.FMAPeakGFLOPS)
+		}
+		fmt.Fprintf(w, "\nfrac_peak below is against %.1f GFLOP/s (gemm-bf16 rows at level avx512-pair: against the bf16 dot peak; at avx512-amx: against the AMX peak).\n\n", r.FMAPeakGFLOPS)
 	} else {
 		fmt.Fprintf(w, "No FMA peak probe on this architecture.\n\n")
 	}

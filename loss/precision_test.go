@@ -128,9 +128,10 @@ func bf16(h *loss.MarginSoftmax) *loss.MarginSoftmax { h.Precision = loss.BFloat
 func TestBFloat16Golden(t *testing.T) { forEachLevelAndPath(t, forEachBF16Driver(testBFloat16Golden)) }
 
 // forEachBF16Driver runs f with the level's own bf16 driver and, at
-// avx512 on a CPU with AVX512_BF16, with each of its two forced in turn
-// (asm's BF16ForceDriver: VDPBF16PS on pair packs, the float32 kernel on
-// rounded packs), so that both are tested whichever the CPU's rates pick.
+// avx512 on a CPU with AVX512_BF16, with each of its drivers forced in
+// turn (asm's BF16ForceDriver: AMX tiles where the CPU and OS have them,
+// VDPBF16PS on pair packs, the float32 kernel on rounded packs), so that
+// each is tested whichever the CPU's rule picks.
 func forEachBF16Driver(f func(t *testing.T)) func(t *testing.T) {
 	return func(t *testing.T) {
 		f(t)
@@ -139,7 +140,7 @@ func forEachBF16Driver(f func(t *testing.T)) func(t *testing.T) {
 		if loss.Backend() != "avx512" {
 			return
 		}
-		for _, name := range []string{"avx512-pair", "avx512-round"} {
+		for _, name := range []string{"avx512-amx", "avx512-pair", "avx512-round"} {
 			restore, ok := force(name)
 			if !ok {
 				t.Logf("%s: not on this CPU", name)

@@ -146,11 +146,12 @@ const (
 // gemmPeakAMX reuses (emit that one first).
 var amxCfg Mem
 
-// gemmTileBF16AMX emits gemmTileBF16AMX(ks, a, b, c, ldc): the raw 32×32
-// product of an A sliver and a B panel of ks k-pairs (ks a positive
-// multiple of 16) stored to c (row stride ldc floats), no α, β or merge:
+// gemmTileBF16AMX emits gemmTileBF16AMX(ks, a, b, c, ldc, acc): the raw
+// 32×32 product of an A sliver and a B panel of ks k-pairs (ks a positive
+// multiple of 16) stored to c (row stride ldc floats), added to c's old
+// contents when acc ≠ 0, no α or merge:
 //
-//	c[i·ldc+j] = Σ_q (a[i·ks+q] · b[q·32+j]) for i, j < 32
+//	c[i·ldc+j] = Σ_q (a[i·ks+q] · b[q·32+j]) (+ c[i·ldc+j]) for i, j < 32
 //
 // each word a bf16 pair (asm's gemmKernelBF16Generic, with A's sliver
 // row-major: row i's pairs contiguous, the layout TILELOADD reads). Tiles:
@@ -161,7 +162,7 @@ var amxCfg Mem
 func gemmTileBF16AMX() {
 	cfg := GLOBL("gemmAMXCfg", RODATA|NOPTR)
 	amxCfg = cfg
-	DATA(0, U8(1)) // palette 1, start row 0; bytes 1–15 zero
+	DATA(0, U8(1))            // palette 1, start row 0; bytes 1–15 zero
 	for t := 0; t < 16; t++ { // colsb: 64 bytes per row for TMM0–7, 0 for the rest
 		DATA(16+2*t, U16(64*b2i(t < 8)))
 	}
@@ -180,9 +181,18 @@ func gemmTileBF16AMX() {
 	n := gpIndex
 	LEAQ(cfg, cf)
 	raw(ldtilecfg(n(cf)))
+	SHLQ(U8(2), ldc) // bytes
+	acc := reg.R13
+	Load(Param("acc"), acc)
+	TESTQ(acc, acc)
+	JNZ(LabelRef(name + "_load"))
 	for t := 0; t < 4; t++ {
 		raw(tilezero(t))
 	}
+	JMP(LabelRef(name + "_ready"))
+	Label(name + "_load") // C's old tile into the accumulators
+	cTiles(c, c1, ldc, tileloadd)
+	Label(name + "_ready")
 	MOVQ(ks, astr)
 	SHLQ(U8(2), astr) // A's row stride: ks words
 	MOVQ(astr, a1)
@@ -206,18 +216,27 @@ func gemmTileBF16AMX() {
 	ADDQ(U32(4*amxPairs*amxNR), b1)
 	DECQ(ks)
 	JNZ(LabelRef(name + "_step"))
-	SHLQ(U8(2), ldc) // bytes
-	raw(tilestored(n(c), n(ldc), 0))
+	cTiles(c, c1, ldc, func(t, base, index int) evexInsn { return tilestored(base, index, t) })
+	raw(tilerelease())
+	ret()
+}
+
+// cTiles emits op (TILELOADD or TILESTORED) on C's four 16×16 tiles
+// TMM0–3 at c, row stride ldc bytes (c1 scratch); c is left at row 16.
+func cTiles(c, c1, ldc reg.GPPhysical, op func(t, base, index int) evexInsn) {
+	n := gpIndex
+	raw(op(0, n(c), n(ldc)))
 	LEAQ(Mem{Base: c, Disp: 4 * 16}, c1)
-	raw(tilestored(n(c1), n(ldc), 1))
+	raw(op(1, n(c1), n(ldc)))
 	MOVQ(ldc, c1)
 	SHLQ(U8(4), c1)
 	ADDQ(c1, c) // rows 16–31
-	raw(tilestored(n(c), n(ldc), 2))
+	raw(op(2, n(c), n(ldc)))
 	LEAQ(Mem{Base: c, Disp: 4 * 16}, c1)
-	raw(tilestored(n(c1), n(ldc), 3))
-	raw(tilerelease())
-	ret()
+	raw(op(3, n(c1), n(ldc)))
+	MOVQ(ldc, c1)
+	SHLQ(U8(4), c1)
+	SUBQ(c1, c) // back to row 0
 }
 
 // gemmPeakAMX emits gemmPeakAMX(n): n rounds of four independent

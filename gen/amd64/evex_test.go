@@ -71,9 +71,39 @@ func evexCases() []evexInsn {
 	return cs
 }
 
+// amxCases is every AMX form the encoders accept: each tile, and base and
+// index registers that set REX-like high bits (B̄, X̄) in turn, RSP and
+// R12 as bases (SIB base 100).
+func amxCases() []evexInsn {
+	var cs []evexInsn
+	gps := []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 14, 15}
+	for tm := 0; tm < 8; tm++ {
+		cs = append(cs, tilezero(tm))
+		for _, base := range gps {
+			for _, index := range gps {
+				if index == 4 {
+					continue
+				}
+				cs = append(cs, tileloadd(tm, base, index), tilestored(base, index, tm))
+			}
+		}
+		for a := 0; a < 8; a++ {
+			for b := 0; b < 8; b++ {
+				if tm != a && tm != b && a != b {
+					cs = append(cs, tdpbf16ps(tm, a, b))
+				}
+			}
+		}
+	}
+	for _, base := range []int{0, 1, 2, 3, 6, 7, 8, 9, 10, 11, 14, 15} {
+		cs = append(cs, ldtilecfg(base))
+	}
+	return append(cs, tilerelease())
+}
+
 // TestEVEXDecodes: objdump decodes every encoding to its mnemonic.
 func TestEVEXDecodes(t *testing.T) {
-	cs := evexCases()
+	cs := append(evexCases(), amxCases()...)
 	got := objdump(t, cs)
 	for i, e := range cs {
 		if got[i] != e.Intel {
@@ -92,6 +122,20 @@ func TestEVEXRange(t *testing.T) {
 		"vcvtne2ps2bf16 v=32": func() { vcvtne2ps2bf16(0, 32, 0) },
 		"vcvtneps2bf16 d=-2":  func() { vcvtneps2bf16(-2, 0) },
 		"vcvtneps2bf16 m=32":  func() { vcvtneps2bf16(0, 32) },
+		"tileloadd t=8":       func() { tileloadd(8, 0, 1) },
+		"tileloadd base=rbp":  func() { tileloadd(0, 5, 1) },
+		"tileloadd base=r13":  func() { tileloadd(0, 13, 1) },
+		"tileloadd index=rsp": func() { tileloadd(0, 0, 4) },
+		"tileloadd base=16":   func() { tileloadd(0, 16, 1) },
+		"tilestored t=-1":     func() { tilestored(0, 1, -1) },
+		"tilestored index=-1": func() { tilestored(0, -1, 0) },
+		"tdpbf16ps d=a":       func() { tdpbf16ps(1, 1, 2) },
+		"tdpbf16ps a=b":       func() { tdpbf16ps(0, 2, 2) },
+		"tdpbf16ps b=8":       func() { tdpbf16ps(0, 1, 8) },
+		"tilezero t=8":        func() { tilezero(8) },
+		"ldtilecfg base=rsp":  func() { ldtilecfg(4) },
+		"ldtilecfg base=r13":  func() { ldtilecfg(13) },
+		"ldtilecfg base=16":   func() { ldtilecfg(16) },
 	} {
 		func() {
 			defer func() {
