@@ -360,7 +360,7 @@ var bf16Native = struct {
 }{}
 
 // BF16Native reports whether the bfloat16 GEMMs run bf16 dot-product
-// instructions (AVX512_BF16's VDPBF16PS, arm64's BFDOT) at the active level
+// instructions (AMX's TDPBF16PS, AVX512_BF16's VDPBF16PS, arm64's BFDOT) at the active level
 // on this CPU and build. When they do not (no such instructions, or, by
 // simd.BF16DotFast's fixed rule, none faster than the float32 FMAs), they
 // give the same numerics (operands rounded to bf16, float32 sums) on the

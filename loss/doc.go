@@ -55,8 +55,9 @@
 //     log-sum-exp, the softmax, the loss, the normalisation backward.
 //
 // No bf16 copy of W outlives one packed panel. Where BFloat16Native
-// reports true, the products run on bf16 dot-product instructions
-// (AVX512_BF16's VDPBF16PS); elsewhere the same rounded operands go
+// reports true, the products run on bf16 dot-product instructions (AMX
+// tiles' TDPBF16PS on Intel Xeons with AMX-BF16, AVX512_BF16's VDPBF16PS
+// on AMD's Zen 4 and 5, arm64's BFDOT); elsewhere the same rounded operands go
 // through the float32 kernels, with the same numerics up to the order of
 // the float32 sums. Measured against float64 references (the tests in
 // precision_test.go, at every level and both tile paths, with sub-centers,

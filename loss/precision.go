@@ -33,11 +33,12 @@ func (p Precision) String() string {
 }
 
 // BFloat16Native reports whether BFloat16 runs on bf16 dot-product
-// instructions (AVX512_BF16's VDPBF16PS on AMD's Zen 4 and 5, arm64's
+// instructions (AMX tiles on Intel Xeons with AMX-BF16 where Linux grants
+// the tile state, AVX512_BF16's VDPBF16PS on AMD's Zen 4 and 5, arm64's
 // BFDOT) on this CPU, in this build and at the active kernel level
-// (Backend). Where it does not (no such instructions, or Intel's, which
-// run at half the FMA rate), BFloat16 gives the same numerics on the
-// float32 kernels, with no speed gain.
+// (Backend). Where it does not (no such instructions, or Intel's
+// VDPBF16PS without AMX, which runs at half the FMA rate), BFloat16 gives
+// the same numerics on the float32 kernels, with no speed gain.
 func BFloat16Native() bool { return asm.BF16Native() }
 
 // check returns an ErrParam error for a Precision outside the constants.
