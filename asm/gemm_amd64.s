@@ -9689,41 +9689,21 @@ DATA gemmAMXCfg<>+62(SB)/1, $0x00
 DATA gemmAMXCfg<>+63(SB)/1, $0x00
 GLOBL gemmAMXCfg<>(SB), RODATA|NOPTR, $64
 
-// func gemmTileBF16AMX(ks int, a *float32, b *float32, c *float32, ldc int, acc int)
+// func gemmTileBF16AMX(ks int, a *float32, b *float32, c *float32, ldc int)
 // Requires: AVX
-TEXT ·gemmTileBF16AMX(SB), NOSPLIT, $0-48
-	MOVQ  ks+0(FP), CX
-	MOVQ  a+8(FP), SI
-	MOVQ  b+16(FP), DI
-	MOVQ  c+24(FP), DX
-	MOVQ  ldc+32(FP), R8
-	LEAQ  gemmAMXCfg<>+0(SB), AX
+TEXT ·gemmTileBF16AMX(SB), NOSPLIT, $0-40
+	MOVQ ks+0(FP), CX
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ c+24(FP), DX
+	MOVQ ldc+32(FP), R8
+	LEAQ gemmAMXCfg<>+0(SB), AX
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg [rax]
-	SHLQ  $0x02, R8
-	MOVQ  acc+40(FP), R13
-	TESTQ R13, R13
-	JNZ   gemmTileBF16AMX_load
+	SHLQ $0x02, R8
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero tmm0
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero tmm1
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd0 // tilezero tmm2
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd8 // tilezero tmm3
-	JMP   gemmTileBF16AMX_ready
-
-gemmTileBF16AMX_load:
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x04; BYTE $0x02 // tileloadd tmm0,[rdx+r8*1]
-	LEAQ 64(DX), BX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x0c; BYTE $0x03 // tileloadd tmm1,[rbx+r8*1]
-	MOVQ R8, BX
-	SHLQ $0x04, BX
-	ADDQ BX, DX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x14; BYTE $0x02 // tileloadd tmm2,[rdx+r8*1]
-	LEAQ 64(DX), BX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x1c; BYTE $0x03 // tileloadd tmm3,[rbx+r8*1]
-	MOVQ R8, BX
-	SHLQ $0x04, BX
-	SUBQ BX, DX
-
-gemmTileBF16AMX_ready:
 	MOVQ CX, R9
 	SHLQ $0x02, R9
 	MOVQ R9, R10

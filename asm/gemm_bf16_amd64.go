@@ -10,15 +10,19 @@ import (
 
 // registerBF16 fills bf16Drivers for the x86 levels: the float32 kernels
 // on rounded packs (gemmRoundBF16AVX2) at AVX2 and AVX-512. Where the CPU
-// has AVX512_BF16 it also builds the VDPBF16PS driver on pair packs, which
-// the AVX-512 level takes where VDPBF16PS outruns the FMAs
+// has AVX512_BF16 it also builds the VDPBF16PS driver on pair packs, and
+// where it has AMX-BF16 with the tile state granted (simd.HasAMXBF16) the
+// AMX driver, which the AVX-512 level then takes (TDPBF16PS peaks at 15.5×
+// the AVX-512 FMA on the AMX Xeon of 2026-12-02, its GEMMs at the head's
+// shapes run 2.3–4.7× the FMA peak); else it takes the VDPBF16PS one
+// where VDPBF16PS outruns the FMAs
 // (simd.BF16DotFast: AMD's Zen 4 and 5 run it at 1.6–2× the FMA's
 // multiply-adds, 1.98× on the Zen 4 EPYC of 2026-12-02, where the BFloat16
 // head ran 1.6–1.9× the Float32 one; the Sapphire Rapids-class Xeon
 // measured here at 0.5×, so
 // there the pair driver would be 2× slower and is not taken). The rule is
 // fixed, not timed, so that the driver, and every bf16 result, is the same
-// on every run. Both drivers stay reachable to tests (bf16Alternates).
+// on every run. Every driver stays reachable to tests (bf16Alternates).
 func registerBF16() {
 	round2 := gemmAVX2Arch.withPrec(gemmBF16Round, nil, nil)
 	round2.round = roundBF16AVX2
@@ -56,7 +60,7 @@ const gemmAMXKC = 512
 // gemmAMXArch is the AVX-512 level's bf16 driver on AMX tiles
 // (gemmBF16Tile packs; the AVX-512 pair conversion, transposes, merge and
 // scaling store): the kernel stores whole tiles to C itself when α = 1 and
-// β ∈ {0, 1}; other tiles, and the fused epilogue, go through the L1 tile
+// β = 0; other tiles, and the fused epilogue, go through the L1 tile
 // buffer and the AVX-512 merge and scale.
 func gemmAMXArch() *gemmArch {
 	g := *gemmAVX512Arch
@@ -90,31 +94,31 @@ func gemmScaleAMX(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
 
 // gemmKernelBF16AMX is the AMX micro-kernel on gemmBF16Tile packs
 // (gemmKernelBF16TileGeneric, kc a positive multiple of gemmTilePairs):
-// the raw tile straight to C (C's old tile loaded into the accumulators
-// first for β = 1) when it is a whole 32-row tile with α = 1 and β ∈ {0,
-// 1} (every call of the head's GEMMs but the scaled ones), else through a
-// tile on the stack and the AVX-512 merge.
+// the raw tile straight to C when it is a whole 32-row tile with α = 1 and
+// β = 0, else through a tile on the stack and the AVX-512 merge. (β = 1
+// is not accumulated in the tiles: T + C, as the merge adds them, keeps
+// GemmNTPackedScaled bitwise rs·(cs·GemmNTPacked) over several depth
+// passes, and the tile accumulation measured no faster.)
 func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 	if kc <= 0 || kc%gemmTilePairs != 0 {
 		panicf("gemmKernelBF16AMX: depth %d is not a positive multiple of %d", kc, gemmTilePairs)
 	}
-	if mr == gemmAMXMR && alpha == 1 && (beta == 0 || beta == 1) {
-		gemmTileBF16AMX(kc, a, b, c, ldc, int(beta))
+	if mr == gemmAMXMR && alpha == 1 && beta == 0 {
+		gemmTileBF16AMX(kc, a, b, c, ldc)
 		return
 	}
 	var t [gemmAMXMR * gemmAMXNR]float32
-	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR, 0)
+	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR)
 	gemmMergeAMX(mr, &t[0], c, ldc, alpha, beta)
 }
 
 // gemmTileBF16AMX stores the raw 32×32 product of an A sliver and a B
-// panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc,
-// added to c's old contents when acc ≠ 0 (β = 1, accumulated in the tiles):
+// panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc:
 // TILELOADD and TDPBF16PS emitted as bytes (gen/amd64/amx.go), the tile
 // configuration loaded on entry and released on exit.
 //
 //go:noescape
-func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int, acc int)
+func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int)
 
 // gemmPeakAMX runs n rounds of four independent TDPBF16PS on register
 // tiles (each round 4·16·16·32·2 = 65536 flop): the AMX bf16 peak.

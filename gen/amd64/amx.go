@@ -146,12 +146,11 @@ const (
 // gemmPeakAMX reuses (emit that one first).
 var amxCfg Mem
 
-// gemmTileBF16AMX emits gemmTileBF16AMX(ks, a, b, c, ldc, acc): the raw
-// 32×32 product of an A sliver and a B panel of ks k-pairs (ks a positive
-// multiple of 16) stored to c (row stride ldc floats), added to c's old
-// contents when acc ≠ 0, no α or merge:
+// gemmTileBF16AMX emits gemmTileBF16AMX(ks, a, b, c, ldc): the raw 32×32
+// product of an A sliver and a B panel of ks k-pairs (ks a positive
+// multiple of 16) stored to c (row stride ldc floats), no α, β or merge:
 //
-//	c[i·ldc+j] = Σ_q (a[i·ks+q] · b[q·32+j]) (+ c[i·ldc+j]) for i, j < 32
+//	c[i·ldc+j] = Σ_q (a[i·ks+q] · b[q·32+j]) for i, j < 32
 //
 // each word a bf16 pair (asm's gemmKernelBF16Generic, with A's sliver
 // row-major: row i's pairs contiguous, the layout TILELOADD reads). Tiles:
@@ -182,17 +181,9 @@ func gemmTileBF16AMX() {
 	LEAQ(cfg, cf)
 	raw(ldtilecfg(n(cf)))
 	SHLQ(U8(2), ldc) // bytes
-	acc := reg.R13
-	Load(Param("acc"), acc)
-	TESTQ(acc, acc)
-	JNZ(LabelRef(name + "_load"))
 	for t := 0; t < 4; t++ {
 		raw(tilezero(t))
 	}
-	JMP(LabelRef(name + "_ready"))
-	Label(name + "_load") // C's old tile into the accumulators
-	cTiles(c, c1, ldc, tileloadd)
-	Label(name + "_ready")
 	MOVQ(ks, astr)
 	SHLQ(U8(2), astr) // A's row stride: ks words
 	MOVQ(astr, a1)
@@ -221,8 +212,8 @@ func gemmTileBF16AMX() {
 	ret()
 }
 
-// cTiles emits op (TILELOADD or TILESTORED) on C's four 16×16 tiles
-// TMM0–3 at c, row stride ldc bytes (c1 scratch); c is left at row 16.
+// cTiles emits op (TILESTORED, or TILELOADD) on C's four 16×16 tiles
+// TMM0–3 at c, row stride ldc bytes (c1 scratch); c ends where it began.
 func cTiles(c, c1, ldc reg.GPPhysical, op func(t, base, index int) evexInsn) {
 	n := gpIndex
 	raw(op(0, n(c), n(ldc)))
