@@ -215,6 +215,27 @@ func (g *gemmArch) packTileA(op gemmOp, dst, a []float32, lda, i0, mcur, p0, kc 
 	}
 }
 
+// packTileB is packB for gemmBF16Tile: packPairB's panel (dst[q·NR + j]
+// the pair word of column j, k-pair q), then zero pairs to a whole tile
+// step. For NT (B's rows along k) each of the w rows converts to pair
+// words in *cvt in one pass over contiguous floats (cvtRow) and the words
+// are transposed into the panel: the same words as packPairB's, half the
+// data its float transpose moves.
+func (g *gemmArch) packTileB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int, cvt *[]float32) {
+	nq := (kc + 1) / 2
+	if op == gemmOpNT {
+		t := aligned64(cvt, w*nq)
+		for j := 0; j < w; j++ {
+			o := (j0+j)*ldb + p0
+			g.cvtRow(t[j*nq:(j+1)*nq], b[o:o+kc])
+		}
+		g.packTrans(dst, g.nr, t, nq, w, nq)
+	} else {
+		g.pairRows(dst, g.nr, b[p0*ldb+j0:], ldb, kc, w)
+	}
+	clear(dst[nq*g.nr : g.steps(kc)*g.nr])
+}
+
 // packPairB is packB for gemmBF16Pair: dst[q·NR + j] =
 // pair(op(B)[p0+2q][j0+j], op(B)[p0+2q+1][j0+j]) for j < w. For NT (B's
 // rows along k) the panel is first transposed to float32 in *cvt.

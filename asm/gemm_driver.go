@@ -487,9 +487,8 @@ func (g *gemmArch) packB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int, cv
 	case gemmBF16Pair:
 		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
 		return
-	case gemmBF16Tile: // packPairB's panel, then zero pairs to a whole tile step
-		g.packPairB(op, dst, b, ldb, j0, w, p0, kc, cvt)
-		clear(dst[(kc+1)/2*g.nr : g.steps(kc)*g.nr])
+	case gemmBF16Tile:
+		g.packTileB(op, dst, b, ldb, j0, w, p0, kc, cvt)
 		return
 	case gemmBF16Round:
 		defer g.round(dst[:kc*g.nr])
