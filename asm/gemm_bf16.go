@@ -270,6 +270,12 @@ func (g *gemmArch) packPairB(op gemmOp, dst, b []float32, ldb, j0, w, p0, kc int
 // sums as zero, which the twin does not: the two agree within the GEMM
 // bound, not bitwise.
 func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
+	return bf16TwinKernel(mrMax, nr, func(i, q, _ int) int { return q*mrMax + i })
+}
+
+// bf16TwinKernel is the loop of the bf16 kernels' Go twins, word (i, q) of
+// the A sliver at at(i, q, kc).
+func bf16TwinKernel(mrMax, nr int, at func(i, q, kc int) int) gemmKernelFunc {
 	return func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 		as := unsafe.Slice((*uint32)(unsafe.Pointer(a)), kc*mrMax)
 		bs := unsafe.Slice((*uint32)(unsafe.Pointer(b)), kc*nr)
@@ -279,7 +285,7 @@ func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
 			for j := range ci {
 				var s float32
 				for q := 0; q < kc; q++ {
-					x, y := as[q*mrMax+i], bs[q*nr+j]
+					x, y := as[at(i, q, kc)], bs[q*nr+j]
 					s += math.Float32frombits(x&0xffff0000) * math.Float32frombits(y&0xffff0000)
 					s += math.Float32frombits(x<<16) * math.Float32frombits(y<<16)
 				}
@@ -303,27 +309,7 @@ func gemmKernelBF16Generic(mrMax, nr int) gemmKernelFunc {
 //
 //	c[i*ldc+j] = alpha*Σ_q (hi(a[i*kc+q])·hi(b[q*nr+j]) + lo(…)·lo(…)) (+ beta*c[i*ldc+j])
 func gemmKernelBF16TileGeneric(mrMax, nr int) gemmKernelFunc {
-	return func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
-		as := unsafe.Slice((*uint32)(unsafe.Pointer(a)), kc*mrMax)
-		bs := unsafe.Slice((*uint32)(unsafe.Pointer(b)), kc*nr)
-		cs := unsafe.Slice(c, (mr-1)*ldc+nr)
-		for i := 0; i < mr; i++ {
-			ci := cs[i*ldc : i*ldc+nr]
-			for j := range ci {
-				var s float32
-				for q := 0; q < kc; q++ {
-					x, y := as[i*kc+q], bs[q*nr+j]
-					s += math.Float32frombits(x&0xffff0000) * math.Float32frombits(y&0xffff0000)
-					s += math.Float32frombits(x<<16) * math.Float32frombits(y<<16)
-				}
-				if beta == 0 {
-					ci[j] = alpha * s
-				} else {
-					ci[j] = alpha*s + beta*ci[j]
-				}
-			}
-		}
-	}
+	return bf16TwinKernel(mrMax, nr, func(i, q, kc int) int { return i*kc + q })
 }
 
 // bf16Drivers holds the driver of the bfloat16 GEMMs for each level:

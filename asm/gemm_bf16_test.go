@@ -261,49 +261,70 @@ func TestGemmBF16PairRoutines(t *testing.T) {
 				}
 			}
 		}
-		twin := gemmKernelBF16Generic(g.mr, g.nr)
-		exact := 0
-		total := 0
-		for mr := 1; mr <= g.mr; mr++ {
-			for _, kc := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 33, 256} {
-				a := make([]float32, kc*g.mr+1)
-				b := make([]float32, kc*g.nr+1)
-				for i := range a {
-					a[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
-				}
-				for i := range b {
-					b[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
-				}
-				ldc := g.nr + 3
-				for _, ab := range gemmAlphaBeta {
-					c0 := randGemm(r, (mr-1)*ldc+g.nr)
-					want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
-					twin(mr, kc, &a[0], &b[0], &want[0], ldc, ab[0], ab[1])
-					g.kernel(mr, kc, &a[0], &b[0], &got[0], ldc, ab[0], ab[1])
-					for i := 0; i < mr; i++ {
-						for j := 0; j < g.nr; j++ {
-							var abs float64
-							for q := 0; q < kc; q++ {
-								x, y := math.Float32bits(a[q*g.mr+i]), math.Float32bits(b[q*g.nr+j])
-								abs += math.Abs(float64(math.Float32frombits(x&0xffff0000)) * float64(math.Float32frombits(y&0xffff0000)))
-								abs += math.Abs(float64(math.Float32frombits(x<<16)) * float64(math.Float32frombits(y<<16)))
-							}
-							bound := float64(2*kc+9)*0x1p-23*(math.Abs(float64(ab[0]))*abs+math.Abs(float64(ab[1]*c0[i*ldc+j]))) + 1e-37
-							w, gv := want[i*ldc+j], got[i*ldc+j]
-							total++
-							if math.Float32bits(w) == math.Float32bits(gv) {
-								exact++
-							}
-							if !(math.Abs(float64(w)-float64(gv)) <= 2*bound) {
-								t.Fatalf("%s kernel mr=%d kc=%d α=%v β=%v: C[%d][%d] = %v, twin %v", v.name, mr, kc, ab[0], ab[1], i, j, gv, w)
-							}
+		checkBF16Kernel(t, r, v, gemmKernelBF16Generic(g.mr, g.nr), func(i, q, _ int) int { return q*g.mr + i },
+			func(mr, kc int) bool { return true }, []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 33, 256},
+			func(int) int { return g.nr + 3 })
+	}
+}
+
+// checkBF16Kernel checks v's micro-kernel against twin, for every mr in
+// 1..MR that run(mr, kc) allows, each depth in kcs and every α/β class
+// (C's row stride ldc(class)), within twice the GEMM bound over the 2·kc
+// exact products: each element of C within (2·kc+9)·2⁻²³·(|α|·Σ|products| +
+// |β·c|) of the twin's, and nothing written between C's rows. at(i, q, kc)
+// is where the sliver holds word (i, q). It logs the bitwise share.
+func checkBF16Kernel(t *testing.T, r *rand.Rand, v bf16Variant, twin gemmKernelFunc, at func(i, q, kc int) int,
+	run func(mr, kc int) bool, kcs []int, ldc func(class int) int) {
+	t.Helper()
+	g := v.g
+	exact, total := 0, 0
+	for mr := 1; mr <= g.mr; mr++ {
+		for _, kc := range kcs {
+			if !run(mr, kc) {
+				continue
+			}
+			a := make([]float32, kc*g.mr+1)
+			b := make([]float32, kc*g.nr+1)
+			for i := range a {
+				a[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
+			}
+			for i := range b {
+				b[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
+			}
+			for ai, ab := range gemmAlphaBeta {
+				ldc := ldc(ai)
+				c0 := randGemm(r, (mr-1)*ldc+g.nr)
+				want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
+				twin(mr, kc, &a[0], &b[0], &want[0], ldc, ab[0], ab[1])
+				g.kernel(mr, kc, &a[0], &b[0], &got[0], ldc, ab[0], ab[1])
+				for i := 0; i < mr; i++ {
+					for j := 0; j < g.nr; j++ {
+						var abs float64
+						for q := 0; q < kc; q++ {
+							x, y := math.Float32bits(a[at(i, q, kc)]), math.Float32bits(b[q*g.nr+j])
+							abs += math.Abs(float64(math.Float32frombits(x&0xffff0000)) * float64(math.Float32frombits(y&0xffff0000)))
+							abs += math.Abs(float64(math.Float32frombits(x<<16)) * float64(math.Float32frombits(y<<16)))
+						}
+						bound := float64(2*kc+9)*0x1p-23*(math.Abs(float64(ab[0]))*abs+math.Abs(float64(ab[1]*c0[i*ldc+j]))) + 1e-37
+						w, gv := want[i*ldc+j], got[i*ldc+j]
+						total++
+						if math.Float32bits(w) == math.Float32bits(gv) {
+							exact++
+						}
+						if !(math.Abs(float64(w)-float64(gv)) <= 2*bound) {
+							t.Fatalf("%s kernel mr=%d kc=%d α=%v β=%v: C[%d][%d] = %v, twin %v", v.name, mr, kc, ab[0], ab[1], i, j, gv, w)
+						}
+					}
+					for j := g.nr; j < ldc && i < mr-1; j++ { // between rows: untouched
+						if math.Float32bits(got[i*ldc+j]) != math.Float32bits(c0[i*ldc+j]) {
+							t.Fatalf("%s kernel mr=%d kc=%d: wrote C[%d][%d] past the tile", v.name, mr, kc, i, j)
 						}
 					}
 				}
 			}
 		}
-		t.Logf("%s: kernel bitwise equal to its twin in %d of %d elements", v.name, exact, total)
 	}
+	t.Logf("%s: kernel bitwise equal to its twin in %d of %d elements", v.name, exact, total)
 }
 
 // TestGemmBF16TileRoutines checks each tile driver's (gemmBF16Tile) row
@@ -350,55 +371,9 @@ func TestGemmBF16TileRoutines(t *testing.T) {
 				t.Fatalf("%s cvtRow n=%d: word %d = %#08x, want %#08x", v.name, n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
 			}
 		}
-		twin := gemmKernelBF16TileGeneric(g.mr, g.nr)
-		exact, total := 0, 0
-		for mr := 1; mr <= g.mr; mr++ {
-			for _, kc := range []int{16, 32, 48, 256, 512} {
-				if mr%7 != 1 && mr != g.mr && kc > 48 {
-					continue
-				}
-				a := make([]float32, kc*g.mr)
-				b := make([]float32, kc*g.nr)
-				for i := range a {
-					a[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
-				}
-				for i := range b {
-					b[i] = pairWord(float32(r.NormFloat64()), float32(r.NormFloat64()))
-				}
-				for ai, ab := range gemmAlphaBeta {
-					ldc := g.nr + 3*(ai%2)
-					c0 := randGemm(r, (mr-1)*ldc+g.nr)
-					want, got := append([]float32(nil), c0...), append([]float32(nil), c0...)
-					twin(mr, kc, &a[0], &b[0], &want[0], ldc, ab[0], ab[1])
-					g.kernel(mr, kc, &a[0], &b[0], &got[0], ldc, ab[0], ab[1])
-					for i := 0; i < mr; i++ {
-						for j := 0; j < g.nr; j++ {
-							var abs float64
-							for q := 0; q < kc; q++ {
-								x, y := math.Float32bits(a[i*kc+q]), math.Float32bits(b[q*g.nr+j])
-								abs += math.Abs(float64(math.Float32frombits(x&0xffff0000)) * float64(math.Float32frombits(y&0xffff0000)))
-								abs += math.Abs(float64(math.Float32frombits(x<<16)) * float64(math.Float32frombits(y<<16)))
-							}
-							bound := float64(2*kc+9)*0x1p-23*(math.Abs(float64(ab[0]))*abs+math.Abs(float64(ab[1]*c0[i*ldc+j]))) + 1e-37
-							w, gv := want[i*ldc+j], got[i*ldc+j]
-							total++
-							if math.Float32bits(w) == math.Float32bits(gv) {
-								exact++
-							}
-							if !(math.Abs(float64(w)-float64(gv)) <= 2*bound) {
-								t.Fatalf("%s kernel mr=%d kc=%d α=%v β=%v: C[%d][%d] = %v, twin %v", v.name, mr, kc, ab[0], ab[1], i, j, gv, w)
-							}
-						}
-						for j := g.nr; j < ldc && i < mr-1; j++ { // between rows: untouched
-							if math.Float32bits(got[i*ldc+j]) != math.Float32bits(c0[i*ldc+j]) {
-								t.Fatalf("%s kernel mr=%d kc=%d: wrote C[%d][%d] past the tile", v.name, mr, kc, i, j)
-							}
-						}
-					}
-				}
-			}
-		}
-		t.Logf("%s: kernel bitwise equal to its twin in %d of %d elements", v.name, exact, total)
+		checkBF16Kernel(t, r, v, gemmKernelBF16TileGeneric(g.mr, g.nr), func(i, q, kc int) int { return i*kc + q },
+			func(mr, kc int) bool { return mr%7 == 1 || mr == g.mr || kc <= 48 }, []int{16, 32, 48, 256, 512},
+			func(class int) int { return g.nr + 3*(class%2) })
 	}
 }
 
