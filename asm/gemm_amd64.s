@@ -9737,9 +9737,6 @@ gemmTileBF16AMX_step:
 	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x02 // tilestored [rdx+r8*1],tmm2
 	LEAQ 64(DX), BX
 	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x03 // tilestored [rbx+r8*1],tmm3
-	MOVQ R8, BX
-	SHLQ $0x04, BX
-	SUBQ BX, DX
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
 	VZEROUPPER
 	RET

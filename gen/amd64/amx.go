@@ -207,27 +207,17 @@ func gemmTileBF16AMX() {
 	ADDQ(U32(4*amxPairs*amxNR), b1)
 	DECQ(ks)
 	JNZ(LabelRef(name + "_step"))
-	cTiles(c, c1, ldc, func(t, base, index int) evexInsn { return tilestored(base, index, t) })
-	raw(tilerelease())
-	ret()
-}
-
-// cTiles emits op (TILESTORED, or TILELOADD) on C's four 16×16 tiles
-// TMM0–3 at c, row stride ldc bytes (c1 scratch); c ends where it began.
-func cTiles(c, c1, ldc reg.GPPhysical, op func(t, base, index int) evexInsn) {
-	n := gpIndex
-	raw(op(0, n(c), n(ldc)))
+	raw(tilestored(n(c), n(ldc), 0))
 	LEAQ(Mem{Base: c, Disp: 4 * 16}, c1)
-	raw(op(1, n(c1), n(ldc)))
+	raw(tilestored(n(c1), n(ldc), 1))
 	MOVQ(ldc, c1)
 	SHLQ(U8(4), c1)
 	ADDQ(c1, c) // rows 16–31
-	raw(op(2, n(c), n(ldc)))
+	raw(tilestored(n(c), n(ldc), 2))
 	LEAQ(Mem{Base: c, Disp: 4 * 16}, c1)
-	raw(op(3, n(c1), n(ldc)))
-	MOVQ(ldc, c1)
-	SHLQ(U8(4), c1)
-	SUBQ(c1, c) // back to row 0
+	raw(tilestored(n(c1), n(ldc), 3))
+	raw(tilerelease())
+	ret()
 }
 
 // gemmPeakAMX emits gemmPeakAMX(n): n rounds of four independent
