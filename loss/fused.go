@@ -38,10 +38,10 @@ type WeightStepper interface {
 // are read by no later part of the backward pass: a W row enters the
 // logits, dX̂ and its own normalisation backward only within its tile, and
 // all of those come before.
-func (h *headWorkspace) gradW(st *shardState, g []float32, j0, j1 int) {
+func (h *headWorkspace) gradW(st *shardState, g, scratch []float32, j0, j1 int) {
 	d := h.d
 	if h.dw != nil {
-		h.gradWTile(st, g, j0, j1)
+		h.gradWTile(st, g, scratch, j0, j1)
 		if h.step != nil {
 			h.step.StepWeightRows(j0, j1, h.w.Data[j0*d:j1*d], h.dw.Data[j0*d:j1*d])
 		}
@@ -55,7 +55,8 @@ func (h *headWorkspace) gradW(st *shardState, g []float32, j0, j1 int) {
 		blk := st.acc[:m*d]
 		asm.GemmTNPacked(m, 1, g[b0:], cw, &h.pxT, 0, blk, d)
 		for j := 0; j < m; j++ {
-			h.normBackwardW(blk[j*d:(j+1)*d], st.colRad[b0+j], j0+b0+j)
+			row := blk[j*d : (j+1)*d]
+			h.normBackwardW(row, row, st.colRad[b0+j], j0+b0+j)
 		}
 		lo := j0 + b0
 		h.step.StepWeightRows(lo, lo+m, h.w.Data[lo*d:(lo+m)*d], blk)

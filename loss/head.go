@@ -778,7 +778,7 @@ func (h *headWorkspace) backwardShard(k int) {
 			first = false
 		}
 		if h.dw != nil || h.step != nil {
-			h.gradW(st, g, j0, j1)
+			h.gradW(st, g, z, j0, j1)
 		}
 	}
 }
@@ -826,28 +826,31 @@ func (h *headWorkspace) subCenterGrads(st *shardState, zr, gr, or []float32, i, 
 }
 
 // gradWTile turns the tile's cosine-space gradient g (N×cw) into dW for
-// classes j0..j1: dŴ = gᵀ·X̂, then the normalisation backward per row. With
-// Accumulate the rows go through st.acc in blocks and are added to dw.
-func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
+// classes j0..j1: dŴ = gᵀ·X̂ in blocks of rows into scratch (the tile's
+// logits, no longer needed), then the normalisation backward of each row
+// from there into dw, which is written once, row by row, in a stream (a
+// GEMM writing straight into a large dw stalls on every line it misses).
+// With Accumulate the rows are added to dw instead.
+func (h *headWorkspace) gradWTile(st *shardState, g, scratch []float32, j0, j1 int) {
 	d, cw := h.d, j1-j0
 	dwt := h.dw.Data[j0*d : j1*d]
-	if !h.accum {
-		asm.GemmTNPacked(cw, 1, g, cw, &h.pxT, 0, dwt, d)
-		for j := 0; j < cw; j++ {
-			h.normBackwardW(dwt[j*d:(j+1)*d], st.colRad[j], j0+j)
-		}
-		return
+	rb := min(cw, len(scratch)/d)
+	if rb < min(cw, 16) {
+		rb = min(cw, max(1, tileFloats/d))
+		st.acc = grow(st.acc, rb*d)
+		scratch = st.acc
 	}
-	rb := min(cw, max(1, tileFloats/d))
-	st.acc = grow(st.acc, rb*d)
 	for b0 := 0; b0 < cw; b0 += rb {
 		m := min(rb, cw-b0)
-		blk := st.acc[:m*d]
+		blk := scratch[:m*d]
 		asm.GemmTNPacked(m, 1, g[b0:], cw, &h.pxT, 0, blk, d)
 		for j := 0; j < m; j++ {
-			row := blk[j*d : (j+1)*d]
-			h.normBackwardW(row, st.colRad[b0+j], j0+b0+j)
-			out := dwt[(b0+j)*d : (b0+j+1)*d]
+			row, out := blk[j*d:(j+1)*d], dwt[(b0+j)*d:(b0+j+1)*d]
+			if !h.accum {
+				h.normBackwardW(out, row, st.colRad[b0+j], j0+b0+j)
+				continue
+			}
+			h.normBackwardW(row, row, st.colRad[b0+j], j0+b0+j)
 			for k, v := range row {
 				out[k] += v
 			}
@@ -855,18 +858,19 @@ func (h *headWorkspace) gradWTile(st *shardState, g []float32, j0, j1 int) {
 	}
 }
 
-// normBackwardW turns dŴ_j (in row) into ∂L/∂W_j in place; colRad is
-// Σ_i G_ij·z_ij (L-Softmax's radial term).
-func (h *headWorkspace) normBackwardW(row []float32, colRad float32, j int) {
+// normBackwardW writes ∂L/∂W_j into dst from dŴ_j in src (dst may be
+// src); colRad is Σ_i G_ij·z_ij (L-Softmax's radial term).
+func (h *headWorkspace) normBackwardW(dst, src []float32, colRad float32, j int) {
 	winv := h.winv[j]
 	if h.desc.colNorm {
 		if winv == 0 {
-			return // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
+			copy(dst, src) // zero row of L-Softmax: dŴ_j is already ∂L/∂W_j
+			return
 		}
-		asm.NormalizeBackward(row, row, h.w.Row(j), winv, colRad*winv)
+		asm.NormalizeBackward(dst, src, h.w.Row(j), winv, colRad*winv)
 		return
 	}
-	asm.NormalizeBackward(row, row, h.w.Row(j), winv, 0)
+	asm.NormalizeBackward(dst, src, h.w.Row(j), winv, 0)
 }
 
 // gradX sums the shards' dX̂ in shard order and applies the normalisation
