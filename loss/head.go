@@ -415,7 +415,7 @@ func (h *headWorkspace) backward(dx, dw *Matrix) {
 	}
 	if dx != nil {
 		for k := range h.sh {
-			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.d)
+			h.sh[k].dxhat = grow(h.sh[k].dxhat, h.n*h.dxStride())
 		}
 	}
 	if dw != nil || h.step != nil {
@@ -774,7 +774,8 @@ func (h *headWorkspace) backwardShard(k int) {
 			if first {
 				beta = 0
 			}
-			h.gemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:n*d], d)
+			ld := h.dxStride()
+			h.gemmNN(n, d, cw, 1, out, cw, h.w.Data[j0*d:j1*d], d, beta, st.dxhat[:(n-1)*ld+d], ld)
 			first = false
 		}
 		if h.dw != nil || h.step != nil {
@@ -873,16 +874,26 @@ func (h *headWorkspace) normBackwardW(dst, src []float32, colRad float32, j int)
 	asm.NormalizeBackward(dst, src, h.w.Row(j), winv, 0)
 }
 
+// dxStride is the row stride of the shards' dX̂: D, padded by a cache
+// line when D is a multiple of 256 floats (1 KiB), whose rows would all
+// fall in a few L1 sets and thrash the GEMM's accumulation into them.
+func (h *headWorkspace) dxStride() int {
+	if h.d%256 == 0 {
+		return h.d + 16
+	}
+	return h.d
+}
+
 // gradX sums the shards' dX̂ in shard order and applies the normalisation
 // backward (plus the radial term for SphereFace and LargeMargin).
 func (h *headWorkspace) gradX(lo, hi int) {
-	d := h.d
+	d, ld := h.d, h.dxStride()
 	radial := h.rowScaleIsNorm()
 	for i := lo; i < hi; i++ {
-		acc := h.sh[0].dxhat[i*d : (i+1)*d]
+		acc := h.sh[0].dxhat[i*ld : i*ld+d]
 		r := h.sh[0].radial[i]
 		for k := 1; k < len(h.sh); k++ {
-			part := h.sh[k].dxhat[i*d : (i+1)*d]
+			part := h.sh[k].dxhat[i*ld : i*ld+d]
 			for q, v := range part {
 				acc[q] += v
 			}
