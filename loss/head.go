@@ -103,6 +103,8 @@ type headWorkspace struct {
 	// backward pass after one forward recomputes its tiles instead, which
 	// gives bitwise the same results.
 	keptFresh, useKept bool
+	// lazyW: the forward pass computes the W norms, tile by tile (norms).
+	lazyW bool
 
 	xnorm, xinv, xhat, rowA []float32
 	// px is x̂ packed once per call as the left operand of every logit
@@ -143,6 +145,7 @@ type classSpan struct{ offset, total int }
 func (h *headWorkspace) setup(l *MarginSoftmax, g asm.Margin, x, w Matrix, labels []int32, grads bool, span classSpan) {
 	h.kind, h.g, h.s, h.intM, h.accum = l.kind, g, l.s, l.intM, l.Accumulate
 	h.prec = l.Precision
+	h.lazyW = false
 	h.desc = l.kind.desc()
 	h.detach = l.DetachMargin && h.desc.detach
 	h.ada.on, h.ada.kind, h.magReg = false, l.kind, span.offset == 0
@@ -304,9 +307,19 @@ func (h *headWorkspace) accumMax(g *Matrix) float64 {
 // norms computes the row norms of W and x, the normalised x, the target
 // cosines and the margin, in parallel. It reports the first non-finite row
 // (x before w), before any output is written.
+//
+// With lazyW (a call that runs the forward pass next) it computes only the
+// norms of the labels' W rows here; the forward pass computes the others
+// tile by tile, just before the tile's logits (so that a W streaming from
+// memory is read once there, the logit GEMM finding it in cache), and
+// checkW reports a non-finite row after it, still before any output.
 func (h *headWorkspace) norms() error {
-	h.phase = phaseNormW
-	par.Do(par.Chunks(h.c, classChunk), h)
+	if !h.lazyW {
+		h.phase = phaseNormW
+		par.Do(par.Chunks(h.c, classChunk), h)
+	} else if err := h.normLabelRows(); err != nil {
+		return err
+	}
 	h.phase = phaseNormX
 	par.Do(par.Chunks(h.n, rowChunk), h)
 	h.packX()
@@ -315,6 +328,35 @@ func (h *headWorkspace) norms() error {
 			return fmt.Errorf("%w: x row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, i, v)
 		}
 	}
+	if !h.lazyW {
+		return h.checkW()
+	}
+	return nil
+}
+
+// normLabelRows computes the norms of the W rows of the labels' classes
+// (all K sub-centers), which the target cosines need before the forward
+// pass, and reports a non-finite W when one of them is not finite. The
+// forward pass computes them again, to the same bits.
+func (h *headWorkspace) normLabelRows() error {
+	for _, y := range h.lab[:h.n] {
+		if y < 0 {
+			continue
+		}
+		j0 := int(y) * h.k
+		h.normW(j0, j0+h.k)
+		for j := j0; j < j0+h.k; j++ {
+			if !isFinite(h.wnorm[j]) {
+				h.normW(0, h.c) // report the first non-finite row of all
+				return h.checkW()
+			}
+		}
+	}
+	return nil
+}
+
+// checkW reports the first W row whose norm is not finite.
+func (h *headWorkspace) checkW() error {
 	for j, v := range h.wnorm[:h.c] {
 		if !isFinite(v) {
 			return fmt.Errorf("%w: w row %d has norm %v (a NaN or ±Inf element, or a norm beyond float32)", ErrNonFinite, j, v)
@@ -323,10 +365,22 @@ func (h *headWorkspace) norms() error {
 	return nil
 }
 
-// run does the forward pass, then the backward pass where gradients are
-// asked for, and returns the reduced loss.
-func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
+// forwardChecked runs the forward pass, then the checks that need every W
+// norm: a non-finite W row (with lazyW) and the bounds (see bounds), all
+// before any output is written.
+func (h *headWorkspace) forwardChecked(phiMax, dphiMax float64, dx, dw *Matrix) error {
 	h.forward()
+	if h.lazyW {
+		if err := h.checkW(); err != nil {
+			return err
+		}
+	}
+	return h.bounds(phiMax, dphiMax, dx, dw)
+}
+
+// run finishes the rows after forwardChecked, then does the backward
+// pass where gradients are asked for, and returns the reduced loss.
+func (h *headWorkspace) run(dx, dw *Matrix) (float32, error) {
 	// The shards folded every logit but the target's.
 	var total float64
 	for i := 0; i < h.n; i++ {
@@ -597,6 +651,9 @@ func (h *headWorkspace) forwardShard(k int) {
 		j0, j1 := h.tileRange(tile)
 		cw := j1 - j0
 		z := h.tile(st, j0, j1, h.keep)
+		if h.lazyW {
+			h.normW(j0, j1)
+		}
 		h.logits(z, j0, j1)
 		for i := 0; i < n; i++ {
 			vals, y := h.classLogits(st, z[i*cw:(i+1)*cw], i, j0)

@@ -55,8 +55,7 @@ type MarginSoftmax struct {
 	// Accumulate adds the gradients to what dx and dw hold instead of
 	// overwriting them, so that ArcFace plus center loss, or micro-batches,
 	// need no extra buffers. It costs one scan of dx and dw per call (their
-	// old values must be finite and leave room for the sum) and, for dw, a
-	// scratch block of about 128 KiB per class shard.
+	// old values must be finite and leave room for the sum).
 	Accumulate bool
 	// TileBudget bounds, in bytes, the scratch that may keep the forward
 	// pass's logit tiles for the backward pass (N·C floats), which then
@@ -463,6 +462,7 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 	h := &l.ws
 	h.setup(l, g, x, w, labels, dx != nil || dw != nil, classSpan{0, w.Rows / l.subCenters()})
 	defer h.release()
+	h.lazyW = true
 	if err := h.norms(); err != nil {
 		return 0, err
 	}
@@ -476,7 +476,7 @@ func (l *MarginSoftmax) lossStep(x, w Matrix, labels []int32, dx, dw *Matrix, st
 	if dwb == nil && step != nil {
 		dwb = &Matrix{} // the fused step's gradient must be finite too
 	}
-	if err := h.bounds(h.adaptivePhiMax(phiMax), dphiMax, dx, dwb); err != nil {
+	if err := h.forwardChecked(h.adaptivePhiMax(phiMax), dphiMax, dx, dwb); err != nil {
 		return 0, err
 	}
 	h.step = step

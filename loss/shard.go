@@ -473,6 +473,7 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 		ws.setup(l, g, x, wIn, labIn, true, span)
 		ws.magReg = h.Offset == 0
 		defer ws.release()
+		ws.lazyW = true
 		if err := ws.norms(); err != nil {
 			return err
 		}
@@ -493,10 +494,9 @@ func (h *ShardedHead) Forward(x, w Matrix, labels []int32, st *ShardStats) error
 			}
 		}
 		phiMax, _ := l.phiBounds()
-		if err := ws.bounds(ws.adaptivePhiMax(phiMax), 0, nil, nil); err != nil {
+		if err := ws.forwardChecked(ws.adaptivePhiMax(phiMax), 0, nil, nil); err != nil {
 			return err
 		}
-		ws.forward()
 	} else {
 		for j := 0; j < w.Rows; j++ {
 			if nr := asm.L2Norm(w.Row(j)); !isFinite(nr) {
