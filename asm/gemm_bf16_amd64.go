@@ -3,6 +3,7 @@
 package asm
 
 import (
+	"runtime"
 	"unsafe"
 
 	"github.com/marginloss/marginloss/internal/simd"
@@ -70,6 +71,7 @@ func gemmAMXArch() *gemmArch {
 	g.copyA = nil                             // Ã's packs are packTileA's
 	g.cvt = gemmCvtBF16AVX512
 	g.merge, g.scale = gemmMergeAMX, gemmScaleAMX
+	g.session = &gemmAMXSession
 	return g.withPrec(gemmBF16Tile, gemmKernelBF16AMX, gemmPairBF16AVX512)
 }
 
@@ -98,18 +100,58 @@ func gemmScaleAMX(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
 // β = 0, else through a tile on the stack and the AVX-512 merge. (β = 1
 // is not accumulated in the tiles: T + C, as the merge adds them, keeps
 // GemmNTPackedScaled bitwise rs·(cs·GemmNTPacked) over several depth
-// passes, and the tile accumulation measured no faster.)
+// passes, and the tile accumulation measured no faster.) It configures
+// the tiles and releases them itself; the driver runs gemmKernelBF16AMXIn
+// inside one configuration per GEMM call (gemmAMXSession).
 func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+	amxKernel(false, mr, kc, a, b, c, ldc, alpha, beta)
+}
+
+// gemmKernelBF16AMXIn is gemmKernelBF16AMX between gemmAMXEnter and
+// gemmAMXExit.
+func gemmKernelBF16AMXIn(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+	amxKernel(true, mr, kc, a, b, c, ldc, alpha, beta)
+}
+
+// amxKernel is both kernels: in, inside a session (a direct call, not a
+// func value, keeps the stack tile off the heap).
+func amxKernel(in bool, mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 	if kc <= 0 || kc%gemmTilePairs != 0 {
 		panicf("gemmKernelBF16AMX: depth %d is not a positive multiple of %d", kc, gemmTilePairs)
 	}
 	if mr == gemmAMXMR && alpha == 1 && beta == 0 {
-		gemmTileBF16AMX(kc, a, b, c, ldc)
+		amxTile(in, kc, a, b, c, ldc)
 		return
 	}
-	var t [gemmAMXMR * gemmAMXNR]float32
-	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR)
+	var t [gemmAMXMR * gemmAMXNR]float32 // zeroed only on this path
+	amxTile(in, kc, a, b, &t[0], gemmAMXNR)
 	gemmMergeAMX(mr, &t[0], c, ldc, alpha, beta)
+}
+
+func amxTile(in bool, ks int, a, b, c *float32, ldc int) {
+	if in {
+		gemmTileBF16AMXIn(ks, a, b, c, ldc)
+		return
+	}
+	gemmTileBF16AMX(ks, a, b, c, ldc)
+}
+
+// gemmAMXSession is the AMX driver's session: the goroutine locked to its
+// thread (the tile configuration is the thread's, and a goroutine that
+// moved to another thread between two kernels would fault on a tile
+// instruction there), then the configuration loaded once; exit releases
+// the tiles and unlocks. Signals and preemption on the locked thread keep
+// the tile state (the kernel saves it with the rest of the XSAVE state).
+var gemmAMXSession = gemmSession{
+	enter: func() {
+		runtime.LockOSThread()
+		gemmAMXEnter()
+	},
+	exit: func() {
+		gemmAMXExit()
+		runtime.UnlockOSThread()
+	},
+	kernel: gemmKernelBF16AMXIn,
 }
 
 // gemmTileBF16AMX stores the raw 32×32 product of an A sliver and a B
@@ -119,6 +161,19 @@ func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float3
 //
 //go:noescape
 func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int)
+
+// gemmTileBF16AMXIn is gemmTileBF16AMX without the configuration and the
+// release: between gemmAMXEnter and gemmAMXExit on a locked thread.
+//
+//go:noescape
+func gemmTileBF16AMXIn(ks int, a, b, c *float32, ldc int)
+
+// gemmAMXEnter loads the tile configuration of gemmTileBF16AMXIn
+// (LDTILECFG).
+func gemmAMXEnter()
+
+// gemmAMXExit releases the tile state (TILERELEASE).
+func gemmAMXExit()
 
 // gemmPeakAMX runs n rounds of four independent TDPBF16PS on register
 // tiles (each round 4·16·16·32·2 = 65536 flop): the AMX bf16 peak.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"runtime"
 	"sort"
 	"testing"
 
@@ -371,9 +372,85 @@ func TestGemmBF16TileRoutines(t *testing.T) {
 				t.Fatalf("%s cvtRow n=%d: word %d = %#08x, want %#08x", v.name, n, i, math.Float32bits(got[i]), math.Float32bits(want[i]))
 			}
 		}
-		checkBF16Kernel(t, r, v, gemmKernelBF16TileGeneric(g.mr, g.nr), func(i, q, kc int) int { return i*kc + q },
-			func(mr, kc int) bool { return mr%7 == 1 || mr == g.mr || kc <= 48 }, []int{16, 32, 48, 256, 512},
-			func(class int) int { return g.nr + 3*(class%2) })
+		twin := gemmKernelBF16TileGeneric(g.mr, g.nr)
+		at := func(i, q, kc int) int { return i*kc + q }
+		pick := func(mr, kc int) bool { return mr%7 == 1 || mr == g.mr || kc <= 48 }
+		ldc := func(class int) int { return g.nr + 3*(class%2) }
+		checkBF16Kernel(t, r, v, twin, at, pick, []int{16, 32, 48, 256, 512}, ldc)
+		if se := g.session; se != nil { // the driver's kernel, inside a session
+			in := *g
+			in.kernel = func(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+				se.enter()
+				defer se.exit()
+				se.kernel(mr, kc, a, b, c, ldc, alpha, beta)
+			}
+			checkBF16Kernel(t, r, bf16Variant{v.name + "-session", &in}, twin, at, pick, []int{16, 48, 512}, ldc)
+		}
+	}
+}
+
+// TestGemmBF16Preempted: GEMMs at every level on many goroutines at once,
+// while the scheduler preempts them (a GC loop, more goroutines than
+// threads, GOMAXPROCS above the CPUs), give bitwise the results of one
+// goroutine alone. The AMX driver keeps its tile configuration across one
+// call's kernels on a goroutine locked to its thread (gemmAMXSession): a
+// goroutine that moved threads mid-call would fault or compute with
+// another thread's tiles.
+func TestGemmBF16Preempted(t *testing.T) {
+	r := rand.New(rand.NewSource(23))
+	const m, n, k = 70, 96, 600 // two depth passes at the AMX driver's kc
+	a, b := randGemm(r, m*k), randGemm(r, n*k)
+	rs, cs := randGemm(r, m), randGemm(r, n)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	for _, l := range simd.Usable() {
+		restore, _ := simd.Force(l)
+		if g := bf16Drivers[l]; g != nil && g.session != nil {
+			t.Logf("%v: the driver runs its kernels in a session", l)
+		}
+		run := func(c []float32, pa *PackedA) {
+			GemmNTBF16(m, n, k, 1, a, k, b, k, 0, c[:m*n], n)
+			GemmNNBF16(m, n, k, 1, a, k, b, n, 1, c[:m*n], n)
+			pa.PackBF16(m, k, a, k)
+			GemmNTPackedScaled(n, pa, b, k, rs, cs, c[m*n:], n)
+		}
+		want := make([]float32, 2*m*n)
+		run(want, new(PackedA))
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					runtime.GC()
+				}
+			}
+		}()
+		errs := make(chan error, 8)
+		for w := 0; w < 8; w++ {
+			go func() {
+				c, pa := make([]float32, 2*m*n), new(PackedA)
+				for it := 0; it < 12; it++ {
+					clear(c)
+					run(c, pa)
+					if i := firstBitDiff(want, c); i >= 0 {
+						errs <- fmt.Errorf("%v: goroutine %d call %d: C[%d] = %v, alone %v", l, w, it, i, c[i], want[i])
+						return
+					}
+				}
+				errs <- nil
+			}()
+		}
+		for w := 0; w < 8; w++ {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+		close(stop)
+		<-done
+		restore()
 	}
 }
 

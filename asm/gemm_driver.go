@@ -44,6 +44,16 @@ type (
 	gemmPrefetchFunc func(p *float32, ld, rows, width int)
 )
 
+// gemmSession is state that a level's kernels share within one GEMM call:
+// gemmPre calls enter before the first kernel and exit after the last (also
+// when the call panics), and runs kernel, which needs that state, instead
+// of the arch's own kernel (which sets it up and tears it down itself, for
+// callers outside a session).
+type gemmSession struct {
+	enter, exit func()
+	kernel      gemmKernelFunc
+}
+
 // gemmArch is one level's GotoBLAS/BLIS driver: the loops over blocks and
 // the packing here, with the routines that do the work (every flop in
 // kernel) supplied by the level as function values. A level builds one
@@ -70,6 +80,10 @@ type gemmArch struct {
 	// viaTile routes every tile through the L1 tile buffer and merge (the
 	// epilogue seam), for measuring what that path costs.
 	viaTile bool
+
+	// session, when set, wraps each GEMM call's kernels (AMX: the tile
+	// configuration loaded once per call rather than once per tile).
+	session *gemmSession
 
 	// prec is how the driver treats its operands (gemm_bf16.go): exactly
 	// (gemmF32), rounded to bfloat16 in the packs for the float32 kernel
@@ -317,6 +331,12 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 		s.b = aligned64(&s.bbuf, kc*roundUp(nc, nr))
 	}
 	s.tile = aligned64(&s.tbuf, mr*nr)
+	kern := g.kernel
+	if g.session != nil {
+		g.session.enter()
+		defer g.session.exit()
+		kern = g.session.kernel
+	}
 
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
@@ -370,10 +390,10 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 						ap := ablk[ir*ks : ir*ks+ks*mr]
 						ci := (ic+ir)*ldc + jc + jr
 						if ep != nil && pc+kcur == k {
-							g.tileScale(mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, ep.rs[ic+ir:], ep.cs[jc+jr:], bet)
+							g.tileScale(kern, mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, ep.rs[ic+ir:], ep.cs[jc+jr:], bet)
 							continue
 						}
-						g.tileStore(mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
+						g.tileStore(kern, mrcur, nrcur, ks, ap, bp, s.tile, c[ci:], ldc, alpha, bet)
 					}
 				}
 			}
@@ -386,16 +406,16 @@ func (g *gemmArch) gemmPre(op gemmOp, m, n, k int, alpha float32, a []float32, l
 // an epilogue (ROADMAP 2): full tiles go straight from registers to C with α
 // and β; a tile narrower than NR, or every tile when viaTile is set, is
 // written raw to the L1 buffer t and merged from there, as a fused epilogue
-// would consume it.
-func (g *gemmArch) tileStore(mr, nr, kc int, ap, bp, t, c []float32, ldc int, alpha, beta float32) {
+// would consume it. kern is the arch's kernel, or its session's.
+func (g *gemmArch) tileStore(kern gemmKernelFunc, mr, nr, kc int, ap, bp, t, c []float32, ldc int, alpha, beta float32) {
 	_ = ap[kc*g.mr-1]
 	_ = bp[kc*g.nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	if nr == g.nr && !g.viaTile {
-		g.kernel(mr, kc, &ap[0], &bp[0], &c[0], ldc, alpha, beta)
+		kern(mr, kc, &ap[0], &bp[0], &c[0], ldc, alpha, beta)
 		return
 	}
-	g.kernel(mr, kc, &ap[0], &bp[0], &t[0], g.nr, 1, 0)
+	kern(mr, kc, &ap[0], &bp[0], &t[0], g.nr, 1, 0)
 	if nr == g.nr {
 		g.merge(mr, &t[0], &c[0], ldc, alpha, beta)
 		return
@@ -406,13 +426,13 @@ func (g *gemmArch) tileStore(mr, nr, kc int, ap, bp, t, c []float32, ldc int, al
 // tileScale is tileStore with the fused epilogue: the tile goes raw to the
 // L1 buffer t, and the level's scaling store (or scaleRows for a tile
 // narrower than NR) writes rs[i]·(cs[j]·(T + β·C)) to C.
-func (g *gemmArch) tileScale(mr, nr, kc int, ap, bp, t, c []float32, ldc int, rs, cs []float32, beta float32) {
+func (g *gemmArch) tileScale(kern gemmKernelFunc, mr, nr, kc int, ap, bp, t, c []float32, ldc int, rs, cs []float32, beta float32) {
 	_ = ap[kc*g.mr-1]
 	_ = bp[kc*g.nr-1]
 	_ = c[(mr-1)*ldc+nr-1]
 	_ = rs[mr-1]
 	_ = cs[nr-1]
-	g.kernel(mr, kc, &ap[0], &bp[0], &t[0], g.nr, 1, 0)
+	kern(mr, kc, &ap[0], &bp[0], &t[0], g.nr, 1, 0)
 	if nr == g.nr {
 		g.scale(mr, &t[0], &c[0], ldc, &rs[0], &cs[0], beta)
 		return
