@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/marginloss/marginloss/internal/simd"
 )
@@ -538,6 +539,72 @@ func TestGemmKernelGo4x16(t *testing.T) {
 					t.Fatalf("mr=%d kc=%d α=%v β=%v: c[%d] = %v, twin %v", mr, kc, ab[0], ab[1], i, got[i], want[i])
 				}
 			}
+		}
+	}
+}
+
+// BenchmarkGemmKernelBF16 times each native bf16 micro-kernel alone, as
+// the driver runs it at the head's per-tile shapes (N = 256, a class tile
+// of 128, D = 512): the depths of its three GEMMs (NT 512, TN 256 and NN
+// 128 k values), over the slivers of one A block against one B panel, the
+// operands packed and cache-resident, inside the driver's session where it
+// has one (AMX: one tile configuration for the run). It reports GFLOP/s
+// and, as peak-frac, the fraction of the kernel's own peak (AMX: the tile
+// peak loop; VDPBF16PS: the bf16 dot peak loop), timed in the same run:
+//
+//	go test ./asm -run '^$' -bench GemmKernelBF16 -benchtime 2000x -count 3
+func BenchmarkGemmKernelBF16(b *testing.B) {
+	type kern struct {
+		name string
+		g    *gemmArch
+		peak func(iters int) (int, bool)
+	}
+	var ks []kern
+	if g := bf16Alternates["avx512-amx"]; g != nil {
+		ks = append(ks, kern{"avx512-amx", g, amxPeakLoop})
+	}
+	if g := bf16Alternates["avx512-pair"]; g != nil {
+		ks = append(ks, kern{"avx512-pair", g, func(n int) (int, bool) { return bf16PeakLoop(simd.AVX512, n) }})
+	}
+	if g := bf16Drivers[simd.NEON]; g != nil && g.prec == gemmBF16Pair {
+		ks = append(ks, kern{"neon-bfdot", g, func(n int) (int, bool) { return bf16PeakLoop(simd.NEON, n) }})
+	}
+	r := rand.New(rand.NewSource(29))
+	for _, k := range ks {
+		g := k.g
+		for _, kc := range []int{512, 256, 128} {
+			steps := g.steps(kc)
+			slivers := 256 / g.mr
+			a := randGemm(r, slivers*steps*g.mr)
+			bp := randGemm(r, steps*g.nr)
+			c := make([]float32, 256*g.nr)
+			b.Run(fmt.Sprintf("%s/k=%d", k.name, kc), func(b *testing.B) {
+				run := func() {
+					kern := g.kernel
+					if se := g.session; se != nil {
+						se.enter()
+						defer se.exit()
+						kern = se.kernel
+					}
+					for s := 0; s < slivers; s++ {
+						kern(g.mr, steps, &a[s*steps*g.mr], &bp[0], &c[s*g.mr*g.nr], g.nr, 1, 0)
+					}
+				}
+				run()
+				b.ResetTimer()
+				for b.Loop() {
+					run()
+				}
+				sec := b.Elapsed().Seconds()
+				gf := 2 * float64(slivers*g.mr*g.nr*kc) * float64(b.N) / sec / 1e9
+				b.ReportMetric(gf, "GFLOP/s")
+				const iters = 1 << 16
+				start := time.Now()
+				if flops, ok := k.peak(iters); ok {
+					peak := float64(flops) * iters / time.Since(start).Seconds() / 1e9
+					b.ReportMetric(gf/peak, "peak-frac")
+				}
+			})
 		}
 	}
 }
