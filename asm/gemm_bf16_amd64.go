@@ -13,9 +13,10 @@ import (
 // on rounded packs (gemmRoundBF16AVX2) at AVX2 and AVX-512. Where the CPU
 // has AVX512_BF16 it also builds the VDPBF16PS driver on pair packs, and
 // where it has AMX-BF16 with the tile state granted (simd.HasAMXBF16) the
-// AMX driver, which the AVX-512 level then takes (TDPBF16PS peaks at 14–15×
-// the AVX-512 FMA on the AMX Xeon of 2026-12-02, its GEMMs at the head's
-// shapes run 2.6–5.2× the FMA peak); else it takes the VDPBF16PS one
+// AMX driver, which the AVX-512 level then takes (TDPBF16PS peaks at
+// 14.5–15.5× the AVX-512 FMA on the AMX Xeon of 2026-12-02, its GEMMs at
+// the head's shapes run 3.1–6.1× the FMA peak); else it takes the
+// VDPBF16PS one
 // where VDPBF16PS outruns the FMAs
 // (simd.BF16DotFast: AMD's Zen 4 and 5 run it at 1.6–2× the FMA's
 // multiply-adds, 1.98× on the Zen 4 EPYC of 2026-12-02, where the BFloat16
