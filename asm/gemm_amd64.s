@@ -9697,8 +9697,6 @@ TEXT ·gemmTileBF16AMX(SB), NOSPLIT, $0-40
 	MOVQ b+16(FP), DI
 	MOVQ c+24(FP), DX
 	MOVQ ldc+32(FP), R8
-	LEAQ gemmAMXCfg<>+0(SB), AX
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0x00 // ldtilecfg [rax]
 	SHLQ $0x02, R8
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero tmm0
 	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero tmm1
@@ -9728,56 +9726,6 @@ gemmTileBF16AMX_step:
 	ADDQ $0x00000800, R12
 	DECQ CX
 	JNZ  gemmTileBF16AMX_step
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x02 // tilestored [rdx+r8*1],tmm0
-	LEAQ 64(DX), BX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x03 // tilestored [rbx+r8*1],tmm1
-	MOVQ R8, BX
-	SHLQ $0x04, BX
-	ADDQ BX, DX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x02 // tilestored [rdx+r8*1],tmm2
-	LEAQ 64(DX), BX
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x03 // tilestored [rbx+r8*1],tmm3
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0 // tilerelease
-	VZEROUPPER
-	RET
-
-// func gemmTileBF16AMXIn(ks int, a *float32, b *float32, c *float32, ldc int)
-// Requires: AVX
-TEXT ·gemmTileBF16AMXIn(SB), NOSPLIT, $0-40
-	MOVQ ks+0(FP), CX
-	MOVQ a+8(FP), SI
-	MOVQ b+16(FP), DI
-	MOVQ c+24(FP), DX
-	MOVQ ldc+32(FP), R8
-	SHLQ $0x02, R8
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0 // tilezero tmm0
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc8 // tilezero tmm1
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd0 // tilezero tmm2
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xd8 // tilezero tmm3
-	MOVQ CX, R9
-	SHLQ $0x02, R9
-	MOVQ R9, R10
-	SHLQ $0x04, R10
-	ADDQ SI, R10
-	MOVQ $0x00000080, R11
-	LEAQ 64(DI), R12
-	SHRQ $0x04, CX
-
-gemmTileBF16AMXIn_step:
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x0e // tileloadd tmm4,[rsi+r9*1]
-	BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x0a // tileloadd tmm5,[r10+r9*1]
-	BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x1f // tileloadd tmm6,[rdi+r11*1]
-	BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x3c; BYTE $0x1c // tileloadd tmm7,[r12+r11*1]
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xc4 // tdpbf16ps tmm0,tmm4,tmm6
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xcc // tdpbf16ps tmm1,tmm4,tmm7
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x4a; BYTE $0x5c; BYTE $0xd5 // tdpbf16ps tmm2,tmm5,tmm6
-	BYTE $0xc4; BYTE $0xe2; BYTE $0x42; BYTE $0x5c; BYTE $0xdd // tdpbf16ps tmm3,tmm5,tmm7
-	ADDQ $0x40, SI
-	ADDQ $0x40, R10
-	ADDQ $0x00000800, DI
-	ADDQ $0x00000800, R12
-	DECQ CX
-	JNZ  gemmTileBF16AMXIn_step
 	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x02 // tilestored [rdx+r8*1],tmm0
 	LEAQ 64(DX), BX
 	BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x03 // tilestored [rbx+r8*1],tmm1

@@ -95,46 +95,34 @@ func gemmScaleAMX(mr int, t, c *float32, ldc int, rs, cs *float32, beta float32)
 	}
 }
 
-// gemmKernelBF16AMX is the AMX micro-kernel on gemmBF16Tile packs
-// (gemmKernelBF16TileGeneric, kc a positive multiple of gemmTilePairs):
-// the raw tile straight to C when it is a whole 32-row tile with α = 1 and
-// β = 0, else through a tile on the stack and the AVX-512 merge. (β = 1
-// is not accumulated in the tiles: T + C, as the merge adds them, keeps
-// GemmNTPackedScaled bitwise rs·(cs·GemmNTPacked) over several depth
-// passes, and the tile accumulation measured no faster.) It configures
-// the tiles and releases them itself; the driver runs gemmKernelBF16AMXIn
-// inside one configuration per GEMM call (gemmAMXSession).
-func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
-	amxKernel(false, mr, kc, a, b, c, ldc, alpha, beta)
-}
-
-// gemmKernelBF16AMXIn is gemmKernelBF16AMX between gemmAMXEnter and
-// gemmAMXExit.
+// gemmKernelBF16AMXIn is the AMX micro-kernel on gemmBF16Tile packs
+// (gemmKernelBF16TileGeneric, kc a positive multiple of gemmTilePairs),
+// inside gemmAMXSession: the raw tile straight to C when it is a whole
+// 32-row tile with α = 1 and β = 0, else through a tile on the stack and
+// the AVX-512 merge. (β = 1 is not accumulated in the tiles: T + C, as the
+// merge adds them, keeps GemmNTPackedScaled bitwise rs·(cs·GemmNTPacked)
+// over several depth passes, and the tile accumulation measured no
+// faster.)
 func gemmKernelBF16AMXIn(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
-	amxKernel(true, mr, kc, a, b, c, ldc, alpha, beta)
-}
-
-// amxKernel is both kernels: in, inside a session (a direct call, not a
-// func value, keeps the stack tile off the heap).
-func amxKernel(in bool, mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
 	if kc <= 0 || kc%gemmTilePairs != 0 {
 		panicf("gemmKernelBF16AMX: depth %d is not a positive multiple of %d", kc, gemmTilePairs)
 	}
 	if mr == gemmAMXMR && alpha == 1 && beta == 0 {
-		amxTile(in, kc, a, b, c, ldc)
+		gemmTileBF16AMX(kc, a, b, c, ldc)
 		return
 	}
 	var t [gemmAMXMR * gemmAMXNR]float32 // zeroed only on this path
-	amxTile(in, kc, a, b, &t[0], gemmAMXNR)
+	gemmTileBF16AMX(kc, a, b, &t[0], gemmAMXNR)
 	gemmMergeAMX(mr, &t[0], c, ldc, alpha, beta)
 }
 
-func amxTile(in bool, ks int, a, b, c *float32, ldc int) {
-	if in {
-		gemmTileBF16AMXIn(ks, a, b, c, ldc)
-		return
-	}
-	gemmTileBF16AMX(ks, a, b, c, ldc)
+// gemmKernelBF16AMX is gemmKernelBF16AMXIn in a session of its own, for
+// callers outside the driver (microKernel, tests); the driver enters one
+// session per GEMM call and runs gemmKernelBF16AMXIn.
+func gemmKernelBF16AMX(mr, kc int, a, b, c *float32, ldc int, alpha, beta float32) {
+	gemmAMXSession.enter()
+	defer gemmAMXSession.exit()
+	gemmKernelBF16AMXIn(mr, kc, a, b, c, ldc, alpha, beta)
 }
 
 // gemmAMXSession is the AMX driver's session: the goroutine locked to its
@@ -157,19 +145,13 @@ var gemmAMXSession = gemmSession{
 
 // gemmTileBF16AMX stores the raw 32×32 product of an A sliver and a B
 // panel of ks k-pairs (ks a positive multiple of 16) to c, row stride ldc:
-// TILELOADD and TDPBF16PS emitted as bytes (gen/amd64/amx.go), the tile
-// configuration loaded on entry and released on exit.
+// TILELOADD and TDPBF16PS emitted as bytes (gen/amd64/amx.go), between
+// gemmAMXEnter and gemmAMXExit on a locked thread.
 //
 //go:noescape
 func gemmTileBF16AMX(ks int, a, b, c *float32, ldc int)
 
-// gemmTileBF16AMXIn is gemmTileBF16AMX without the configuration and the
-// release: between gemmAMXEnter and gemmAMXExit on a locked thread.
-//
-//go:noescape
-func gemmTileBF16AMXIn(ks int, a, b, c *float32, ldc int)
-
-// gemmAMXEnter loads the tile configuration of gemmTileBF16AMXIn
+// gemmAMXEnter loads the tile configuration of gemmTileBF16AMX
 // (LDTILECFG).
 func gemmAMXEnter()
 

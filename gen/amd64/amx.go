@@ -155,15 +155,12 @@ var amxCfg Mem
 // each word a bf16 pair (asm's gemmKernelBF16Generic, with A's sliver
 // row-major: row i's pairs contiguous, the layout TILELOADD reads). Tiles:
 // C in TMM0–3 (TMM0 rows 0–15 columns 0–15, TMM1 columns 16–31, TMM2–3
-// rows 16–31), A in TMM4–5, B in TMM6–7, configured from gemmAMXCfg on
-// entry and released on exit, so no tile state outlives the call. Every
-// register is physical: the BYTE lines name them.
-//
-// gemmTileBF16AMXIn is the same body without the configuration and the
-// release: the driver runs it between gemmAMXEnter and gemmAMXExit, on a
-// goroutine locked to its thread, one LDTILECFG per GEMM call instead of
-// one per tile (LDTILECFG, TILEZERO and TILERELEASE cost ~100 ns a call,
-// 4.4 rounds of four TDPBF16PS, on the AMX Xeon of 2026-12-02).
+// rows 16–31), A in TMM4–5, B in TMM6–7. It runs between gemmAMXEnter
+// (LDTILECFG from gemmAMXCfg) and gemmAMXExit (TILERELEASE), on a
+// goroutine locked to its thread: one configuration per GEMM call, not per
+// tile (LDTILECFG, TILEZERO and TILERELEASE cost ~100 ns a call, 4.4
+// rounds of four TDPBF16PS, on the AMX Xeon of 2026-12-02). Every register
+// is physical: the BYTE lines name them.
 func gemmTileBF16AMX() {
 	cfg := GLOBL("gemmAMXCfg", RODATA|NOPTR)
 	amxCfg = cfg
@@ -174,10 +171,11 @@ func gemmTileBF16AMX() {
 	for t := 0; t < 16; t++ { // rows: 16 for TMM0–7
 		DATA(48+t, U8(16*b2i(t < 8)))
 	}
-	amxTileBody("gemmTileBF16AMX", true)
-	amxTileBody("gemmTileBF16AMXIn", false)
+	name := "gemmTileBF16AMX"
+	implement(name, name+" stores the raw 32×32 bf16 tile product of the A sliver a and B panel b, ks k-pairs deep, to c (row stride ldc), between gemmAMXEnter and gemmAMXExit.")
+	amxTileBody(name)
 
-	implement("gemmAMXEnter", "gemmAMXEnter loads the AMX tile configuration of gemmTileBF16AMXIn.")
+	implement("gemmAMXEnter", "gemmAMXEnter loads the AMX tile configuration of gemmTileBF16AMX.")
 	cf := reg.RAX
 	LEAQ(cfg, cf)
 	raw(ldtilecfg(gpIndex(cf)))
@@ -187,26 +185,16 @@ func gemmTileBF16AMX() {
 	ret()
 }
 
-// amxTileBody emits the kernel name; own: it loads the tile configuration
-// on entry and releases the tiles on exit.
-func amxTileBody(name string, own bool) {
-	what := " (the tile configuration loaded on entry, the tiles released on exit)"
-	if !own {
-		what = " (between gemmAMXEnter and gemmAMXExit)"
-	}
-	implement(name, name+" stores the raw 32×32 bf16 tile product of the A sliver a and B panel b, ks k-pairs deep, to c (row stride ldc)"+what+".")
+// amxTileBody emits gemmTileBF16AMX's body.
+func amxTileBody(name string) {
 	ks, a0, b0, c, ldc := reg.RCX, reg.RSI, reg.RDI, reg.RDX, reg.R8
-	astr, a1, bstr, b1, c1, cf := reg.R9, reg.R10, reg.R11, reg.R12, reg.RBX, reg.RAX
+	astr, a1, bstr, b1, c1 := reg.R9, reg.R10, reg.R11, reg.R12, reg.RBX
 	Load(Param("ks"), ks)
 	Load(Param("a"), a0)
 	Load(Param("b"), b0)
 	Load(Param("c"), c)
 	Load(Param("ldc"), ldc)
 	n := gpIndex
-	if own {
-		LEAQ(amxCfg, cf)
-		raw(ldtilecfg(n(cf)))
-	}
 	SHLQ(U8(2), ldc) // bytes
 	for t := 0; t < 4; t++ {
 		raw(tilezero(t))
@@ -243,9 +231,6 @@ func amxTileBody(name string, own bool) {
 	raw(tilestored(n(c), n(ldc), 2))
 	LEAQ(Mem{Base: c, Disp: 4 * 16}, c1)
 	raw(tilestored(n(c1), n(ldc), 3))
-	if own {
-		raw(tilerelease())
-	}
 	ret()
 }
 
