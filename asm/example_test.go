@@ -275,6 +275,15 @@ func ExampleMul() {
 	// Output: [0.25 -0.25 2]
 }
 
+// Two partial gradient rows summed into the first: dst[j] = a[j] + b[j].
+func ExampleAdd() {
+	a := []float32{0.5, -1, 2}
+	b := []float32{0.25, 1, -3}
+	asm.Add(a, a, b)
+	fmt.Println(a)
+	// Output: [0.75 0 -1]
+}
+
 // One step of torch.optim.SGD(lr=0.1, momentum=0.9) on three parameters:
 // the first step of a momentum buffer copies the gradient.
 func ExampleSGDStep() {

@@ -8,7 +8,7 @@ import "github.com/marginloss/marginloss/internal/simd"
 //
 //   - each kernel table, by the name NewTable gave it (simd.TableOf):
 //     "GemmNT", "GemmNN", "GemmTN", "SumSquares", "Scale", "Mul",
-//     "NormalizeBackward", "Exp", "MaxSumExp", "SoftmaxScaled",
+//     "Add", "NormalizeBackward", "Exp", "MaxSumExp", "SoftmaxScaled",
 //     "MarginForward", "MarginForwardRows" (MarginForward's per-row form), "ClampGrad", "HardNegatives",
 //     "SGDStep", "AdamWStep";
 //   - the test hooks below (simd.Lookup), each with the type it is

@@ -39,6 +39,8 @@ func TestRegistry(t *testing.T) {
 
 	mu, err := simd.TableOf[func(dst, x, y []float32)]("Mul")
 	same("Mul", mulImpl, mu, err)
+	ad, err := simd.TableOf[func(dst, x, y []float32)]("Add")
+	same("Add", addImpl, ad, err)
 	cg, err := simd.TableOf[func(z, dz []float32, lo, hi float32)]("ClampGrad")
 	same("ClampGrad", clampGradImpl, cg, err)
 	hn, err := simd.TableOf[func(z, dz []float32, thr, t, inv float32)]("HardNegatives")
@@ -51,7 +53,7 @@ func TestRegistry(t *testing.T) {
 	aw, err := simd.TableOf[func(p, g, m, v []float32, c AdamWCoef)]("AdamWStep")
 	same("AdamWStep", adamWStepImpl, aw, err)
 
-	require.Equal(t, []string{"AdamWStep", "ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward",
+	require.Equal(t, []string{"AdamWStep", "Add", "ClampGrad", "Exp", "GemmNN", "GemmNT", "GemmTN", "HardNegatives", "MarginForward",
 		"MarginForwardRows", "MaxSumExp", "Mul", "NormalizeBackward", "SGDStep", "Scale", "SoftmaxScaled", "SumSquares"}, simd.Kernels())
 
 	e, err := simd.Lookup[func(float32) float32]("Expf")

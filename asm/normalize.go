@@ -10,6 +10,7 @@ var (
 	sumSquaresImpl   = simd.NewTable("SumSquares", sumSquaresGeneric)
 	scaleImpl        = simd.NewTable("Scale", scaleGeneric)
 	mulImpl          = simd.NewTable("Mul", mulGeneric)
+	addImpl          = simd.NewTable("Add", addGeneric)
 	normBackwardImpl = simd.NewTable("NormalizeBackward", normalizeBackwardGeneric)
 )
 
@@ -130,6 +131,30 @@ func mulGeneric(dst, x, y []float32) {
 	dst, y = dst[:len(x)], y[:len(x)]
 	for k, v := range x {
 		dst[k] = v * y[k]
+	}
+}
+
+// Add adds x and y element by element into dst:
+//
+//	for k, v := range x {
+//		dst[k] = v + y[k]
+//	}
+//
+// (the loss heads' sum of the class shards' partial gradient rows, in
+// shard order). Every level gives the same bits (one rounding per element).
+// dst may be x or y itself. It panics when len(dst) or len(y) < len(x);
+// dst[len(x):] is not touched.
+func Add(dst, x, y []float32) {
+	checkAtLeast("Add", "dst", len(dst), "x", len(x))
+	checkAtLeast("Add", "y", len(y), "x", len(x))
+	addImpl.Get()(dst[:len(x)], x, y[:len(x)])
+}
+
+// addGeneric is the reference: dst[k] = x[k] + y[k]; bit-exact at every level.
+func addGeneric(dst, x, y []float32) {
+	dst, y = dst[:len(x)], y[:len(x)]
+	for k, v := range x {
+		dst[k] = v + y[k]
 	}
 }
 

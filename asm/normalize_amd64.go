@@ -27,6 +27,12 @@ func mulAVX2(dst, x, y []float32)
 func mulAVX512(dst, x, y []float32)
 
 //go:noescape
+func addAVX2(dst, x, y []float32)
+
+//go:noescape
+func addAVX512(dst, x, y []float32)
+
+//go:noescape
 func normalizeBackwardAVX2(dx, dy, x []float32, inv, radial float32)
 
 //go:noescape
@@ -39,6 +45,8 @@ func init() {
 	scaleImpl.Add(simd.AVX512, scaleAVX512)
 	mulImpl.Add(simd.AVX2, mulAVX2)
 	mulImpl.Add(simd.AVX512, mulAVX512)
+	addImpl.Add(simd.AVX2, addAVX2)
+	addImpl.Add(simd.AVX512, addAVX512)
 	normBackwardImpl.Add(simd.AVX2, normalizeBackwardAVX2)
 	normBackwardImpl.Add(simd.AVX512, normalizeBackwardAVX512)
 }

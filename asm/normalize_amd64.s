@@ -255,6 +255,96 @@ mulAVX2_mul_done:
 	VZEROUPPER
 	RET
 
+// func addAVX2(dst []float32, x []float32, y []float32)
+// Requires: AVX
+TEXT ·addAVX2(SB), NOSPLIT, $32-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ y_base+48(FP), DX
+	MOVQ x_len+32(FP), BX
+	XORQ SI, SI
+	MOVQ BX, DI
+	SUBQ $0x20, DI
+
+addAVX2_add_loop:
+	CMPQ    SI, DI
+	JG      addAVX2_add_single
+	VMOVUPS (CX)(SI*4), Y0
+	VMOVUPS (DX)(SI*4), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	VMOVUPS 32(CX)(SI*4), Y0
+	VMOVUPS 32(DX)(SI*4), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, 32(AX)(SI*4)
+	VMOVUPS 64(CX)(SI*4), Y0
+	VMOVUPS 64(DX)(SI*4), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, 64(AX)(SI*4)
+	VMOVUPS 96(CX)(SI*4), Y0
+	VMOVUPS 96(DX)(SI*4), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, 96(AX)(SI*4)
+	ADDQ    $0x20, SI
+	JMP     addAVX2_add_loop
+
+addAVX2_add_single:
+	MOVQ BX, DI
+	SUBQ $0x08, DI
+
+addAVX2_add_singleloop:
+	CMPQ    SI, DI
+	JG      addAVX2_add_tail
+	VMOVUPS (CX)(SI*4), Y0
+	VMOVUPS (DX)(SI*4), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (AX)(SI*4)
+	ADDQ    $0x08, SI
+	JMP     addAVX2_add_singleloop
+
+addAVX2_add_tail:
+	SUBQ    SI, BX
+	JZ      addAVX2_add_done
+	VXORPS  Y0, Y0, Y0
+	VMOVUPS Y0, (SP)
+	LEAQ    (CX)(SI*4), CX
+	XORQ    DI, DI
+
+addAVX2_copy1:
+	MOVL    (CX)(DI*4), R8
+	MOVL    R8, (SP)(DI*4)
+	INCQ    DI
+	CMPQ    DI, BX
+	JL      addAVX2_copy1
+	VMOVUPS (SP), Y0
+	VXORPS  Y1, Y1, Y1
+	VMOVUPS Y1, (SP)
+	LEAQ    (DX)(SI*4), CX
+	XORQ    DX, DX
+
+addAVX2_copy2:
+	MOVL    (CX)(DX*4), DI
+	MOVL    DI, (SP)(DX*4)
+	INCQ    DX
+	CMPQ    DX, BX
+	JL      addAVX2_copy2
+	VMOVUPS (SP), Y1
+	VADDPS  Y1, Y0, Y0
+	VMOVUPS Y0, (SP)
+	LEAQ    (AX)(SI*4), AX
+	XORQ    CX, CX
+
+addAVX2_copy3:
+	MOVL (SP)(CX*4), DX
+	MOVL DX, (AX)(CX*4)
+	INCQ CX
+	CMPQ CX, BX
+	JL   addAVX2_copy3
+
+addAVX2_add_done:
+	VZEROUPPER
+	RET
+
 // func normalizeBackwardAVX2(dx []float32, dy []float32, x []float32, inv float32, radial float32)
 // Requires: AVX, AVX2, FMA3
 TEXT ·normalizeBackwardAVX2(SB), NOSPLIT, $32-80
@@ -626,6 +716,67 @@ mulAVX512_mul_tail:
 	VMOVUPS      Z0, K1, (AX)(SI*4)
 
 mulAVX512_mul_done:
+	VZEROUPPER
+	RET
+
+// func addAVX512(dst []float32, x []float32, y []float32)
+// Requires: AVX, AVX512F
+TEXT ·addAVX512(SB), NOSPLIT, $0-72
+	MOVQ dst_base+0(FP), AX
+	MOVQ x_base+24(FP), CX
+	MOVQ y_base+48(FP), DX
+	MOVQ x_len+32(FP), BX
+	XORQ SI, SI
+	MOVQ BX, DI
+	SUBQ $0x40, DI
+
+addAVX512_add_loop:
+	CMPQ    SI, DI
+	JG      addAVX512_add_single
+	VMOVUPS (CX)(SI*4), Z0
+	VMOVUPS (DX)(SI*4), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	VMOVUPS 64(CX)(SI*4), Z0
+	VMOVUPS 64(DX)(SI*4), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 64(AX)(SI*4)
+	VMOVUPS 128(CX)(SI*4), Z0
+	VMOVUPS 128(DX)(SI*4), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 128(AX)(SI*4)
+	VMOVUPS 192(CX)(SI*4), Z0
+	VMOVUPS 192(DX)(SI*4), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, 192(AX)(SI*4)
+	ADDQ    $0x40, SI
+	JMP     addAVX512_add_loop
+
+addAVX512_add_single:
+	MOVQ BX, DI
+	SUBQ $0x10, DI
+
+addAVX512_add_singleloop:
+	CMPQ    SI, DI
+	JG      addAVX512_add_tail
+	VMOVUPS (CX)(SI*4), Z0
+	VMOVUPS (DX)(SI*4), Z1
+	VADDPS  Z1, Z0, Z0
+	VMOVUPS Z0, (AX)(SI*4)
+	ADDQ    $0x10, SI
+	JMP     addAVX512_add_singleloop
+
+addAVX512_add_tail:
+	SUBQ         SI, BX
+	JZ           addAVX512_add_done
+	VPBROADCASTD BX, Z0
+	VPCMPGTD     normConst<>+0(SB), Z0, K1
+	VMOVUPS.Z    (CX)(SI*4), K1, Z0
+	VMOVUPS.Z    (DX)(SI*4), K1, Z1
+	VADDPS       Z1, Z0, Z0
+	VMOVUPS      Z0, K1, (AX)(SI*4)
+
+addAVX512_add_done:
 	VZEROUPPER
 	RET
 

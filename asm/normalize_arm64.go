@@ -19,6 +19,11 @@ func scaleNEON(dst, x []float32, a float32)
 //go:noescape
 func mulNEON(dst, x, y []float32)
 
+// addNEON is the NEON body of Add.
+//
+//go:noescape
+func addNEON(dst, x, y []float32)
+
 //go:noescape
 func normalizeBackwardNEON(dx, dy, x []float32, inv, radial float32)
 
@@ -26,5 +31,6 @@ func init() {
 	sumSquaresImpl.Add(simd.NEON, sumSquaresNEON)
 	scaleImpl.Add(simd.NEON, scaleNEON)
 	mulImpl.Add(simd.NEON, mulNEON)
+	addImpl.Add(simd.NEON, addNEON)
 	normBackwardImpl.Add(simd.NEON, normalizeBackwardNEON)
 }

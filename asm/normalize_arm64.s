@@ -145,6 +145,54 @@ mul_tailloop:
 mul_done:
 	RET
 
+// addNEON is the NEON body of Add: dst[k] = x[k] + y[k] for k < len(x); len(dst), len(y) ≥ len(x).
+//
+// func addNEON(dst, x, y []float32)
+TEXT ·addNEON(SB), NOSPLIT, $0-72
+	MOVD dst_base+0(FP), R0
+	MOVD x_base+24(FP), R1
+	MOVD y_base+48(FP), R2
+	MOVD x_len+32(FP), R3
+	MOVD R3, R4
+	MOVD R1, R5
+	MOVD R2, R6
+	MOVD R0, R7
+	CMP $16, R4
+	BLT add_one
+add_loop:
+	VLD1.P 64(R5), [V0.S4, V1.S4, V2.S4, V3.S4]
+	VLD1.P 64(R6), [V4.S4, V5.S4, V6.S4, V7.S4]
+	WORD $0x4e24d400 // fadd v0.4s, v0.4s, v4.4s
+	WORD $0x4e25d421 // fadd v1.4s, v1.4s, v5.4s
+	WORD $0x4e26d442 // fadd v2.4s, v2.4s, v6.4s
+	WORD $0x4e27d463 // fadd v3.4s, v3.4s, v7.4s
+	VST1.P [V0.S4, V1.S4, V2.S4, V3.S4], 64(R7)
+	SUB $16, R4, R4
+	CMP $16, R4
+	BGE add_loop
+add_one:
+	CMP $4, R4
+	BLT add_tail
+add_oneloop:
+	VLD1.P 16(R5), [V0.S4]
+	VLD1.P 16(R6), [V1.S4]
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	VST1.P [V0.S4], 16(R7)
+	SUB $4, R4, R4
+	CMP $4, R4
+	BGE add_oneloop
+add_tail:
+	CBZ R4, add_done
+add_tailloop:
+	FMOVS.P 4(R5), F0
+	FMOVS.P 4(R6), F1
+	WORD $0x4e21d400 // fadd v0.4s, v0.4s, v1.4s
+	FMOVS.P F0, 4(R7)
+	SUBS $1, R4, R4
+	BNE add_tailloop
+add_done:
+	RET
+
 // normalizeBackwardNEON is the NEON body of NormalizeBackward; len(dx) and len(dy) are ≥ len(x), dx may alias dy.
 //
 // func normalizeBackwardNEON(dx, dy, x []float32, inv, radial float32)

@@ -378,3 +378,40 @@ func TestMulKernel(t *testing.T) {
 		})
 	}
 }
+
+// TestAddKernel: every level bit-exact with the generic twin, out of place
+// and in place (dst = x, dst = y), on every shape of the rig.
+func TestAddKernel(t *testing.T) {
+	r := rand.New(rand.NewSource(31))
+	x, y := testSrc(r, shapeMaxLen+shapeOffsets), testSrc(r, shapeMaxLen+shapeOffsets)
+	x[40], x[41], x[42], x[43] = 0, float32(math.Copysign(0, -1)), 1e-40, -3e38
+	y[40], y[41], y[42], y[43] = float32(math.Inf(1)), 0, -1e-40, -3e38 // −0+0, subnormals, overflow
+	rig := newShapeRig(t, [][]float32{x, y}, 1)
+	tab := addImpl
+	want := make([]float32, shapeMaxLen)
+	for _, l := range tab.Levels() {
+		f, _ := tab.At(l)
+		rig.run(t, func(s shape, in, out [][]float32) {
+			f(out[0], in[0], in[1][:len(in[0])])
+			addGeneric(want, in[0], in[1][:len(in[0])])
+			for k, g := range out[0] {
+				if math.Float32bits(g) != math.Float32bits(want[k]) {
+					t.Fatalf("%v Add %v: element %d is %v, generic %v", l, s, k, g, want[k])
+				}
+			}
+			for _, which := range []int{0, 1} { // in place
+				buf := append([]float32(nil), in[which][:len(in[0])]...)
+				if which == 0 {
+					f(buf, buf, in[1][:len(in[0])])
+				} else {
+					f(buf, in[0], buf)
+				}
+				for k, g := range buf {
+					if math.Float32bits(g) != math.Float32bits(want[k]) {
+						t.Fatalf("%v Add in place (%d) %v: element %d is %v, generic %v", l, which, s, k, g, want[k])
+					}
+				}
+			}
+		})
+	}
+}

@@ -22,7 +22,7 @@ var publicAPI = map[string]string{
 	"GemmNTPacked": "func", "GemmTNPacked": "func", "GemmNTPackedScaled": "func",
 	"PackedA": "type", "PackedA.Pack": "method", "PackedA.Rows": "method", "PackedA.Cols": "method",
 	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
-	"L2Norm": "func", "Scale": "func", "Mul": "func", "NormalizeBackward": "func",
+	"L2Norm": "func", "Scale": "func", "Mul": "func", "Add": "func", "NormalizeBackward": "func",
 	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func",
 	"ClampGrad": "func", "HardNegatives": "func",
 	"MarginForward": "func", "NewMargin": "func",

@@ -9,7 +9,7 @@ import (
 func init() { families["normalize"] = normalize }
 
 // normalize emits the AVX2 and AVX-512 bodies of asm's normalize family:
-// sumSquares (the sum behind L2Norm), scale and normalizeBackward. Each
+// sumSquares (the sum behind L2Norm), scale, mul, add and normalizeBackward. Each
 // kernel is one Go function below, emitted once per ISA.
 func normalize() {
 	tab := newConstTable("normConst", iotaConst())
@@ -17,6 +17,7 @@ func normalize() {
 		sumSquaresBody(newEmitter("sumSquares", s, tab))
 		scaleBody(newEmitter("scale", s, tab))
 		mulBody(newEmitter("mul", s, tab))
+		addBody(newEmitter("add", s, tab))
 		normalizeBackwardBody(newEmitter("normalizeBackward", s, tab))
 	}
 }
@@ -63,6 +64,22 @@ func mulBody(e *emitter) {
 		v := e.load(at(xp), m)
 		w := e.load(at(yp), m)
 		VMULPS(w, v, v)
+		e.store(v, at(dp), m)
+	})
+	ret()
+}
+
+// addBody: dst_k = x_k + y_k, one rounding, as the generic twin.
+func addBody(e *emitter) {
+	e.implement("is the %s body of Add: dst[k] = x[k] + y[k] for k < len(x); len(dst), len(y) ≥ len(x).")
+	dp := Load(Param("dst").Base(), GP64())
+	xp := Load(Param("x").Base(), GP64())
+	yp := Load(Param("y").Base(), GP64())
+	n := Load(Param("x").Len(), GP64())
+	e.stream("add", n, streamUnroll, func(_ int, at func(reg.Register) Mem, m *mask) {
+		v := e.load(at(xp), m)
+		w := e.load(at(yp), m)
+		VADDPS(w, v, v)
 		e.store(v, at(dp), m)
 	})
 	ret()

@@ -3,12 +3,13 @@ package main
 func init() { families["normalize"] = normalize }
 
 // normalize emits the NEON bodies of asm's normalize family: sumSquares
-// (the sum behind L2Norm), scale and normalizeBackward, the algorithms of
+// (the sum behind L2Norm), scale, mul, add and normalizeBackward, the algorithms of
 // gen/amd64/normalize.go.
 func normalize(f *File) {
 	sumSquaresBody(f)
 	scaleBody(f)
 	mulBody(f)
+	addBody(f)
 	normalizeBackwardBody(f)
 }
 
@@ -57,6 +58,21 @@ func mulBody(f *File) {
 		ys := st.Load(yp)
 		for k, x := range xs {
 			e.I(fmul(x, x, ys[k], S4))
+		}
+		st.Store(dp, xs)
+	}, nil)
+	e.RET()
+}
+
+// addBody: dst_k = x_k + y_k, one rounding, as the generic twin.
+func addBody(f *File) {
+	e := f.Implement("addNEON", "addNEON is the NEON body of Add: dst[k] = x[k] + y[k] for k < len(x); len(dst), len(y) ≥ len(x).")
+	dp, xp, yp, n := e.LoadArg("dst_base"), e.LoadArg("x_base"), e.LoadArg("y_base"), e.LoadArg("x_len")
+	e.stream("add", n, []Reg{xp, yp, dp}, func(st *Step) {
+		xs := st.Load(xp)
+		ys := st.Load(yp)
+		for k, x := range xs {
+			e.I(fadd(x, x, ys[k], S4))
 		}
 		st.Store(dp, xs)
 	}, nil)
