@@ -505,10 +505,7 @@ func (h *cosineWorkspace) backwardRow(i int, z []float32, arg []int, dz []float3
 		switch {
 		case k == 1 && !h.accum: // written in place above
 		case k == 1:
-			o := out[j0:j1]
-			for j, v := range dst {
-				o[j] += v
-			}
+			asm.Add(out[j0:j1], out[j0:j1], dst)
 		case !h.accum:
 			clear(out[j0*k : j1*k])
 			for j, v := range dst {

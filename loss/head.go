@@ -909,9 +909,7 @@ func (h *headWorkspace) gradWTile(st *shardState, g, scratch []float32, j0, j1 i
 				continue
 			}
 			h.normBackwardW(row, row, st.colRad[b0+j], j0+b0+j)
-			for k, v := range row {
-				out[k] += v
-			}
+			asm.Add(out, out, row)
 		}
 	}
 }
@@ -950,10 +948,7 @@ func (h *headWorkspace) gradX(lo, hi int) {
 		acc := h.sh[0].dxhat[i*ld : i*ld+d]
 		r := h.sh[0].radial[i]
 		for k := 1; k < len(h.sh); k++ {
-			part := h.sh[k].dxhat[i*ld : i*ld+d]
-			for q, v := range part {
-				acc[q] += v
-			}
+			asm.Add(acc, acc, h.sh[k].dxhat[i*ld:i*ld+d])
 			r += h.sh[k].radial[i]
 		}
 		var rad float32
@@ -970,9 +965,7 @@ func (h *headWorkspace) gradX(lo, hi int) {
 				copy(out, acc)
 				continue
 			}
-			for q, v := range acc {
-				out[q] += v
-			}
+			asm.Add(out, out, acc)
 			continue
 		}
 		if !h.accum {
@@ -980,9 +973,6 @@ func (h *headWorkspace) gradX(lo, hi int) {
 			continue
 		}
 		asm.NormalizeBackward(acc, acc, h.x.Row(i), h.xinv[i], rad)
-		out := h.dx.Row(i)
-		for q, v := range acc {
-			out[q] += v
-		}
+		asm.Add(h.dx.Row(i), h.dx.Row(i), acc)
 	}
 }

@@ -730,8 +730,6 @@ func (h *ShardedHead) scatter(dw *Matrix, k int, accum bool) {
 			copy(dst, src)
 			continue
 		}
-		for j, v := range src {
-			dst[j] += v
-		}
+		asm.Add(dst, dst, src)
 	}
 }
