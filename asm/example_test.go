@@ -284,6 +284,25 @@ func ExampleAdd() {
 	// Output: [0.75 0 -1]
 }
 
+// Each row's target logit: row i of x against the row of w that labels[i]
+// names; −1 (a class held elsewhere) leaves its output alone.
+func ExampleDotRows() {
+	x := []float32{
+		0.5, 0.25, 0.75,
+		1, 0, 0,
+		0, 0.5, 0.5,
+	}
+	w := []float32{
+		1, 0, 0,
+		2, 4, 1,
+	}
+	labels := []int32{1, -1, 1}
+	t := []float32{9, 9, 9}
+	asm.DotRows(t, 3, x, 3, w, 3, labels)
+	fmt.Println(t)
+	// Output: [2.75 9 2.5]
+}
+
 // One step of torch.optim.SGD(lr=0.1, momentum=0.9) on three parameters:
 // the first step of a momentum buffer copies the gradient.
 func ExampleSGDStep() {

@@ -23,7 +23,7 @@ var publicAPI = map[string]string{
 	"PackedA": "type", "PackedA.Pack": "method", "PackedA.Rows": "method", "PackedA.Cols": "method",
 	"PackedB": "type", "PackedB.Pack": "method", "PackedB.Rows": "method", "PackedB.Cols": "method",
 	"L2Norm": "func", "Scale": "func", "Mul": "func", "Add": "func", "NormalizeBackward": "func",
-	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func",
+	"Exp": "func", "MaxSumExp": "func", "SoftmaxScaled": "func", "DotRows": "func",
 	"ClampGrad": "func", "HardNegatives": "func",
 	"MarginForward": "func", "NewMargin": "func",
 
