@@ -546,9 +546,7 @@ func (h *headWorkspace) normX(lo, hi int) {
 		switch {
 		case y < 0: // on another shard
 			h.t[i] = 0
-		case h.k == 1:
-			asm.GemmNT(1, 1, d, 1, xh, d, h.w.Row(y), d, 0, h.t[i:i+1], 1)
-			h.t[i] *= h.winv[y]
+		case h.k == 1: // below, four rows at a time
 		default: // the largest of the class's K cosines, ties to the lowest row
 			k := h.k
 			tk := h.tk[i*k : (i+1)*k]
@@ -561,6 +559,16 @@ func (h *headWorkspace) normX(lo, hi int) {
 				}
 			}
 			h.t[i], h.targ[i] = tk[best], int32(best)
+		}
+	}
+	if h.k == 1 {
+		// The target cosines x̂_i·W_y/‖W_y‖, each dot in order of d (the
+		// bits of a 1×1 GemmNT).
+		asm.DotRows(h.t[lo:hi], d, h.xhat[lo*d:hi*d], d, h.w.Data, d, h.lab[lo:hi])
+		for i := lo; i < hi; i++ {
+			if y := h.lab[i]; y >= 0 {
+				h.t[i] *= h.winv[y]
+			}
 		}
 	}
 	if h.desc.eval != nil {
