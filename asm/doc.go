@@ -1,7 +1,8 @@
 // Package asm holds marginloss's vector kernels, for people writing their
 // own layers: GEMM in the three shapes a linear layer needs (GemmNT, GemmNN,
-// GemmTN), the row norm and its gradient (L2Norm, Scale,
-// NormalizeBackward), the exponential, log-sum-exp and softmax of a row
+// GemmTN) and the dot products of gathered row pairs (DotRows), the row
+// norm and its gradient (L2Norm, Scale, NormalizeBackward), element-wise
+// products and sums (Mul, Add), the exponential, log-sum-exp and softmax of a row
 // (Exp, MaxSumExp, SoftmaxScaled) and the margin functions of ArcFace,
 // CosFace, SphereFace and their relatives (NewMargin, MarginForward), with
 // one parameter set or one per row (Margin.SetRows: the adaptive margins of
