@@ -55,35 +55,43 @@ func gflops(b *testing.B, flops float64) {
 }
 
 // BenchmarkArcFaceHead is the whole ArcFace head, forward and backward, at
-// N=256, D=512 and C classes: the 6·N·D·C flops of its three GEMMs are the
-// unit. tiles=kept is the default (the forward tiles fit the 16 MiB
-// TileBudget up to C = 16k at this N); tiles=recompute forces the backward
-// pass to recompute them (8·N·D·C flops executed), as it does beyond the
-// budget.
+// N=256, D=512 and C classes, at both precisions: the 6·N·D·C flops of its
+// three GEMMs are the unit. tiles=kept sets TileBudget to the N×C logits'
+// 4·N·C bytes, so the backward pass reads the forward tiles (the default
+// 16 MiB budget does so up to C = 16k at this N; 98 MiB at C = 100k);
+// tiles=recompute forces the backward pass to recompute them (8·N·D·C
+// flops executed), as it does beyond the budget. Set the goroutines with
+// GOMAXPROCS: with -cpu 1,2 the testing package runs the first value's
+// b.Loop sub-benchmarks at the list's last value (golang/go#49980), so
+// both labels may time the same thing:
+//
+//	GOMAXPROCS=1 go test ./bench -run '^$' -bench 'ArcFaceHead/C=100000/.*/.*/avx512$' -benchtime 5x -count 6
 func BenchmarkArcFaceHead(b *testing.B) {
 	r := rand.New(rand.NewSource(4))
 	n, d := 256, 512
-	for _, c := range []int{1000, 10000} {
+	for _, c := range []int{1000, 10000, 100000} {
 		x, w := randMatrix(r, n, d), randMatrix(r, c, d)
 		labels := make([]int32, n)
 		for i := range labels {
 			labels[i] = int32(r.Intn(c))
 		}
 		dx, dw := randMatrix(r, n, d), randMatrix(r, c, d)
-		for _, tiles := range []struct {
-			name   string
-			budget int
-		}{{"kept", 0}, {"recompute", -1}} {
-			head := loss.ArcFace(64, 0.5)
-			head.TileBudget = tiles.budget
-			forEachLevel(b, fmt.Sprintf("C=%d/tiles=%s", c, tiles.name), func(b *testing.B) {
-				for b.Loop() {
-					if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil {
-						b.Fatal(err)
+		for _, prec := range []loss.Precision{loss.Float32, loss.BFloat16} {
+			for _, tiles := range []struct {
+				name   string
+				budget int
+			}{{"kept", 4 * n * c}, {"recompute", -1}} {
+				head := loss.ArcFace(64, 0.5)
+				head.TileBudget, head.Precision = tiles.budget, prec
+				forEachLevel(b, fmt.Sprintf("C=%d/%s/tiles=%s", c, prec, tiles.name), func(b *testing.B) {
+					for b.Loop() {
+						if _, err := head.Loss(x, w, labels, &dx, &dw); err != nil {
+							b.Fatal(err)
+						}
 					}
-				}
-				gflops(b, 6*float64(n*d*c))
-			})
+					gflops(b, 6*float64(n*d*c))
+				})
+			}
 		}
 	}
 }
