@@ -64,6 +64,13 @@ func ensureWorkers(n int) {
 // are done. The calling goroutine works too; up to GOMAXPROCS−1 helpers
 // join when idle. Nested calls are safe: a helper that is busy is simply not
 // used.
+//
+// A helper counts as idle only once it waits on the queue again, a moment
+// after it finished its last batch (or, on a busy machine, after the OS
+// runs its thread again), so a call that comes right after another can find
+// none. The caller therefore offers the batch again after each chunk it
+// runs, while chunks are left, so that such a helper joins for the rest
+// instead of leaving the whole call to one goroutine.
 func Do(chunks int, j Job) {
 	if chunks <= 0 {
 		return
@@ -79,18 +86,36 @@ func Do(chunks int, j Job) {
 	b := batches.Get().(*batch)
 	b.job, b.chunks = j, int64(chunks)
 	b.next.Store(0)
-	for h := 0; h < procs-1; h++ {
+	want := procs - 1 // helpers not yet joined
+	want -= b.offer(want)
+	for {
+		c := b.next.Add(1) - 1
+		if c >= b.chunks {
+			break
+		}
+		b.job.RunChunk(int(c))
+		if want > 0 && b.next.Load() < b.chunks {
+			want -= b.offer(want)
+		}
+	}
+	b.wg.Wait()
+	b.job = nil
+	batches.Put(b)
+}
+
+// offer hands b to up to n idle helpers and returns how many took it.
+func (b *batch) offer(n int) int {
+	took := 0
+	for range n {
 		b.wg.Add(1)
 		select {
 		case queue <- b:
+			took++
 		default:
 			b.wg.Done() // no idle helper: do without it
 		}
 	}
-	b.work()
-	b.wg.Wait()
-	b.job = nil
-	batches.Put(b)
+	return took
 }
 
 // Chunks returns how many chunks of size step cover n items.

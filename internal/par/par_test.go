@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -47,6 +48,61 @@ func TestDoNoAllocs(t *testing.T) {
 	Do(16, j) // warm up workers and pool
 	allocs := testing.AllocsPerRun(100, func() { Do(16, j) })
 	require.Zero(t, allocs)
+}
+
+// blockJob's chunks wait for release.
+type blockJob struct{ release chan struct{} }
+
+func (j *blockJob) RunChunk(int) { <-j.release }
+
+// overlapJob's chunk 0 releases the helpers held by free; every chunk then
+// takes a moment and records the most chunks seen running at once.
+type overlapJob struct {
+	free         chan struct{}
+	active, most atomic.Int32
+}
+
+func (j *overlapJob) RunChunk(c int) {
+	if c == 0 {
+		close(j.free)
+	}
+	n := j.active.Add(1)
+	for {
+		m := j.most.Load()
+		if n <= m || j.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond)
+	j.active.Add(-1)
+}
+
+// TestDoLateHelperJoins starts a call while every helper is busy, then
+// frees them during the call's first chunk: they must join the rest of the
+// call (2000 chunks of 1 ms) instead of leaving it all to the caller, as a
+// call that found no idle helper at its start once did.
+func TestDoLateHelperJoins(t *testing.T) {
+	ensureWorkers(1)
+	mu.Lock()
+	helpers := workers
+	mu.Unlock()
+	old := runtime.GOMAXPROCS(helpers + 1)
+	defer runtime.GOMAXPROCS(old)
+
+	// Occupy every helper: each blocking send waits for an idle helper,
+	// which takes one of the batch's chunks and blocks in it.
+	busy := &blockJob{release: make(chan struct{})}
+	hold := &batch{job: busy, chunks: int64(helpers)}
+	hold.wg.Add(helpers)
+	for range helpers {
+		queue <- hold
+	}
+
+	j := &overlapJob{free: make(chan struct{})}
+	go func() { <-j.free; close(busy.release) }()
+	Do(2000, j)
+	hold.wg.Wait()
+	require.GreaterOrEqual(t, j.most.Load(), int32(2), "no helper joined the call after it was freed")
 }
 
 func TestRange(t *testing.T) {
