@@ -28,13 +28,18 @@ type batch struct {
 
 // work runs chunks of b until none are left.
 func (b *batch) work() {
-	for {
-		c := b.next.Add(1) - 1
-		if c >= b.chunks {
-			return
-		}
-		b.job.RunChunk(int(c))
+	for b.step() {
 	}
+}
+
+// step runs the next chunk of b, if one is left, and reports whether it did.
+func (b *batch) step() bool {
+	c := b.next.Add(1) - 1
+	if c >= b.chunks {
+		return false
+	}
+	b.job.RunChunk(int(c))
+	return true
 }
 
 var (
@@ -88,12 +93,7 @@ func Do(chunks int, j Job) {
 	b.next.Store(0)
 	want := procs - 1 // helpers not yet joined
 	want -= b.offer(want)
-	for {
-		c := b.next.Add(1) - 1
-		if c >= b.chunks {
-			break
-		}
-		b.job.RunChunk(int(c))
+	for b.step() {
 		if want > 0 && b.next.Load() < b.chunks {
 			want -= b.offer(want)
 		}

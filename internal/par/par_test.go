@@ -55,16 +55,16 @@ type blockJob struct{ release chan struct{} }
 
 func (j *blockJob) RunChunk(int) { <-j.release }
 
-// overlapJob's chunk 0 releases the helpers held by free; every chunk then
-// takes a moment and records the most chunks seen running at once.
+// overlapJob's chunk 0 releases the helpers held on release; every chunk
+// then takes a moment and records the most chunks seen running at once.
 type overlapJob struct {
-	free         chan struct{}
+	release      chan struct{}
 	active, most atomic.Int32
 }
 
 func (j *overlapJob) RunChunk(c int) {
 	if c == 0 {
-		close(j.free)
+		close(j.release)
 	}
 	n := j.active.Add(1)
 	for {
@@ -98,8 +98,7 @@ func TestDoLateHelperJoins(t *testing.T) {
 		queue <- hold
 	}
 
-	j := &overlapJob{free: make(chan struct{})}
-	go func() { <-j.free; close(busy.release) }()
+	j := &overlapJob{release: busy.release}
 	Do(2000, j)
 	hold.wg.Wait()
 	require.GreaterOrEqual(t, j.most.Load(), int32(2), "no helper joined the call after it was freed")
